@@ -1,0 +1,283 @@
+"""Frozen, validated trial configuration and its one bridge to flat dotted-key dicts.
+
+A trial is fully described by a :class:`TrialConfig`. ``to_flat`` / ``from_flat`` convert it to
+and from ``{"data.rho": 0.1, "mixup.alpha": 1.0, ...}``; that flat form is what Ray's
+``param_space``, Optuna and MLflow params see, and it round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, get_args, get_type_hints
+
+from mixup_core.data import DATASETS
+from mixup_core.models import MODELS
+from mixup_core.schemes import LABEL_SCHEMES
+
+
+class ConfigError(ValueError):
+    """A config value or key is invalid; the message names the dotted key and the allowed range."""
+
+
+def _require(ok: bool, key: str, problem: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {problem}, got {value!r}")
+
+
+def _in_range(key: str, value: float, lo: float, hi: float, *, open_lo: bool = False) -> None:
+    ok = (lo < value if open_lo else lo <= value) and value <= hi and not math.isnan(value)
+    bracket = "(" if open_lo else "["
+    _require(ok, key, f"must be in {bracket}{lo}, {hi}]", value)
+
+
+class _Section:
+    """Mixin for component configs: knows its dotted prefix, checks registered names."""
+
+    section: ClassVar[str]
+
+    def _key(self, name: str) -> str:
+        return f"{self.section}.{name}"
+
+    def _positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            _require(value > 0, self._key(name), "must be > 0", value)
+
+
+@dataclass(frozen=True)
+class DataConfig(_Section):
+    """The task: the paper's feature-noise generator (or a registered real data set)."""
+
+    section: ClassVar[str] = "data"
+    name: str = "feature_noise"
+    num_classes: int = 2  # K
+    num_patches: int = 3  # P; patch 0 = feature, patch 1 = feature noise, rest = Gaussian noise
+    dim: int = 2000  # d, dimension of each patch
+    rho: float = 0.1  # probability that an example carries its class's rare feature
+    n_train: int = 200
+    n_test: int = 1000
+    feature_norm: float = 1.0  # norm of every common and rare feature vector
+    feature_noise: float = 0.05  # α_fn: strength of the other-class common feature in patch 1
+    noise_std: float | None = None  # σ_p; None means 4/sqrt(dim), a noise norm of about 4
+    noise_on_feature_patches: bool = False  # add Gaussian noise to patches 0 and 1 as well
+    test_rare_fraction: float | None = None  # fraction of rare test points; None means rho
+
+    def __post_init__(self) -> None:
+        _require(self.name in DATASETS, "data.name", f"unknown data set (known: {DATASETS.names()})",
+                 self.name)
+        _in_range("data.num_classes", self.num_classes, 2, 1000)
+        _in_range("data.num_patches", self.num_patches, 2, 1000)
+        self._positive("dim", "n_train", "n_test", "feature_norm")
+        _require(self.dim >= 2 * self.num_classes, "data.dim",
+                 f"must be >= 2 * data.num_classes = {2 * self.num_classes}", self.dim)
+        _in_range("data.rho", self.rho, 0.0, 1.0)
+        _in_range("data.feature_noise", self.feature_noise, 0.0, 1e6)
+        if self.noise_std is not None:
+            _in_range("data.noise_std", self.noise_std, 0.0, 1e6)
+        if self.test_rare_fraction is not None:
+            _in_range("data.test_rare_fraction", self.test_rare_fraction, 0.0, 1.0)
+
+    @property
+    def sigma_p(self) -> float:
+        return 4.0 / math.sqrt(self.dim) if self.noise_std is None else self.noise_std
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Section):
+    """The network: by default the paper's two-layer patch CNN, F_k(x) = Σ_r Σ_p σ(<w_kr, x_p>)."""
+
+    section: ClassVar[str] = "model"
+    name: str = "patch_cnn"
+    width: int = 10  # m, filters per class
+    power: int = 3  # q in σ(z) = max(0, z)^q
+    init_std: float = 0.01
+
+    def __post_init__(self) -> None:
+        _require(self.name in MODELS, "model.name", f"unknown model (known: {MODELS.names()})",
+                 self.name)
+        _in_range("model.width", self.width, 1, 100_000)
+        _in_range("model.power", self.power, 1, 10)
+        _in_range("model.init_std", self.init_std, 0.0, 10.0, open_lo=True)
+
+
+@dataclass(frozen=True)
+class OptimConfig(_Section):
+    """Gradient descent: full batch when ``batch_size`` is None, else minibatch SGD."""
+
+    section: ClassVar[str] = "optim"
+    lr: float = 0.5
+    epochs: int = 1000  # with full-batch GD one epoch is one step
+    batch_size: int | None = None
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _in_range("optim.lr", self.lr, 0.0, 1e6, open_lo=True)
+        _in_range("optim.epochs", self.epochs, 1, 10_000_000)
+        if self.batch_size is not None:
+            _in_range("optim.batch_size", self.batch_size, 1, 10_000_000)
+        _in_range("optim.momentum", self.momentum, 0.0, 1.0)
+        _in_range("optim.weight_decay", self.weight_decay, 0.0, 1e6)
+
+
+StopMode = Literal["switch_to_erm", "end_training"]
+
+
+@dataclass(frozen=True)
+class MixupConfig(_Section):
+    """How inputs and labels are mixed, and until when."""
+
+    section: ClassVar[str] = "mixup"
+    alpha: float = 1.0  # λ ~ Beta(α, α); 0 means no mixing (standard training, ERM)
+    label_scheme: str = "same"  # how the label coefficient g follows λ; see mixup_core.schemes
+    label_param: float | None = None  # the scheme's numeric parameter; None means its default
+    fold: bool = False  # fold λ to [0.5, 1] (the paper's notation: λ weighs the dominant input)
+    stop_epoch: int | None = None  # Mixup only for epochs < stop_epoch; None means always
+    # switch_to_erm: standard training for the rest of the budget (early-stopped Mixup);
+    # end_training: the whole run ends at stop_epoch.
+    stop_mode: StopMode = "switch_to_erm"
+
+    def __post_init__(self) -> None:
+        _in_range("mixup.alpha", self.alpha, 0.0, 1e6)
+        _require(self.label_scheme in LABEL_SCHEMES, "mixup.label_scheme",
+                 f"unknown label scheme (known: {LABEL_SCHEMES.names()})", self.label_scheme)
+        scheme = LABEL_SCHEMES.get(self.label_scheme)
+        if self.label_param is not None:
+            _require(scheme.param_name is not None, "mixup.label_param",
+                     f"scheme {self.label_scheme!r} takes no parameter (leave it null)",
+                     self.label_param)
+            _in_range("mixup.label_param", self.label_param, *scheme.param_range)
+        if self.stop_epoch is not None:
+            _in_range("mixup.stop_epoch", self.stop_epoch, 0, 10_000_000)
+        _require(self.stop_mode in get_args(StopMode), "mixup.stop_mode",
+                 f"must be one of {list(get_args(StopMode))}", self.stop_mode)
+
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one training run depends on; the seed drives every random draw."""
+
+    seed: int = 0
+    log_every: int = 10  # report metrics every this many epochs (and at the last one)
+    device: Device = "auto"  # auto: CUDA when available, else CPU
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    mixup: MixupConfig = field(default_factory=MixupConfig)
+
+    def __post_init__(self) -> None:
+        _in_range("seed", self.seed, 0, 2**63 - 1)
+        _in_range("log_every", self.log_every, 1, 10_000_000)
+        _require(self.device in get_args(Device), "device", f"must be one of {list(get_args(Device))}",
+                 self.device)
+
+    def replace(self, **flat_updates: Any) -> TrialConfig:
+        """A copy with some dotted keys changed, e.g. ``cfg.replace(**{"mixup.alpha": 0.0})``."""
+        return from_flat({**to_flat(self), **flat_updates})
+
+    @property
+    def epochs_to_train(self) -> int:
+        """The training budget, shortened when Mixup's stop also ends training."""
+        stop = self.mixup.stop_epoch
+        if self.mixup.stop_mode == "end_training" and stop is not None and self.mixup.alpha > 0:
+            return min(self.optim.epochs, max(stop, 1))
+        return self.optim.epochs
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "mixup": MixupConfig,
+}
+
+
+def _field_types(cls: type[Any]) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def flat_keys() -> list[str]:
+    """Every dotted key a trial config accepts, in a stable order."""
+    return list(to_flat(TrialConfig()))
+
+
+def to_flat(config: TrialConfig) -> dict[str, Any]:
+    """``{"seed": 0, "data.rho": 0.1, ...}``: every field, sections as dotted prefixes."""
+    flat: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name in _SECTIONS:
+            for sub in dataclasses.fields(value):
+                flat[f"{f.name}.{sub.name}"] = getattr(value, sub.name)
+        else:
+            flat[f.name] = value
+    return flat
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Converts ``value`` to the field's type where that loses nothing (3.0 -> 3 for ints)."""
+    args = set(get_args(annotation))
+    if value is None:
+        _require(type(None) in args, key, "must not be null", value)
+        return None
+    if annotation is bool or bool in args:
+        _require(isinstance(value, bool), key, "expected true or false", value)
+        return value
+    if annotation is int or int in args:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        _require(isinstance(value, int) and not isinstance(value, bool), key,
+                 "expected an integer", value)
+        return value
+    if annotation is float or float in args:
+        _require(isinstance(value, (int, float)) and not isinstance(value, bool), key,
+                 "expected a number", value)
+        return float(value)
+    if annotation is str or str in args or all(isinstance(a, str) for a in args):
+        _require(isinstance(value, str), key, "expected a string", value)
+        return value
+    raise ConfigError(f"{key}: unsupported field type {annotation!r}")  # pragma: no cover
+
+
+def _unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, flat_keys(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{key}: unknown config key{hint}")
+
+
+def from_flat(flat: dict[str, Any]) -> TrialConfig:
+    """Builds a config from dotted keys; missing keys take defaults, unknown keys are errors."""
+    top_types = _field_types(TrialConfig)
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    top: dict[str, Any] = {}
+    for key, value in flat.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{key!r}: config keys must be strings")
+        head, _, rest = key.partition(".")
+        if head in _SECTIONS and rest:
+            types = _field_types(_SECTIONS[head])
+            if rest not in types:
+                raise _unknown_key(key)
+            sections[head][rest] = _coerce(key, value, types[rest])
+        elif key in top_types and key not in _SECTIONS:
+            top[key] = _coerce(key, value, top_types[key])
+        else:
+            raise _unknown_key(key)
+    built = {name: cls(**sections[name]) for name, cls in _SECTIONS.items()}
+    return TrialConfig(**top, **built)
+
+
+def flatten_nested(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"rho": 0.1}}`` -> ``{"data.rho": 0.1}``; dotted keys pass through."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_nested(value, prefix=f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat

@@ -1,0 +1,233 @@
+"""The training loop: one trial of one seed, steppable, checkpointable, free of I/O.
+
+:class:`Trainer` trains until the next logging epoch (``advance``) and hands back the metrics;
+the caller (the CLI, Ray Tune, a benchmark) decides what to print, report or store. Its
+``state_dict`` holds weights, optimiser state, epoch, history and every generator state, so a
+trial resumed from a checkpoint ends bit-for-bit where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixup_core.config import TrialConfig, to_flat
+from mixup_core.data import TaskData, build_data
+from mixup_core.diagnostics import accuracy, feature_alignment, noise_memorization
+from mixup_core.mixing import (
+    MixPlan, mix_inputs, mix_targets, sample_mix_plan, soft_cross_entropy, soft_targets,
+)
+from mixup_core.models import build_model
+from mixup_core.schedule import mixup_active
+from mixup_core.schemes import make_label_scheme
+from mixup_core.seeding import Stream, make_generator
+
+Metrics = dict[str, float]
+LogCallback = Callable[[int, Metrics], None]
+
+#: Every metric a trial reports at each logging epoch, namespaced by what it measures.
+METRIC_NAMES = (
+    "train/loss", "train/acc", "test/loss", "test/acc", "test/acc_common", "test/acc_rare",
+    "features/common_alignment", "features/rare_alignment", "features/noise_memorization",
+    "mixup/active",
+)
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the message names the epoch."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrialResult:
+    """What a finished trial leaves: its config, every logged epoch and the final metrics."""
+
+    config: dict[str, Any]
+    history: list[Metrics]
+    final: Metrics
+    epochs_trained: int
+    seconds: float
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """Trains one seed of one trial config; see the module docstring."""
+
+    def __init__(
+        self, config: TrialConfig, *, device: torch.device | str | None = None,
+        data: TaskData | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(config.device) if device is None else torch.device(device)
+        if data is None:
+            data = build_data(config.data, make_generator(config.seed, Stream.DATA))
+        self.data = data.to(self.device)
+        self.model = build_model(config.model, data, make_generator(config.seed, Stream.INIT))
+        self.model.to(self.device)
+        opt = config.optim
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=opt.lr, momentum=opt.momentum,
+            weight_decay=opt.weight_decay,
+        )
+        self.scheme = make_label_scheme(config.mixup.label_scheme, config.mixup.label_param)
+        self.generators = {
+            "mix": make_generator(config.seed, Stream.MIX),
+            "batches": make_generator(config.seed, Stream.BATCHES),
+        }
+        self.epoch = 0
+        self.history: list[Metrics] = []
+        self.seconds = 0.0
+        self._clean_targets = soft_targets(self.data.y_train, self.data.num_classes)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.config.epochs_to_train
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.total_epochs
+
+    def _batches(self) -> list[Tensor | None]:
+        n, size = self.data.y_train.shape[0], self.config.optim.batch_size
+        if size is None or size >= n:
+            return [None]  # full batch: no indexing, no copy
+        order = torch.randperm(n, generator=self.generators["batches"]).to(self.device)
+        return list(order.split(size))
+
+    def _loss(self, x: Tensor, y: Tensor, targets: Tensor, mixing: bool) -> Tensor:
+        if not mixing:
+            return soft_cross_entropy(self.model(x), targets)
+        mix = self.config.mixup
+        plan: MixPlan = sample_mix_plan(
+            y.shape[0], alpha=mix.alpha, scheme=self.scheme, fold=mix.fold,
+            generator=self.generators["mix"],
+        ).to(self.device)
+        mixed_targets = mix_targets(y, self.data.num_classes, plan)
+        if getattr(self.model, "mixes_linearly", False):
+            logits = self.model(x, mix=plan)
+        else:
+            logits = self.model(mix_inputs(x, plan))
+        return soft_cross_entropy(logits, mixed_targets)
+
+    def train_epoch(self) -> Tensor:
+        """One epoch (one step for full-batch GD); returns the mean objective as a tensor."""
+        mixing = mixup_active(self.config, self.epoch)
+        total = torch.zeros((), device=self.device)
+        batches = self._batches()
+        for idx in batches:
+            x, y, t = self.data.x_train, self.data.y_train, self._clean_targets
+            if idx is not None:
+                x, y, t = x[idx], y[idx], t[idx]
+            loss = self._loss(x, y, t, mixing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.detach()
+        self.epoch += 1
+        return total / len(batches)
+
+    @torch.no_grad()
+    def evaluate(self) -> Metrics:
+        """Clean-data metrics and feature diagnostics for the current weights."""
+        d = self.data
+        self.model.eval()
+        train_logits = self.model(d.x_train)
+        test_logits = self.model(d.x_test)
+        self.model.train()
+        metrics = {
+            "train/acc": accuracy(train_logits, d.y_train),
+            "test/loss": float(torch.nn.functional.cross_entropy(test_logits, d.y_test)),
+            "test/acc": accuracy(test_logits, d.y_test),
+            "test/acc_common": accuracy(test_logits, d.y_test, ~d.rare_test),
+            "test/acc_rare": accuracy(test_logits, d.y_test, d.rare_test),
+        }
+        filters = getattr(self.model, "filters", None)
+        if filters is not None and d.common_features is not None and d.rare_features is not None:
+            w = filters()
+            metrics["features/common_alignment"] = feature_alignment(w, d.common_features)
+            metrics["features/rare_alignment"] = feature_alignment(w, d.rare_features)
+            if d.train_noise is not None:
+                metrics["features/noise_memorization"] = noise_memorization(
+                    w, d.train_noise, d.y_train
+                )
+        return metrics
+
+    def advance(self) -> Metrics:
+        """Trains to the next logging epoch; returns its metrics (``epoch`` included)."""
+        if self.done:
+            raise RuntimeError("the trial has already trained its whole budget")
+        start = time.perf_counter()
+        every = self.config.log_every
+        loss_sum, epochs = torch.zeros((), device=self.device), 0
+        while True:
+            mixing = mixup_active(self.config, self.epoch)
+            loss_sum += self.train_epoch()
+            epochs += 1
+            if self.epoch % every == 0 or self.done:
+                break
+        last_loss = float(loss_sum / epochs)
+        if not math.isfinite(last_loss):
+            raise TrainingDiverged(
+                f"train/loss became {last_loss} by epoch {self.epoch} "
+                f"(optim.lr={self.config.optim.lr} may be too large)"
+            )
+        metrics = {"epoch": float(self.epoch), "train/loss": last_loss, **self.evaluate(),
+                   "mixup/active": float(mixing)}
+        self.seconds += time.perf_counter() - start
+        self.history.append(metrics)
+        return metrics
+
+    def run(self, on_log: LogCallback | None = None) -> TrialResult:
+        """Trains the rest of the budget, calling ``on_log(epoch, metrics)`` at each log point."""
+        while not self.done:
+            metrics = self.advance()
+            if on_log is not None:
+                on_log(self.epoch, metrics)
+        return self.result()
+
+    def result(self) -> TrialResult:
+        return TrialResult(
+            config=to_flat(self.config), history=list(self.history),
+            final=dict(self.history[-1]) if self.history else {},
+            epochs_trained=self.epoch, seconds=self.seconds, device=str(self.device),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "history": [dict(h) for h in self.history],
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "generators": {name: g.get_state() for name, g in self.generators.items()},
+            "config": to_flat(self.config),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["config"] != to_flat(self.config):
+            raise ValueError("checkpoint was written by a different trial config")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for name, g in self.generators.items():
+            g.set_state(state["generators"][name])
+        self.epoch = int(state["epoch"])
+        self.seconds = float(state["seconds"])
+        self.history = [dict(h) for h in state["history"]]
+
+
+def train(config: TrialConfig, *, on_log: LogCallback | None = None,
+          device: torch.device | str | None = None) -> TrialResult:
+    """Runs one trial config from scratch to the end of its budget."""
+    return Trainer(config, device=device).run(on_log)
