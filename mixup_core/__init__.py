@@ -4,14 +4,26 @@ Pure PyTorch: this package never imports ray, mlflow, optuna or pyarrow.
 """
 
 from mixup_core.config import (
-    ConfigError, DataConfig, MixupConfig, ModelConfig, OptimConfig, TrialConfig, flat_keys,
-    flatten_nested, from_flat, to_flat,
+    ConfigError,
+    DataConfig,
+    MixupConfig,
+    ModelConfig,
+    OptimConfig,
+    TrialConfig,
+    flat_keys,
+    flatten_nested,
+    from_flat,
+    to_flat,
 )
 from mixup_core.mixing import MixPlan, mix_inputs, mix_targets, sample_mix_plan, soft_cross_entropy
 from mixup_core.schedule import mixup_active
 from mixup_core.schemes import LABEL_SCHEMES, LabelScheme, make_label_scheme
 from mixup_core.training import (
-    METRIC_NAMES, Trainer, TrainingDiverged, TrialResult, train,
+    METRIC_NAMES,
+    Trainer,
+    TrainingDiverged,
+    TrialResult,
+    train,
 )
 
 __all__ = [

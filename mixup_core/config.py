@@ -28,7 +28,9 @@ def _require(ok: bool, key: str, problem: str, value: object) -> None:
 
 
 def _in_range(key: str, value: float, lo: float, hi: float, *, open_lo: bool = False) -> None:
-    ok = (lo < value if open_lo else lo <= value) and value <= hi and not math.isnan(value)
+    ok = (lo < value if open_lo else lo <= value) and value <= hi and math.isfinite(value)
+    if math.isinf(hi):
+        _require(ok, key, f"must be {'>' if open_lo else '>='} {lo}", value)
     bracket = "(" if open_lo else "["
     _require(ok, key, f"must be in {bracket}{lo}, {hi}]", value)
 
@@ -74,9 +76,9 @@ class DataConfig(_Section):
         _require(self.dim >= 2 * self.num_classes, "data.dim",
                  f"must be >= 2 * data.num_classes = {2 * self.num_classes}", self.dim)
         _in_range("data.rho", self.rho, 0.0, 1.0)
-        _in_range("data.feature_noise", self.feature_noise, 0.0, 1e6)
+        _in_range("data.feature_noise", self.feature_noise, 0.0, math.inf)
         if self.noise_std is not None:
-            _in_range("data.noise_std", self.noise_std, 0.0, 1e6)
+            _in_range("data.noise_std", self.noise_std, 0.0, math.inf)
         if self.test_rare_fraction is not None:
             _in_range("data.test_rare_fraction", self.test_rare_fraction, 0.0, 1.0)
 
@@ -115,12 +117,12 @@ class OptimConfig(_Section):
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        _in_range("optim.lr", self.lr, 0.0, 1e6, open_lo=True)
-        _in_range("optim.epochs", self.epochs, 1, 10_000_000)
+        _in_range("optim.lr", self.lr, 0.0, math.inf, open_lo=True)
+        _in_range("optim.epochs", self.epochs, 1, math.inf)
         if self.batch_size is not None:
-            _in_range("optim.batch_size", self.batch_size, 1, 10_000_000)
+            _in_range("optim.batch_size", self.batch_size, 1, math.inf)
         _in_range("optim.momentum", self.momentum, 0.0, 1.0)
-        _in_range("optim.weight_decay", self.weight_decay, 0.0, 1e6)
+        _in_range("optim.weight_decay", self.weight_decay, 0.0, math.inf)
 
 
 StopMode = Literal["switch_to_erm", "end_training"]
@@ -141,7 +143,7 @@ class MixupConfig(_Section):
     stop_mode: StopMode = "switch_to_erm"
 
     def __post_init__(self) -> None:
-        _in_range("mixup.alpha", self.alpha, 0.0, 1e6)
+        _in_range("mixup.alpha", self.alpha, 0.0, math.inf)
         _require(self.label_scheme in LABEL_SCHEMES, "mixup.label_scheme",
                  f"unknown label scheme (known: {LABEL_SCHEMES.names()})", self.label_scheme)
         scheme = LABEL_SCHEMES.get(self.label_scheme)
@@ -151,7 +153,7 @@ class MixupConfig(_Section):
                      self.label_param)
             _in_range("mixup.label_param", self.label_param, *scheme.param_range)
         if self.stop_epoch is not None:
-            _in_range("mixup.stop_epoch", self.stop_epoch, 0, 10_000_000)
+            _in_range("mixup.stop_epoch", self.stop_epoch, 0, math.inf)
         _require(self.stop_mode in get_args(StopMode), "mixup.stop_mode",
                  f"must be one of {list(get_args(StopMode))}", self.stop_mode)
 
@@ -173,7 +175,7 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         _in_range("seed", self.seed, 0, 2**63 - 1)
-        _in_range("log_every", self.log_every, 1, 10_000_000)
+        _in_range("log_every", self.log_every, 1, math.inf)
         _require(self.device in get_args(Device), "device", f"must be one of {list(get_args(Device))}",
                  self.device)
 

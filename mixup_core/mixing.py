@@ -64,19 +64,17 @@ def _per_example(weights: Tensor, like: Tensor) -> Tensor:
 
 def mix_inputs(x: Tensor, plan: MixPlan) -> Tensor:
     """λ x_i + (1-λ) x_partner[i] along the batch dimension."""
-    lam = _per_example(plan.lam, x)
-    return lam * x + (1 - lam) * x[plan.partner]
+    return torch.lerp(x.index_select(0, plan.partner), x, _per_example(plan.lam, x))
 
 
 def soft_targets(y: Tensor, num_classes: int) -> Tensor:
     return F.one_hot(y, num_classes).float()
 
 
-def mix_targets(y: Tensor, num_classes: int, plan: MixPlan) -> Tensor:
-    """g one_hot(y_i) + (1-g) one_hot(y_partner[i]): soft targets for the mixed batch."""
-    onehot = soft_targets(y, num_classes)
-    g = plan.label_weight.view(-1, 1)
-    return g * onehot + (1 - g) * onehot[plan.partner]
+def mix_targets(targets: Tensor, plan: MixPlan) -> Tensor:
+    """g t_i + (1-g) t_partner[i] for (n, K) soft targets, e.g. ``soft_targets(y, K)``."""
+    g = plan.label_weight.to(targets.dtype).view(-1, 1)
+    return torch.lerp(targets.index_select(0, plan.partner), targets, g)
 
 
 def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:

@@ -21,7 +21,12 @@ from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import TaskData, build_data
 from mixup_core.diagnostics import accuracy, feature_alignment, noise_memorization
 from mixup_core.mixing import (
-    MixPlan, mix_inputs, mix_targets, sample_mix_plan, soft_cross_entropy, soft_targets,
+    MixPlan,
+    mix_inputs,
+    mix_targets,
+    sample_mix_plan,
+    soft_cross_entropy,
+    soft_targets,
 )
 from mixup_core.models import build_model
 from mixup_core.schedule import mixup_active
@@ -106,20 +111,29 @@ class Trainer:
         order = torch.randperm(n, generator=self.generators["batches"]).to(self.device)
         return list(order.split(size))
 
-    def _loss(self, x: Tensor, y: Tensor, targets: Tensor, mixing: bool) -> Tensor:
-        if not mixing:
-            return soft_cross_entropy(self.model(x), targets)
-        mix = self.config.mixup
-        plan: MixPlan = sample_mix_plan(
-            y.shape[0], alpha=mix.alpha, scheme=self.scheme, fold=mix.fold,
-            generator=self.generators["mix"],
-        ).to(self.device)
-        mixed_targets = mix_targets(y, self.data.num_classes, plan)
-        if getattr(self.model, "mixes_linearly", False):
-            logits = self.model(x, mix=plan)
+    def _step(self, x: Tensor, targets: Tensor, mixing: bool) -> Tensor:
+        """One optimiser step on (x, targets), mixed when ``mixing``; returns the loss."""
+        plan: MixPlan | None = None
+        if mixing:
+            mix = self.config.mixup
+            plan = sample_mix_plan(
+                targets.shape[0], alpha=mix.alpha, scheme=self.scheme, fold=mix.fold,
+                generator=self.generators["mix"],
+            ).to(self.device)
+            targets = mix_targets(targets, plan)
+        closed_form = getattr(self.model, "loss_and_grad", None)
+        if closed_form is not None:
+            loss = closed_form(x, targets, plan)
         else:
-            logits = self.model(mix_inputs(x, plan))
-        return soft_cross_entropy(logits, mixed_targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            if plan is not None and getattr(self.model, "mixes_linearly", False):
+                logits = self.model(x, mix=plan)
+            else:
+                logits = self.model(x if plan is None else mix_inputs(x, plan))
+            loss = soft_cross_entropy(logits, targets)
+            loss.backward()
+        self.optimizer.step()
+        return loss.detach()
 
     def train_epoch(self) -> Tensor:
         """One epoch (one step for full-batch GD); returns the mean objective as a tensor."""
@@ -127,14 +141,10 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         batches = self._batches()
         for idx in batches:
-            x, y, t = self.data.x_train, self.data.y_train, self._clean_targets
+            x, t = self.data.x_train, self._clean_targets
             if idx is not None:
-                x, y, t = x[idx], y[idx], t[idx]
-            loss = self._loss(x, y, t, mixing)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.detach()
+                x, t = x[idx], t[idx]
+            total += self._step(x, t, mixing)
         self.epoch += 1
         return total / len(batches)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,9 +35,9 @@ class TaskData:
     train_noise: Tensor | None = None
 
     def to(self, device: torch.device | str) -> TaskData:
-        moved = {
-            f.name: value.to(device) if isinstance(value, Tensor) else value
+        moved: dict[str, Any] = {
+            f.name: value.to(device)
             for f in dataclasses.fields(self)
-            for value in [getattr(self, f.name)]
+            if isinstance(value := getattr(self, f.name), Tensor)
         }
-        return TaskData(**moved)
+        return dataclasses.replace(self, **moved)

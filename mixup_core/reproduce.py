@@ -1,0 +1,68 @@
+"""The paper's comparison, run in-process: ERM, each label scheme, Mixup switched off early.
+
+``mixup-sweep reproduce`` prints this table; the same rows appear as a Ray sweep in
+``sweeps/specs/paper_feature_noise.yaml``. Here every row trains its seeds one after the other,
+with no orchestration at all, so the numbers depend on ``mixup_core`` alone.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mixup_core.config import TrialConfig
+from mixup_core.schemes import LABEL_SCHEMES
+from mixup_core.training import train
+
+#: The metrics the table summarises, in column order.
+TABLE_METRICS = ("test/acc_common", "test/acc_rare", "features/rare_alignment")
+#: Epochs at which the "switched off" rows stop Mixup (with the default 1000-epoch budget).
+SWITCH_OFF_EPOCHS = (100, 200, 300, 500, 700)
+
+
+def paper_rows(base: TrialConfig) -> list[tuple[str, dict[str, Any]]]:
+    """(label, dotted overrides) for every row of the comparison."""
+    rows: list[tuple[str, dict[str, Any]]] = [("ERM", {"mixup.alpha": 0.0})]
+    alpha = base.mixup.alpha if base.mixup.alpha > 0 else 1.0
+    for name in LABEL_SCHEMES.names():
+        rows.append((f"Mixup α={alpha:g}, labels {name}",
+                     {"mixup.alpha": alpha, "mixup.label_scheme": name, "mixup.stop_epoch": None}))
+    for stop in SWITCH_OFF_EPOCHS:
+        if stop < base.optim.epochs:
+            rows.append((f"Mixup switched off at epoch {stop}",
+                         {"mixup.alpha": alpha, "mixup.label_scheme": "same",
+                          "mixup.stop_epoch": stop, "mixup.stop_mode": "switch_to_erm"}))
+    return rows
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    label: str
+    overrides: dict[str, Any]
+    mean: dict[str, float]
+    std: dict[str, float]
+    seeds: tuple[int, ...]
+
+
+def _summarise(label: str, overrides: dict[str, Any], finals: list[dict[str, float]],
+               seeds: Sequence[int]) -> RowSummary:
+    mean = {m: statistics.fmean(f[m] for f in finals) for m in TABLE_METRICS}
+    std = {m: statistics.pstdev([f[m] for f in finals]) for m in TABLE_METRICS}
+    return RowSummary(label, overrides, mean, std, tuple(seeds))
+
+
+def reproduce(
+    base: TrialConfig, *, seeds: Sequence[int] = (0, 1, 2),
+    on_row: Callable[[RowSummary], None] | None = None,
+) -> list[RowSummary]:
+    """Trains every row of :func:`paper_rows` for each seed; returns mean and std per row."""
+    summaries = []
+    for label, overrides in paper_rows(base):
+        finals = [train(base.replace(seed=seed, **overrides)).final for seed in seeds]
+        summary = _summarise(label, overrides, finals, seeds)
+        summaries.append(summary)
+        if on_row is not None:
+            on_row(summary)
+    return summaries

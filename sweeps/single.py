@@ -1,0 +1,79 @@
+"""``mixup-sweep train`` and ``reproduce``: trials in this process, printed as they run."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+from mixup_core.reproduce import TABLE_METRICS, RowSummary, reproduce
+from mixup_core.training import METRIC_NAMES, Trainer, TrainingDiverged
+from sweeps.trial_io import build_trial_config
+
+_COLUMNS = ("epoch", *METRIC_NAMES)
+
+
+def _cell(value: float | None, width: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-".rjust(width)
+    if float(value).is_integer() and abs(value) < 1e9:
+        return f"{int(value)}".rjust(width)
+    return f"{value:.4f}".rjust(width)
+
+
+class MetricsTable:
+    """Prints one fixed-width row per logged epoch: readable in a terminal and in a CI log."""
+
+    def __init__(self, columns: tuple[str, ...] = _COLUMNS) -> None:
+        self.columns = columns
+        self.widths = [max(len(c), 8) for c in columns]
+
+    def header(self) -> str:
+        return "  ".join(c.rjust(w) for c, w in zip(self.columns, self.widths, strict=True))
+
+    def row(self, metrics: dict[str, float]) -> str:
+        return "  ".join(_cell(metrics.get(c), w)
+                         for c, w in zip(self.columns, self.widths, strict=True))
+
+
+def run_single_trial(path: str | None, assignments: list[str], *, as_json: bool) -> int:
+    config = build_trial_config(path, assignments)
+    trainer = Trainer(config)
+    table = MetricsTable()
+    print(f"device {trainer.device}; {config.epochs_to_train} epochs; seed {config.seed}")
+    print(table.header(), flush=True)
+    try:
+        result = trainer.run(lambda epoch, metrics: print(table.row(metrics), flush=True))
+    except TrainingDiverged as err:
+        print(f"mixup-sweep train: training diverged: {err}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(result.final, sort_keys=True))
+    return 0
+
+
+def _format_row(row: RowSummary, width: int) -> str:
+    cells = [f"{row.mean[m]:.3f} ± {row.std[m]:.3f}".rjust(len(m) + 4) for m in TABLE_METRICS]
+    return f"{row.label:<{width}}  " + "  ".join(cells)
+
+
+def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
+                     as_json: bool) -> int:
+    base = build_trial_config(path, assignments)
+    width = 38
+    print(f"{'training':<{width}}  " + "  ".join(m.rjust(len(m) + 4) for m in TABLE_METRICS))
+    print(f"(mean ± std over seeds 0..{seeds - 1}; {base.optim.epochs} epochs each)", flush=True)
+    try:
+        rows = reproduce(base, seeds=range(seeds),
+                         on_row=lambda row: print(_format_row(row, width), flush=True))
+    except TrainingDiverged as err:
+        print(f"mixup-sweep reproduce: training diverged: {err}", file=sys.stderr)
+        return 1
+    if as_json:
+        payload: list[dict[str, Any]] = [
+            {"label": r.label, "overrides": r.overrides, "mean": r.mean, "std": r.std}
+            for r in rows
+        ]
+        print(json.dumps(payload))
+    return 0
