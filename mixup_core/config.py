@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args, get_type_hints
@@ -192,11 +193,12 @@ class TrialConfig:
         return self.optim.epochs
 
 
-_SECTIONS: dict[str, type[Any]] = {
+_SECTIONS: dict[str, type] = {
     "data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "mixup": MixupConfig,
 }
 
 
+@functools.cache
 def _field_types(cls: type[Any]) -> dict[str, Any]:
     hints = get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mixup_core.config import ConfigError
-from sweeps.trial_io import UsageError
+from sweeps.errors import TrackingUnavailable, UsageError
+from sweeps.spec import SpecError
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -41,7 +42,59 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON on the last line")
     p.set_defaults(handler=_cmd_reproduce)
+
+    p = sub.add_parser("plan", help="show a sweep's resolved trials; starts nothing")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--smoke", action="store_true", help="plan the shrunk smoke version")
+    p.set_defaults(handler=_cmd_plan)
+
+    p = sub.add_parser("run", help="run a sweep on Ray (local by default)")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                   "else sqlite:///./mlflow.db)")
+    _add_storage(p)
+    p.add_argument("--name", help="sweep name (default: the spec's name)")
+    p.add_argument("--num-samples", type=int, help="override search.num_samples")
+    p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
+    p.add_argument("--smoke", action="store_true",
+                   help="a shrunk run (few epochs, one seed, two samples) to check the spec")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("resume", help="continue an interrupted sweep")
+    p.add_argument("name", metavar="NAME")
+    _add_storage(p)
+    p.add_argument("--address", help="Ray cluster address (default: the one it ran on)")
+    p.set_defaults(handler=_cmd_resume)
+
+    p = sub.add_parser("best", help="the best configs of a sweep")
+    p.add_argument("name", metavar="NAME")
+    _add_storage(p)
+    p.add_argument("--metric", help="rank by this metric (default: the sweep's objective)")
+    p.add_argument("--mode", choices=["max", "min"])
+    p.add_argument("--scope", choices=["best-epoch", "last"], default="best-epoch",
+                   help="rank each trial by its best logged epoch or by its last one")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--source", choices=["parquet", "mlflow"], default="parquet")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(handler=_cmd_best)
+
+    p = sub.add_parser("export", help="write a sweep's tables to a Parquet file")
+    p.add_argument("name", metavar="NAME")
+    _add_storage(p)
+    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.set_defaults(handler=_cmd_export)
+
+    p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
+    p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(handler=_cmd_ui)
     return parser
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", default="sweep_results", metavar="DIR",
+                        help="folder holding the sweeps (default: ./sweep_results)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -58,12 +111,52 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return run_reproduction(args.config, args.assignments, seeds=args.seeds, as_json=args.json)
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from sweeps.spec import format_plan, load_spec
+
+    spec = load_spec(args.spec)
+    print(format_plan(spec.shrunk() if args.smoke else spec))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sweeps import commands
+
+    return commands.run(args)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from sweeps import commands
+
+    return commands.resume(args)
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from sweeps import commands
+
+    return commands.best(args)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from sweeps.results import export
+
+    for path in export(args.name, args.out, storage=args.storage):
+        print(path)
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from sweeps import commands
+
+    return commands.ui(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (UsageError, ConfigError) as err:
+    except (UsageError, ConfigError, SpecError, TrackingUnavailable) as err:
         print(f"mixup-sweep {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

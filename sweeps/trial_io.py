@@ -9,10 +9,7 @@ from typing import Any
 import yaml
 
 from mixup_core.config import ConfigError, TrialConfig, flatten_nested, from_flat
-
-
-class UsageError(ValueError):
-    """Bad command-line input; the CLI prints it on one line and exits with code 2."""
+from sweeps.errors import UsageError
 
 
 def parse_value(text: str) -> Any:

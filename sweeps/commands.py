@@ -1,0 +1,118 @@
+"""What ``run``, ``resume``, ``best`` and ``ui`` print; the work itself lives in runner/results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from sweeps.runner import SweepOutcome, read_meta, resume_run, start_run
+from sweeps.errors import UsageError
+
+TOP_IN_SUMMARY = 5
+
+
+def _tracking_uri(explicit: str | None) -> str:
+    from sweeps.tracking import default_tracking_uri
+
+    return explicit or default_tracking_uri(Path.cwd())
+
+
+def _positive(value: int | None, flag: str) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError(f"{flag}: must be >= 1, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from sweeps.spec import load_spec
+
+    spec = load_spec(args.spec)
+    outcome = start_run(
+        spec, args.spec, storage=args.storage, name=args.name,
+        tracking_uri=_tracking_uri(args.tracking_uri), address=args.address, smoke=args.smoke,
+        num_samples=_positive(args.num_samples, "--num-samples"),
+        max_concurrent=_positive(args.max_concurrent, "--max-concurrent"),
+    )
+    return _summarise(outcome, args.storage)
+
+
+def resume(args: argparse.Namespace) -> int:
+    return _summarise(resume_run(args.name, storage=args.storage, address=args.address),
+                      args.storage)
+
+
+def format_best(ranked: pd.DataFrame, *, metric: str, scope: str) -> str:
+    """A plain-text table: rank, trial, value, epoch and the config keys that vary."""
+    config_cols = [c for c in ranked.columns if c.startswith("config/")]
+    varying = [c for c in config_cols if ranked[c].astype(str).nunique() > 1] or config_cols[:0]
+    header = ["#", "trial", f"{metric} ({scope})", "epoch", *[c[len("config/"):] for c in varying]]
+    rows = []
+    for i, (_, r) in enumerate(ranked.iterrows(), start=1):
+        std = r.get(metric + "_std")
+        value = f"{r['value']:.4f}" + (f" ± {std:.4f}" if std is not None and pd.notna(std) else "")
+        rows.append([str(i), str(r["trial_id"]), value, str(int(r["epoch"])),
+                     *[str(r[c]) for c in varying]])
+    widths = [max(len(h), *(len(row[j]) for row in rows)) if rows else len(h)
+              for j, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def _summarise(outcome: SweepOutcome, storage: str) -> int:
+    from sweeps.results import best_configs
+
+    name = outcome.directory.name
+    print(f"\nSweep {name!r}: {outcome.trials} trials ({outcome.errored} errored) "
+          f"in {outcome.wall_seconds:.1f} s")
+    meta = read_meta(storage, name)
+    metric = meta["objective"]["metric"]
+    for scope in ("best-epoch", "last"):
+        try:
+            ranked = best_configs(name, storage=storage, scope=scope, top=TOP_IN_SUMMARY)
+        except UsageError as err:
+            print(f"no ranking: {err}")
+            break
+        print(f"\nBest configs by {metric} ({scope}):")
+        print(format_best(ranked, metric=metric, scope=scope))
+    print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
+    print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: mixup-sweep ui"
+          + ("" if outcome.tracking_uri.startswith("sqlite") and "MLFLOW_TRACKING_URI" not in
+             os.environ else f" --tracking-uri {outcome.tracking_uri}"))
+    if outcome.tracking_errors:
+        print(f"warning: {outcome.tracking_errors} MLflow call(s) failed; the local records are "
+              "complete", file=sys.stderr)
+    return 1 if outcome.errored and outcome.errored == outcome.trials else 0
+
+
+def best(args: argparse.Namespace) -> int:
+    from sweeps.results import best_configs
+    from sweeps.tables import ranked_records
+
+    top = _positive(args.top, "--top")
+    ranked = best_configs(args.name, storage=args.storage, metric=args.metric, mode=args.mode,
+                          scope=args.scope, top=top, source=args.source)
+    if args.json:
+        print(json.dumps(ranked_records(ranked)))
+    else:
+        metric = args.metric or read_meta(args.storage, args.name)["objective"]["metric"]
+        print(format_best(ranked, metric=metric, scope=args.scope))
+    return 0
+
+
+def ui(args: argparse.Namespace) -> int:
+    uri = _tracking_uri(args.tracking_uri)
+    if uri.startswith("http"):
+        print(f"The tracking server already serves the UI: {uri}")
+        return 0
+    print(f"MLflow UI for {uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+               "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    return subprocess.call(command, env=env)

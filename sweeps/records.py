@@ -1,0 +1,125 @@
+"""The sweep's own record of what happened: an append-only JSON-lines event log.
+
+The driver is the only writer. Every trial start, epoch report and trial end is appended and
+flushed at once, so a killed driver loses nothing that was reported. Replaying the log (``load``)
+keeps the last report of each (trial, epoch): a trial resumed from its checkpoint re-reports the
+epochs after that checkpoint, and those replace, never duplicate, the earlier rows. Parquet
+tables and ``best`` are derived from this log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+RECORDS_FILE = "records.jsonl"
+
+#: Trial statuses in records: RUNNING, TERMINATED (full budget), STOPPED (cut by the scheduler),
+#: ERROR (failed; ``error`` says why).
+FINAL_STATUSES = ("TERMINATED", "STOPPED", "ERROR")
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    config: dict[str, Any]
+    status: str = "RUNNING"
+    node_id: str | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    compute_seconds: float = 0.0
+    epochs: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def last_epoch(self) -> int:
+        return max(self.epochs, default=0)
+
+
+def _clean(metrics: dict[str, Any]) -> dict[str, float]:
+    """Numeric metrics only; NaN/inf become None in JSON (and NaN again when loaded)."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        out[key] = float(value) if math.isfinite(value) else None
+    return out
+
+
+class RecordLog:
+    """Appends events to ``<sweep_dir>/records.jsonl`` and replays them."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.path = Path(sweep_dir) / RECORDS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO | None = None
+        #: The replayed state, kept current by every append.
+        self.trials: dict[str, TrialRecord] = self.load()
+
+    def _append(self, event: dict[str, Any]) -> None:
+        if self._file is None:
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(json.dumps(event, sort_keys=True) + "\n")
+        self._file.flush()
+        _apply(self.trials, event)
+
+    def trial_started(self, trial_id: str, config: dict[str, Any]) -> None:
+        self._append({"type": "start", "trial_id": trial_id, "config": config, "time": time.time()})
+
+    def epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any], *,
+              node_id: str | None = None, compute_seconds: float | None = None) -> None:
+        self._append({"type": "epoch", "trial_id": trial_id, "epoch": int(epoch),
+                      "metrics": _clean(metrics), "node_id": node_id,
+                      "compute_seconds": compute_seconds, "time": time.time()})
+
+    def trial_finished(self, trial_id: str, status: str, error: str | None = None) -> None:
+        self._append({"type": "end", "trial_id": trial_id, "status": status, "error": error,
+                      "time": time.time()})
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def load(self) -> dict[str, TrialRecord]:
+        """Replays the log: one record per trial, last report per epoch wins."""
+        trials: dict[str, TrialRecord] = {}
+        if not self.path.exists():
+            return trials
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a killed driver
+            _apply(trials, event)
+        return trials
+
+
+def _apply(trials: dict[str, TrialRecord], event: dict[str, Any]) -> None:
+    trial_id = event["trial_id"]
+    if event["type"] == "start":
+        record = trials.get(trial_id)
+        if record is None:
+            trials[trial_id] = TrialRecord(trial_id, event["config"], started_at=event["time"])
+        else:  # restarted after a failure or a driver restart
+            record.status, record.error, record.finished_at = "RUNNING", None, None
+        return
+    record = trials.setdefault(trial_id, TrialRecord(trial_id, {}))
+    if event["type"] == "epoch":
+        metrics = {k: (math.nan if v is None else v) for k, v in event["metrics"].items()}
+        record.epochs[event["epoch"]] = metrics
+        record.node_id = event.get("node_id") or record.node_id
+        if event.get("compute_seconds") is not None:
+            record.compute_seconds = event["compute_seconds"]
+        # A re-reported epoch replaces the later ones too: they will be reported again.
+        for later in [e for e in record.epochs if e > event["epoch"]]:
+            del record.epochs[later]
+    elif event["type"] == "end":
+        record.status, record.error, record.finished_at = (
+            event["status"], event.get("error"), event["time"])
