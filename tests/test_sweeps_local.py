@@ -1,0 +1,181 @@
+"""Sweeps on a real local Ray runtime with a real MLflow sqlite store, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sweeps.records import RecordLog
+from tests.sweep_helpers import (
+    CLI, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_four_trial_sweep_leaves_one_parent_and_four_nested_children(tmp_path):
+    spec = write_spec(tmp_path, "four", search_space={
+        "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}}, seeds=[0, 1])
+    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Best configs by test/acc_rare (best-epoch)" in out.stdout
+    assert "mixup-sweep ui" in out.stdout
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent, children = sweep_runs(uri, "four")
+    assert len(children) == 4
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.params["mixup.alpha"] in {"0.0", "0.5", "1.0", "2.0"}
+        assert child.data.params["data.dim"] == "200"
+        assert child.data.tags["mixup_sweeps.node_id"]
+        assert child.data.tags["mixup_sweeps.git_commit"]
+        assert metric_steps(uri, child.info.run_id, "test/acc_rare") == [10, 20, 30, 40]
+        assert metric_steps(uri, child.info.run_id, "test/acc_rare_std") == [10, 20, 30, 40]
+        assert "best/test/acc_rare" in child.data.metrics
+        assert "last/test/acc_rare" in child.data.metrics
+
+    # Parquet holds the same trials and epochs, and `best` gives the same answer from both.
+    trials = pd.read_parquet(tmp_path / "res" / "four" / "trials.parquet")
+    epochs = pd.read_parquet(tmp_path / "res" / "four" / "epochs.parquet")
+    assert sorted(trials["trial_id"]) == sorted(c.info.run_name for c in children)
+    assert len(epochs) == 16
+    for child in children:
+        history = {m.step: m.value for m in _history(uri, child.info.run_id, "test/acc_rare")}
+        mine = epochs[epochs["trial_id"] == child.info.run_name].set_index("epoch")["test/acc_rare"]
+        assert mine.to_dict() == pytest.approx(history)
+    answers = {}
+    for source in ("parquet", "mlflow"):
+        for scope in ("best-epoch", "last"):
+            res = mixup_sweep("best", "four", "--storage", "res", "--source", source, "--scope",
+                              scope, "--json", "--top", "4", cwd=tmp_path)
+            assert res.returncode == 0, res.stderr
+            answers[source, scope] = json.loads(res.stdout.strip().splitlines()[-1])
+    for scope in ("best-epoch", "last"):
+        a, b = answers["parquet", scope], answers["mlflow", scope]
+        assert [r["trial_id"] for r in a] == [r["trial_id"] for r in b]
+        assert [r["value"] for r in a] == pytest.approx([r["value"] for r in b])
+        assert [r["config"] for r in a] == [r["config"] for r in b]
+        assert all(isinstance(r["config"]["mixup.alpha"], float) for r in a)
+
+
+def _history(uri, run_id, key):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri).get_metric_history(run_id, key)
+
+
+def test_eight_concurrent_trials_log_to_sqlite_without_lock_errors(tmp_path):
+    spec = write_spec(tmp_path, "eight", search_space={
+        "mixup.alpha": {"kind": "grid", "values": [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]}},
+        search={"algorithm": "grid", "max_concurrent": 8}, resources={"cpu": 0.25})
+    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "locked" not in out.stderr.lower() and "warning: MLflow" not in out.stderr
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, children = sweep_runs(uri, "eight")
+    assert len(children) == 8
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert metric_steps(uri, child.info.run_id, "train/loss") == [10, 20, 30, 40]
+    records = RecordLog(tmp_path / "res" / "eight").trials
+    running_together = _max_overlap(records.values())
+    assert running_together >= 4  # the trials really ran in parallel
+
+
+def _max_overlap(records) -> int:
+    events = []
+    for r in records:
+        events += [(r.started_at, 1), (r.finished_at, -1)]
+    live = best = 0
+    for _, delta in sorted(events):
+        live += delta
+        best = max(best, live)
+    return best
+
+
+def test_a_killed_driver_resumes_to_exactly_the_planned_trials(tmp_path):
+    spec = write_spec(
+        tmp_path, "killed",
+        trial={"data": {"dim": 400, "n_train": 60, "n_test": 200}, "optim.epochs": 1500,
+               "log_every": 20},
+        search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
+        search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
+    driver = subprocess.Popen([*CLI, "run", str(spec), "--storage", "res"], cwd=tmp_path,
+                              env=cli_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    records = tmp_path / "res" / "killed" / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if records.exists() and records.read_text().count('"type": "epoch"') >= 40:
+            break
+        time.sleep(0.5)
+    assert driver.poll() is None, "the sweep ended before it could be interrupted"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    driver.wait()
+    before = RecordLog(tmp_path / "res" / "killed").trials
+    assert any(r.status == "RUNNING" for r in before.values())
+    reported_before = {t: r.last_epoch for t, r in before.items()}
+
+    out = mixup_sweep("resume", "killed", "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+    after = RecordLog(tmp_path / "res" / "killed").trials
+    assert len(after) == 4 and all(r.status == "TERMINATED" for r in after.values())
+    assert all(sorted(r.epochs) == list(range(20, 1501, 20)) for r in after.values())
+    # Interrupted trials went on from a checkpoint, not from epoch 0.
+    lines = [json.loads(x) for x in records.read_text().splitlines()]
+    for trial_id, last in reported_before.items():
+        if last >= 40:
+            reports = [e["epoch"] for e in lines if e["type"] == "epoch"
+                       and e["trial_id"] == trial_id]
+            assert reports.count(20) == 1, f"{trial_id} restarted from epoch 0"
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, children = sweep_runs(uri, "killed")
+    assert len(children) == 4
+    for child in children:
+        steps = metric_steps(uri, child.info.run_id, "test/acc_rare")
+        assert steps == list(range(20, 1501, 20))
+    epochs = pd.read_parquet(tmp_path / "res" / "killed" / "epochs.parquet")
+    assert len(epochs) == 4 * 75 and not epochs.duplicated(["trial_id", "epoch"]).any()
+
+
+def test_asha_never_cuts_a_trial_before_its_switch_off_epoch(tmp_path):
+    spec = write_spec(
+        tmp_path, "asha",
+        trial={"data": {"dim": 200, "n_train": 60, "n_test": 200}, "optim.epochs": 80,
+               "log_every": 5},
+        search_space={"mixup.alpha": {"kind": "uniform", "low": 0.1, "high": 4.0},
+                      "mixup.stop_epoch": {"kind": "choice", "values": [10, 30]}},
+        search={"algorithm": "random", "num_samples": 8, "max_concurrent": 4, "seed": 1},
+        objective={"metric": "test/loss", "mode": "min"},
+        scheduler={"kind": "asha", "grace_period": 5, "max_t": 80, "reduction_factor": 2},
+        resources={"cpu": 0.5})
+    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = RecordLog(tmp_path / "res" / "asha").trials.values()
+    assert len(trials) == 8
+    stopped = [r for r in trials if r.status == "STOPPED"]
+    assert stopped, "ASHA stopped nothing; the test needs a stricter scheduler"
+    for record in stopped:
+        assert record.last_epoch > record.config["mixup.stop_epoch"]
+
+
+@pytest.mark.parametrize("spec", sorted(Path("sweeps/specs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_checked_in_spec_plans_and_runs_in_smoke_mode(spec, tmp_path):
+    plan = mixup_sweep("plan", str(spec.resolve()), cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "Trials:" in plan.stdout
+    out = mixup_sweep("run", str(spec.resolve()), "--smoke", "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = RecordLog(next((tmp_path / "res").iterdir())).trials.values()
+    assert trials and all(r.status in ("TERMINATED", "STOPPED") for r in trials)
