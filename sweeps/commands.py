@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeps.runner import SweepOutcome, read_meta, resume_run, start_run
 from sweeps.errors import UsageError
+from sweeps.runner import SweepOutcome, read_meta, resume_run, start_run
 
 TOP_IN_SUMMARY = 5
 

@@ -9,10 +9,10 @@ from typing import Literal
 import pandas as pd
 
 from sweeps import parquet_io, tables
+from sweeps.errors import UsageError
 from sweeps.records import RecordLog
 from sweeps.runner import DEFAULT_STORAGE, read_meta, sweep_dir, write_tables
 from sweeps.tables import Scope
-from sweeps.errors import UsageError
 
 Source = Literal["parquet", "mlflow"]
 

@@ -28,12 +28,12 @@ import yaml
 from mixup_core.config import from_flat, to_flat
 from mixup_core.training import METRIC_NAMES
 from sweeps import parquet_io, tables
+from sweeps.errors import UsageError
 from sweeps.progress import ProgressLine
 from sweeps.records import RecordLog
 from sweeps.seed_group import STD_SUFFIX
 from sweeps.spec import SweepSpec, parse_spec
 from sweeps.tracking import SweepTracker
-from sweeps.errors import UsageError
 
 META_FILE = "sweep.json"
 DEFAULT_STORAGE = "sweep_results"
@@ -84,7 +84,7 @@ class DriverSink:
         """MLflow calls never stop the sweep: records hold everything, `sync` can replay."""
         try:
             fn(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - any tracking failure is reported, not fatal
+        except Exception as err:
             if not self.tracking_errors:
                 print(f"warning: MLflow {action} failed ({str(err).splitlines()[0][:200]}); "
                       "results are still recorded locally", file=sys.stderr, flush=True)
@@ -231,7 +231,7 @@ def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: s
         write_tables(directory, sink.log, spec.objective.metric, spec.objective.mode)
         try:
             tracker.finish_sweep(status)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             sink.tracking_errors.append(f"finish_sweep: {err}")
         sink.log.close()
     errored = sum(1 for r in sink.log.trials.values() if r.status == "ERROR")

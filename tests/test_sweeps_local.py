@@ -14,7 +14,12 @@ import pytest
 
 from sweeps.records import RecordLog
 from tests.sweep_helpers import (
-    CLI, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec,
+    CLI,
+    cli_env,
+    metric_steps,
+    mixup_sweep,
+    sweep_runs,
+    write_spec,
 )
 
 pytestmark = pytest.mark.slow

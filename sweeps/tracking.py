@@ -1,0 +1,583 @@
+"""The MLflow adapter: one parent run per sweep, one nested child run per trial.
+
+This is the only module of the project that imports mlflow, and it does so lazily, so
+``from sweeps.tracking import TrackingUnavailable`` stays cheap for the CLI. The sweep driver is
+the only writer (trials never talk to MLflow), so parallel trials never contend for a sqlite
+store; the driver creates the store and the experiment before any trial starts, which also
+avoids MLflow's schema-migration race between processes that open a fresh store at once.
+
+Runs are found again by their tags, so a resumed or restarted driver reattaches to its runs:
+
+* parent: ``mixup_sweeps.sweep=<name>``, ``mixup_sweeps.role=parent``; run name = sweep name.
+* child: ``mixup_sweeps.sweep``, ``mixup_sweeps.role=child``, ``mixup_sweeps.trial_id`` and
+  ``mlflow.parentRunId`` (what the UI nests by); run name = trial id; params = the flat dotted
+  config as strings, and ``mixup_sweeps.config_json`` = the same config with its types.
+
+Epoch metrics are logged with step = epoch, one ``log_batch`` request per report, and a step
+already logged for a run is never logged again. Values that are not finite numbers are skipped:
+MLflow keeps NaN but silently stores ±inf as ±1.797e308, a number charts and maxima would take
+at face value; a skipped value reads back as NaN from :meth:`SweepTracker.read_sweep`, as it
+does from the Parquet tables.
+
+MLflow retries failed HTTP requests itself (connection errors, 429 and 5xx;
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` = 7 with exponential backoff: minutes).
+:meth:`SweepTracker.check` alone cuts that to one try of at most ``CHECK_TIMEOUT_S`` seconds.
+Every request is made by one of the small methods at the end of :class:`SweepTracker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeps.errors import TrackingUnavailable
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.entities import Metric, Run
+    from mlflow.tracking import MlflowClient
+
+__all__ = ["RUN_STATUS", "SweepTracker", "TrackingUnavailable", "default_tracking_uri"]
+
+TAG_SWEEP = "mixup_sweeps.sweep"
+TAG_ROLE = "mixup_sweeps.role"
+TAG_TRIAL = "mixup_sweeps.trial_id"
+TAG_STATUS = "mixup_sweeps.status"
+TAG_ERROR = "mixup_sweeps.error"
+TAG_NODE = "mixup_sweeps.node_id"
+TAG_CONFIG = "mixup_sweeps.config_json"
+TAG_SUMMARY_KEYS = "mixup_sweeps.summary_keys"
+TAG_PARENT = "mlflow.parentRunId"
+SUMMARY_PREFIXES = ("best/", "last/")
+CONFIG_PREFIX = "config/"
+MAX_ERROR_CHARS = 5000
+CHECK_TIMEOUT_S = 3
+
+#: Trial and sweep statuses (Ray's, STOPPED = cut short by the scheduler, and MLflow's own)
+#: -> the MLflow run status. The status as given is kept in the ``mixup_sweeps.status`` tag.
+RUN_STATUS = {"TERMINATED": "FINISHED", "STOPPED": "FINISHED", "ERROR": "FAILED",
+              "FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED"}
+
+# MLflow's limits (mlflow/utils/validation.py): longer values are truncated, bigger batches refused.
+_MAX_PARAM_CHARS = 6000
+_MAX_TAG_CHARS = 8000
+_MAX_PARAMS_OR_TAGS_PER_BATCH = 100
+_MAX_ENTITIES_PER_BATCH = 1000
+
+
+def default_tracking_uri(cwd: Path) -> str:
+    """The tracking URI to use when none is given.
+
+    Args:
+        cwd: The directory for the embedded store (the CLI passes the working directory).
+
+    Returns:
+        ``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<absolute cwd>/mlflow.db``
+        (MLflow 3.17 refuses the old ``./mlruns`` file store).
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(cwd).resolve() / 'mlflow.db'}"
+
+
+class SweepTracker:
+    """Mirrors one sweep into MLflow: a parent run, one nested child run per trial.
+
+    Meant for the sweep driver, a single writer; not thread-safe. Uses its own
+    ``MlflowClient``, never MLflow's global "active run" state.
+
+    Args:
+        tracking_uri: ``sqlite:///ABSOLUTE/PATH`` or ``http(s)://host:port``.
+        sweep_name: The sweep's name: the parent run's name and the tag that finds its runs.
+        experiment_name: Defaults to ``mixup-sweeps/<sweep_name>``.
+    """
+
+    def __init__(self, tracking_uri: str, *, sweep_name: str,
+                 experiment_name: str | None = None) -> None:
+        _quoted(sweep_name)  # refuse a name we could not search for, before anything is logged
+        self.tracking_uri = tracking_uri
+        self.sweep_name = sweep_name
+        self.experiment_name = experiment_name or f"mixup-sweeps/{sweep_name}"
+        self._mlflow: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._parent_id: str | None = None
+        self._runs: dict[str, str] = {}  # trial id -> child run id
+        self._last_step: dict[str, int | None] = {}  # run id -> last epoch logged (None: none)
+
+    @property
+    def parent_run_id(self) -> str | None:
+        """The sweep's parent run once :meth:`start_sweep` has run."""
+        return self._parent_id
+
+    # ------------------------------------------------------------------------ sweep lifecycle
+
+    def check(self) -> None:
+        """Makes one request to the store, so that a wrong URI fails before the sweep starts.
+
+        Over HTTP it is one try of at most ``CHECK_TIMEOUT_S`` seconds, not MLflow's minutes of
+        retries. A sqlite store is created here (with its schema) if it does not exist yet.
+
+        Raises:
+            TrackingUnavailable: One line naming the URI and why it cannot be used.
+        """
+        quick = _one_quick_try() if _is_http(self.tracking_uri) else contextlib.nullcontext()
+        try:
+            with quick:
+                self._client.search_experiments(max_results=1)
+        except Exception as err:  # whatever failed, the store is unusable: say why on one line
+            raise _unavailable(self.tracking_uri, err) from err
+
+    def ensure_experiment(self) -> str:
+        """The experiment's id, creating it the first time. Call it before trials start.
+
+        Raises:
+            TrackingUnavailable: The experiment exists but was deleted in MLflow.
+        """
+        if self._experiment_id is None:
+            self._experiment_id = self._find_experiment() or self._create_experiment()
+        return self._experiment_id
+
+    def start_sweep(self, *, params: Mapping[str, Any], tags: Mapping[str, str],
+                    parent_run_id: str | None = None) -> str:
+        """Opens the sweep's parent run, or reopens the one a previous driver left.
+
+        Args:
+            params: The sweep's settings as flat dotted keys; values are logged as ``str()``.
+            tags: Extra tags (git commit, spec path...), set again on every start.
+            parent_run_id: The parent recorded by a previous driver; if it no longer exists, the
+                parent is looked up by its tags, and a new one made if there is none.
+
+        Returns:
+            The parent run id.
+
+        Raises:
+            ValueError: ``parent_run_id`` is another sweep's run, or a param would change value.
+        """
+        run = self._given_parent(parent_run_id) if parent_run_id else None
+        run = run or self._find_one(self._filter("parent"))
+        all_tags = {**_strings(tags), TAG_SWEEP: self.sweep_name, TAG_ROLE: "parent",
+                    TAG_STATUS: "RUNNING"}
+        flat = _params(params)
+        if run is None:
+            self._parent_id = self._create_run(self.sweep_name, all_tags)
+            self._log_batch(self._parent_id, params=flat)
+        else:
+            self._parent_id = run.info.run_id
+            self._log_batch(self._parent_id, params=_unlogged(run, flat), tags=all_tags)
+            if run.info.status != "RUNNING":
+                self._reopen(self._parent_id)
+        return self._parent_id
+
+    def finish_sweep(self, status: str) -> None:
+        """Ends the parent run; child runs still RUNNING (trials never finished) become KILLED.
+
+        Args:
+            status: A key of :data:`RUN_STATUS`, e.g. ``"FINISHED"`` or ``"FAILED"``.
+        """
+        mlflow_status = _mlflow_status(status)
+        parent_id = self._require_parent()
+        for run in self._search(self._filter("child") + " and attributes.status = 'RUNNING'"):
+            self._log_batch(run.info.run_id, tags={TAG_STATUS: "KILLED"})
+            self._terminate(run.info.run_id, "KILLED")
+        self._log_batch(parent_id, tags={TAG_STATUS: status.upper()})
+        self._terminate(parent_id, mlflow_status)
+
+    # ------------------------------------------------------------------------ trials
+
+    def start_trial(self, trial_id: str, *, config: Mapping[str, Any],
+                    tags: Mapping[str, str]) -> str:
+        """Opens the trial's child run, or reopens it when the trial resumes or is retried.
+
+        Params are logged once (MLflow refuses to change a param); tags are set every time, and
+        an error left by an earlier attempt is removed.
+
+        Args:
+            trial_id: The trial's id: the run name and the tag that finds the run again.
+            config: The trial's flat dotted config, as ``mixup_core.config.to_flat`` gives it.
+            tags: Extra tags: git commit, versions, node...
+
+        Returns:
+            The child run id.
+
+        Raises:
+            ValueError: A param would change value, or the config JSON exceeds MLflow's tag limit.
+        """
+        parent_id = self._require_parent()
+        flat = dict(config)
+        config_json = json.dumps(flat)
+        if len(config_json) > _MAX_TAG_CHARS:
+            raise ValueError(f"trial {trial_id}: config JSON has {len(config_json)} characters; "
+                             f"MLflow keeps at most {_MAX_TAG_CHARS} in a tag")
+        all_tags = {**_strings(tags), TAG_SWEEP: self.sweep_name, TAG_ROLE: "child",
+                    TAG_TRIAL: trial_id, TAG_STATUS: "RUNNING", TAG_CONFIG: config_json,
+                    TAG_PARENT: parent_id}
+        params = _params(flat)
+        run = self._find_one(self._filter("child", trial_id))
+        if run is None:
+            run_id = self._create_run(trial_id, all_tags)
+            self._log_batch(run_id, params=params)
+            self._last_step[run_id] = None
+        else:
+            run_id = run.info.run_id
+            self._log_batch(run_id, params=_unlogged(run, params), tags=all_tags)
+            if run.info.status != "RUNNING":
+                self._reopen(run_id)
+            if TAG_ERROR in run.data.tags:
+                self._delete_tag(run_id, TAG_ERROR)
+            if run_id not in self._last_step:
+                self._last_step[run_id] = self._last_logged_step(run)
+        self._runs[trial_id] = run_id
+        return run_id
+
+    def log_epoch(self, trial_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Logs one epoch's metrics at step ``epoch`` in one request.
+
+        An epoch at or before the last one logged for the run is ignored, so a trial resumed
+        from a checkpoint can re-report epochs without duplicating them. Values that are not
+        finite numbers are skipped.
+
+        Raises:
+            ValueError: A key starts with ``best/`` or ``last/`` (reserved for the summary), or
+                the trial has no run in this sweep.
+        """
+        reserved = sorted(k for k in metrics if k.startswith(SUMMARY_PREFIXES))
+        if reserved:
+            raise ValueError(f"trial {trial_id}: epoch metric {reserved[0]!r}: the prefixes "
+                             f"{' and '.join(SUMMARY_PREFIXES)} are reserved for the summary")
+        run_id = self._attached(trial_id)
+        last = self._last_step.get(run_id)
+        if last is not None and epoch <= last:
+            return
+        self._log_batch(run_id, metrics=_finite(metrics), step=epoch)
+        self._last_step[run_id] = epoch
+
+    def set_tags(self, trial_id: str, tags: Mapping[str, str]) -> None:
+        """Sets tags on the trial's run, e.g. ``mixup_sweeps.node_id`` once it is known."""
+        self._log_batch(self._attached(trial_id), tags=_strings(tags))
+
+    def finish_trial(self, trial_id: str, *, status: str, summary: Mapping[str, float],
+                     error: str | None = None) -> None:
+        """Logs the summary metrics (no step), the status and error tags, and ends the run.
+
+        Args:
+            trial_id: The trial.
+            status: ``TERMINATED`` or ``STOPPED`` (run FINISHED), ``ERROR`` (FAILED), ``KILLED``.
+            summary: e.g. ``best/test/acc_rare``, ``last/test/acc_rare``, ``best_epoch``.
+            error: Why the trial failed; the first ``MAX_ERROR_CHARS`` characters are kept.
+        """
+        mlflow_status = _mlflow_status(status)
+        run_id = self._attached(trial_id)
+        tags = {TAG_STATUS: status.upper(), TAG_SUMMARY_KEYS: json.dumps(sorted(summary))}
+        if error is not None:
+            tags[TAG_ERROR] = error[:MAX_ERROR_CHARS]
+        self._log_batch(run_id, metrics=_finite(summary), tags=tags)
+        self._terminate(run_id, mlflow_status)
+
+    # ------------------------------------------------------------------------ reading back
+
+    def read_sweep(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The sweep as recorded in MLflow, in the schema of the Parquet tables.
+
+        Returns:
+            ``(trials, epochs)``. trials: ``trial_id``, ``status``, ``node_id``, ``error``
+            (None where absent), ``config/<dotted key>`` with the config's own types (None
+            stays None), then the summary metrics. epochs: ``trial_id``, ``epoch`` (int) and
+            one column per epoch metric (NaN where not logged). Rows sorted by trial, epoch.
+        """
+        experiment_id = self._experiment_id or self._find_experiment()
+        runs = self._search(self._filter("child"), experiment_id) if experiment_id else []
+        runs.sort(key=lambda r: r.data.tags[TAG_TRIAL])
+        trials, epochs = [], []
+        for run in runs:
+            tags, trial_id = run.data.tags, run.data.tags[TAG_TRIAL]
+            config = json.loads(tags.get(TAG_CONFIG, "{}"))
+            summary_keys = _summary_keys(run)
+            trials.append({
+                "trial_id": trial_id, "status": tags.get(TAG_STATUS),
+                "node_id": tags.get(TAG_NODE), "error": tags.get(TAG_ERROR),
+                **{f"{CONFIG_PREFIX}{k}": v for k, v in config.items()},
+                **{k: v for k, v in run.data.metrics.items() if k in summary_keys},
+            })
+            by_epoch: dict[int, dict[str, float]] = {}
+            for key in sorted(set(run.data.metrics) - summary_keys - {"epoch"}):
+                for m in sorted(self._history(run.info.run_id, key), key=lambda m: m.timestamp):
+                    by_epoch.setdefault(m.step, {})[key] = m.value
+            epochs += [{"trial_id": trial_id, "epoch": e, **by_epoch[e]} for e in sorted(by_epoch)]
+        return (_table(trials, ("trial_id", "status", "node_id", "error"), exact=CONFIG_PREFIX),
+                _table(epochs, ("trial_id", "epoch")))
+
+    # ------------------------------------------------------------------------ bookkeeping
+
+    def _require_parent(self) -> str:
+        if self._parent_id is None:
+            raise RuntimeError(f"sweep {self.sweep_name!r}: call start_sweep first")
+        return self._parent_id
+
+    def _filter(self, role: str, trial_id: str | None = None) -> str:
+        wanted = {TAG_SWEEP: self.sweep_name, TAG_ROLE: role}
+        if trial_id is not None:
+            wanted[TAG_TRIAL] = trial_id
+        return " and ".join(f"tags.`{k}` = {_quoted(v)}" for k, v in wanted.items())
+
+    def _given_parent(self, run_id: str) -> Run | None:
+        run = self._get_run(run_id)
+        if run is None or run.info.lifecycle_stage != "active":
+            return None
+        tags = run.data.tags
+        if tags.get(TAG_SWEEP) != self.sweep_name or tags.get(TAG_ROLE) != "parent":
+            raise ValueError(f"run {run_id} is not the parent run of sweep {self.sweep_name!r}")
+        return run
+
+    def _attached(self, trial_id: str) -> str:
+        """The trial's run id, found by its tags if this tracker did not start it."""
+        run_id = self._runs.get(trial_id)
+        if run_id is None:
+            run = self._find_one(self._filter("child", trial_id))
+            if run is None:
+                raise ValueError(f"trial {trial_id!r} has no run in sweep {self.sweep_name!r}; "
+                                 "call start_trial first")
+            run_id = self._runs[trial_id] = run.info.run_id
+            self._last_step[run_id] = self._last_logged_step(run)
+        return run_id
+
+    def _last_logged_step(self, run: Run) -> int | None:
+        """The highest step of the run's epoch metrics: what a resumed trial must not repeat."""
+        keys = sorted(set(run.data.metrics) - _summary_keys(run))
+        # "epoch" is in every report the driver logs, so its history alone is enough.
+        for key in ["epoch"] if "epoch" in keys else keys:
+            steps = [m.step for m in self._history(run.info.run_id, key)]
+            if steps:
+                return max(steps)
+        return None
+
+    def _find_one(self, filter_string: str) -> Run | None:
+        runs = self._search(filter_string)
+        return runs[0] if runs else None  # the earliest, should a crash have left two
+
+    # ------------------------------------------------------------------------ requests
+
+    @property
+    def _client(self) -> MlflowClient:
+        if self._mlflow is None:
+            from mlflow.tracking import MlflowClient
+
+            self._mlflow = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._mlflow
+
+    def _find_experiment(self) -> str | None:
+        experiment = self._client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            return None
+        if experiment.lifecycle_stage != "active":
+            raise TrackingUnavailable(
+                f"experiment {self.experiment_name!r} in {self.tracking_uri} was deleted; restore "
+                "it (mlflow experiments restore) or choose another experiment name")
+        return str(experiment.experiment_id)
+
+    def _create_experiment(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self._client.create_experiment(self.experiment_name))
+        except MlflowException as err:  # another driver created it since we looked
+            found = self._find_experiment()
+            if err.error_code != "RESOURCE_ALREADY_EXISTS" or found is None:
+                raise
+            return found
+
+    def _get_run(self, run_id: str) -> Run | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.get_run(run_id)
+        except MlflowException as err:
+            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def _search(self, filter_string: str, experiment_id: str | None = None) -> list[Run]:
+        experiment_ids = [experiment_id or self.ensure_experiment()]
+        runs: list[Run] = []
+        token: str | None = None
+        while True:
+            page = self._client.search_runs(experiment_ids, filter_string, max_results=1000,
+                                            order_by=["attributes.start_time ASC"],
+                                            page_token=token)
+            runs += page
+            token = page.token
+            if not token:
+                return runs
+
+    def _create_run(self, run_name: str, tags: Mapping[str, str]) -> str:
+        run = self._client.create_run(self.ensure_experiment(), tags=dict(tags), run_name=run_name)
+        return str(run.info.run_id)
+
+    def _log_batch(self, run_id: str, *, metrics: Mapping[str, float] | None = None,
+                   step: int = 0, params: Mapping[str, str] | None = None,
+                   tags: Mapping[str, str] | None = None) -> None:
+        """One request, or a few should MLflow's per-request limits demand it; none if empty."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        stamp = int(time.time() * 1000)
+        metric_list = [Metric(k, v, stamp, step) for k, v in (metrics or {}).items()]
+        param_list = [Param(k, v) for k, v in (params or {}).items()]
+        tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
+        while metric_list or param_list or tag_list:
+            some_params = param_list[:_MAX_PARAMS_OR_TAGS_PER_BATCH]
+            some_tags = tag_list[:_MAX_PARAMS_OR_TAGS_PER_BATCH]
+            room = _MAX_ENTITIES_PER_BATCH - len(some_params) - len(some_tags)
+            self._client.log_batch(run_id, metrics=metric_list[:room], params=some_params,
+                                   tags=some_tags)
+            metric_list, param_list = metric_list[room:], param_list[len(some_params):]
+            tag_list = tag_list[len(some_tags):]
+
+    def _reopen(self, run_id: str) -> None:
+        self._client.update_run(run_id, status="RUNNING")
+
+    def _terminate(self, run_id: str, mlflow_status: str) -> None:
+        self._client.set_terminated(run_id, status=mlflow_status)
+
+    def _delete_tag(self, run_id: str, key: str) -> None:
+        self._client.delete_tag(run_id, key)
+
+    def _history(self, run_id: str, key: str) -> list[Metric]:
+        return list(self._client.get_metric_history(run_id, key))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+@contextlib.contextmanager
+def _one_quick_try() -> Iterator[None]:
+    """Within: MLflow's HTTP requests get no retries and a ``CHECK_TIMEOUT_S`` timeout.
+
+    MLflow reads these variables on every request. They are process-wide while set, which is
+    fine for the one check the driver makes before any trial runs.
+    """
+    limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(CHECK_TIMEOUT_S)}
+    saved = {name: os.environ.get(name) for name in limits}
+    os.environ.update(limits)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _unavailable(uri: str, err: BaseException) -> TrackingUnavailable:
+    cause, network = _cause(err)
+    if not _is_http(uri):
+        return TrackingUnavailable(f"tracking store {uri} is not usable ({cause}); "
+                                   "fix it or pass --tracking-uri")
+    state = "unreachable" if network else "not usable"
+    return TrackingUnavailable(f"tracking server {uri} is {state} ({cause}); "
+                               "start it or pass --tracking-uri")
+
+
+def _cause(err: BaseException) -> tuple[str, bool]:
+    """A short reason for ``err``, and whether the network (rather than the server) failed."""
+    chain: list[BaseException] = []
+    link: BaseException | None = err
+    while link is not None and len(chain) < 20:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    for link in chain:
+        if isinstance(link, ConnectionRefusedError):
+            return "connection refused", True
+        if isinstance(link, socket.gaierror):
+            return "host name not found", True
+        if isinstance(link, TimeoutError):
+            return f"no answer within {CHECK_TIMEOUT_S} s", True
+    text = " ".join(str(err).split())  # one line
+    code = re.search(r"error code (\d{3})", text)
+    if code:
+        hint = ": not an MLflow tracking server?" if code.group(1) == "404" else ""
+        return f"HTTP {code.group(1)}{hint}", False
+    root = chain[-1]
+    if isinstance(root, OSError) and root.strerror:
+        return root.strerror.lower(), True
+    first_sentence = text.split(". ")[0][:300]
+    return first_sentence or type(err).__name__, False
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a string literal of an MLflow search filter."""
+    if not value or any(c in value for c in "'\"\\`\n"):
+        raise ValueError(f"{value!r}: sweep names and trial ids must be non-empty, without "
+                         "quotes, backslashes or newlines")
+    return f"'{value}'"
+
+
+def _strings(tags: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in tags.items()}
+
+
+def _params(values: Mapping[str, Any]) -> dict[str, str]:
+    """Values as ``str()`` gives them, cut to what MLflow keeps."""
+    return {str(k): str(v)[:_MAX_PARAM_CHARS] for k, v in values.items()}
+
+
+def _unlogged(run: Run, params: Mapping[str, str]) -> dict[str, str]:
+    """The params the run does not have yet; MLflow refuses a new value for a logged one."""
+    logged = run.data.params
+    for key, value in params.items():
+        if key in logged and logged[key] != value:
+            raise ValueError(f"run {run.info.run_id}: param {key} was logged as {logged[key]!r}, "
+                             f"now {value!r}; a resumed sweep or trial must keep its config")
+    return {k: v for k, v in params.items() if k not in logged}
+
+
+def _summary_keys(run: Run) -> set[str]:
+    listed = json.loads(run.data.tags.get(TAG_SUMMARY_KEYS, "[]"))
+    return {k for k in run.data.metrics if k in listed or k.startswith(SUMMARY_PREFIXES)}
+
+
+def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(number):
+            out[key] = number
+    return out
+
+
+def _mlflow_status(status: str) -> str:
+    try:
+        return RUN_STATUS[status.upper()]
+    except KeyError:
+        raise ValueError(f"status {status!r}: expected one of {', '.join(RUN_STATUS)}") from None
+
+
+def _table(rows: list[dict[str, Any]], leading: tuple[str, ...], *,
+           exact: str | None = None) -> pd.DataFrame:
+    """A frame with ``leading`` columns first; they and columns starting with ``exact`` keep
+    None as None (pandas would make ``[1, None]`` into ``[1.0, nan]``, ``[None, "x"]`` into
+    ``[nan, "x"]``); other columns (metrics) get NaN where a row lacks them.
+    """
+    import pandas as pd
+
+    columns = [*leading, *(c for c in dict.fromkeys(k for r in rows for k in r) if c not in leading)]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in columns:
+        values = [r.get(column) for r in rows]
+        keep = column in leading or (exact is not None and column.startswith(exact))
+        if keep and any(v is None for v in values):
+            frame[column] = pd.Series(values, dtype=object, index=frame.index)
+    return frame

@@ -1,0 +1,358 @@
+"""sweeps.tracking against real MLflow: sqlite stores, concurrent processes, an HTTP server."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeps.tracking import SweepTracker, TrackingUnavailable, default_tracking_uri
+
+EPOCHS = (10, 20, 30)
+#: Trial id -> how it ends (None: never finished, a leftover that finish_sweep kills).
+TRIALS = {"t0": "TERMINATED", "t1": "STOPPED", "t2": "ERROR", "t3": None}
+SPEC_PARAMS = {"spec.search.algorithm": "grid", "spec.seeds": [0, 1]}
+ERROR = "Traceback (most recent call last):\nValueError: boom"
+
+
+def _config(i: int) -> dict[str, Any]:
+    return {"seed": i, "mixup.alpha": 0.5 * i, "data.name": "feature_noise",
+            "optim.lr": None if i % 2 else 0.1, "mixup.enabled": i > 0}
+
+
+def _metrics(i: int, epoch: int) -> dict[str, float]:
+    return {"epoch": float(epoch), "train/loss": 1.0 / epoch + i, "test/acc_rare": epoch / 100 + i}
+
+
+def _record_sweep(uri: str, name: str) -> str:
+    """The scenario of the sqlite and HTTP tests; returns the parent run id."""
+    tracker = SweepTracker(uri, sweep_name=name)
+    tracker.check()
+    tracker.ensure_experiment()
+    parent = tracker.start_sweep(params=SPEC_PARAMS, tags={"mixup_sweeps.git_commit": "abc123"})
+    for i, (trial_id, status) in enumerate(TRIALS.items()):
+        tracker.start_trial(trial_id, config=_config(i), tags={"mixup_sweeps.git_commit": "abc123"})
+        tracker.set_tags(trial_id, {"mixup_sweeps.node_id": f"node{i % 2}"})
+        for epoch in EPOCHS:
+            tracker.log_epoch(trial_id, epoch, _metrics(i, epoch))
+        if status is not None:
+            tracker.finish_trial(
+                trial_id, status=status, error=ERROR if status == "ERROR" else None,
+                summary={"best/test/acc_rare": 0.3 + i, "last/test/acc_rare": 0.3 + i,
+                         "best_epoch": 30.0})
+    tracker.finish_sweep("FINISHED")
+    return parent
+
+
+def _children(client: MlflowClient, parent_id: str) -> dict[str, Any]:
+    experiment = client.get_run(parent_id).info.experiment_id
+    runs = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    return {run.info.run_name: run for run in runs}
+
+
+def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return [m.step for m in client.get_metric_history(run_id, key)]
+
+
+def _assert_sweep_recorded(uri: str, name: str, parent_id: str) -> None:
+    client = MlflowClient(tracking_uri=uri)  # a fresh client: what any other reader sees
+    experiment = client.get_experiment_by_name(f"mixup-sweeps/{name}")
+    assert experiment is not None
+    parent = client.get_run(parent_id)
+    assert parent.info.experiment_id == experiment.experiment_id
+    assert (parent.info.run_name, parent.info.status) == (name, "FINISHED")
+    assert parent.data.tags["mixup_sweeps.role"] == "parent"
+    assert parent.data.params["spec.search.algorithm"] == "grid"
+    assert parent.data.params["spec.seeds"] == "[0, 1]"
+
+    children = _children(client, parent_id)
+    assert sorted(children) == sorted(TRIALS)
+    for i, (trial_id, run) in enumerate(sorted(children.items())):
+        tags = run.data.tags
+        assert tags["mixup_sweeps.trial_id"] == trial_id and tags["mixup_sweeps.sweep"] == name
+        assert tags["mixup_sweeps.role"] == "child" and tags["mixup_sweeps.git_commit"] == "abc123"
+        assert run.data.params["mixup.alpha"] == str(0.5 * i)
+        assert run.data.params["optim.lr"] == ("None" if i % 2 else "0.1")
+        assert json.loads(tags["mixup_sweeps.config_json"]) == _config(i)
+        history = client.get_metric_history(run.info.run_id, "test/acc_rare")
+        assert [(m.step, m.value) for m in history] == [(e, _metrics(i, e)["test/acc_rare"])
+                                                         for e in EPOCHS]
+    expected = {"t0": ("FINISHED", "TERMINATED"), "t1": ("FINISHED", "STOPPED"),
+                "t2": ("FAILED", "ERROR"), "t3": ("KILLED", "KILLED")}
+    assert {t: (r.info.status, r.data.tags["mixup_sweeps.status"])
+            for t, r in children.items()} == expected
+    assert children["t2"].data.tags["mixup_sweeps.error"] == ERROR
+    assert children["t0"].data.metrics["best/test/acc_rare"] == 0.3
+    assert "best/test/acc_rare" not in children["t3"].data.metrics
+
+
+# ---------------------------------------------------------------------------- stores and servers
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty sqlite store with MLflow's schema; creating one takes ~6 s, copying it none."""
+    path = tmp_path_factory.mktemp("migrated") / "mlflow.db"
+    SweepTracker(f"sqlite:///{path}", sweep_name="schema").check()
+    return path
+
+
+@pytest.fixture
+def sqlite_uri(migrated_store: Path, tmp_path: Path) -> str:
+    target = tmp_path / "mlflow.db"
+    _copy_sqlite(migrated_store, target)
+    return f"sqlite:///{target}"
+
+
+def _wait_until_healthy(uri: str, server: subprocess.Popen[bytes], log: Path,
+                        timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"mlflow server did not answer within {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(migrated_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` on a free local port, in its own process group; yields its URI."""
+    workdir = tmp_path_factory.mktemp("mlflow_server")  # also where it would put artifacts
+    database, log = workdir / "srv.db", workdir / "server.log"
+    _copy_sqlite(migrated_store, database)  # pre-migrated: the server starts seconds sooner
+    port = _free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+               f"sqlite:///{database}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, cwd=workdir, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(uri, server, log)
+        yield uri
+    finally:
+        _stop_group(server)
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_the_default_uri_is_a_sqlite_file_in_the_directory_unless_the_env_var_names_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert default_tracking_uri(tmp_path) == "http://mlflow.example:5000"
+
+
+def test_importing_the_tracking_module_imports_neither_mlflow_nor_pandas() -> None:
+    code = ("import json, sys, sweeps.tracking\n"
+            "print(json.dumps(sorted(m for m in ('mlflow', 'pandas') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_sweep_is_one_parent_run_with_one_nested_child_run_per_trial(sqlite_uri: str) -> None:
+    parent = _record_sweep(sqlite_uri, "demo")
+    _assert_sweep_recorded(sqlite_uri, "demo", parent)
+
+
+def test_reattaching_reuses_the_runs_and_never_logs_an_epoch_twice(sqlite_uri: str) -> None:
+    parent = _record_sweep(sqlite_uri, "again")
+    tracker = SweepTracker(sqlite_uri, sweep_name="again")  # a restarted driver: no memory
+    assert tracker.start_sweep(params=SPEC_PARAMS, tags={}) == parent  # found by its tags
+    first_child = _children(MlflowClient(tracking_uri=sqlite_uri), parent)["t2"].info.run_id
+    assert tracker.start_trial("t2", config=_config(2), tags={}) == first_child
+    for epoch in (*EPOCHS, 40, 40, 35):
+        tracker.log_epoch("t2", epoch, _metrics(2, epoch))
+
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    for key in _metrics(2, 10):
+        assert _steps(client, first_child, key) == [10, 20, 30, 40]
+    children = _children(client, parent)
+    assert sorted(children) == sorted(TRIALS)  # no run was duplicated
+    assert client.get_run(parent).info.status == "RUNNING"
+    assert children["t2"].info.status == "RUNNING"
+    assert "mixup_sweeps.error" not in children["t2"].data.tags  # the retry cleared it
+
+
+def test_a_parent_run_id_from_a_previous_driver_is_reused_and_a_lost_one_is_looked_up(
+        sqlite_uri: str) -> None:
+    parent = _record_sweep(sqlite_uri, "resume")
+    assert SweepTracker(sqlite_uri, sweep_name="resume").start_sweep(
+        params=SPEC_PARAMS, tags={}, parent_run_id=parent) == parent
+    assert SweepTracker(sqlite_uri, sweep_name="resume").start_sweep(
+        params=SPEC_PARAMS, tags={}, parent_run_id="0" * 32) == parent
+    with pytest.raises(ValueError, match="not the parent run of sweep 'other'"):
+        SweepTracker(sqlite_uri, sweep_name="other").start_sweep(
+            params={}, tags={}, parent_run_id=parent)
+
+
+def test_restarting_a_trial_with_another_config_is_refused(sqlite_uri: str) -> None:
+    _record_sweep(sqlite_uri, "changed")
+    tracker = SweepTracker(sqlite_uri, sweep_name="changed")
+    tracker.start_sweep(params=SPEC_PARAMS, tags={})
+    with pytest.raises(ValueError, match=r"param mixup\.alpha was logged as '0\.5', now '0\.75'"):
+        tracker.start_trial("t1", config={**_config(1), "mixup.alpha": 0.75}, tags={})
+
+
+def test_read_sweep_returns_the_trials_and_epochs_tables_with_the_logged_types(
+        sqlite_uri: str) -> None:
+    _record_sweep(sqlite_uri, "tables")
+    trials, epochs = SweepTracker(sqlite_uri, sweep_name="tables").read_sweep()
+
+    assert trials["trial_id"].tolist() == ["t0", "t1", "t2", "t3"]
+    assert trials["status"].tolist() == ["TERMINATED", "STOPPED", "ERROR", "KILLED"]
+    assert trials["node_id"].tolist() == ["node0", "node1", "node0", "node1"]
+    assert trials["error"].tolist() == [None, None, ERROR, None]
+    for column in ("seed", "mixup.alpha", "data.name", "optim.lr", "mixup.enabled"):
+        values = trials[f"config/{column}"].tolist()
+        assert values == [_config(i)[column] for i in range(4)]
+        assert [type(v) for v in values] == [type(_config(i)[column]) for i in range(4)]
+    assert trials["best/test/acc_rare"].tolist()[:3] == [0.3, 1.3, 2.3]
+    assert math.isnan(trials["best/test/acc_rare"].tolist()[3])
+
+    assert list(epochs.columns[:2]) == ["trial_id", "epoch"]
+    assert sorted(epochs.columns[2:]) == ["test/acc_rare", "train/loss"]
+    assert epochs["epoch"].dtype.kind == "i"
+    assert list(zip(epochs["trial_id"], epochs["epoch"], strict=True)) == [
+        (t, e) for t in TRIALS for e in EPOCHS]
+    assert epochs["train/loss"].tolist() == [_metrics(i, e)["train/loss"]
+                                             for i in range(4) for e in EPOCHS]
+
+
+def test_read_sweep_of_a_sweep_never_recorded_gives_empty_tables(sqlite_uri: str) -> None:
+    trials, epochs = SweepTracker(sqlite_uri, sweep_name="nothing").read_sweep()
+    assert trials.empty and list(trials.columns) == ["trial_id", "status", "node_id", "error"]
+    assert epochs.empty and list(epochs.columns) == ["trial_id", "epoch"]
+
+
+def test_values_that_are_not_finite_are_skipped_and_read_back_as_nan(sqlite_uri: str) -> None:
+    tracker = SweepTracker(sqlite_uri, sweep_name="nan")
+    tracker.start_sweep(params={}, tags={})
+    run_id = tracker.start_trial("t0", config={"seed": 0}, tags={})
+    tracker.log_epoch("t0", 1, {"a": 1.0, "b": 2.0})
+    tracker.log_epoch("t0", 2, {"a": float("nan"), "b": float("inf")})
+    tracker.log_epoch("t0", 3, {"a": 3.0, "b": -float("inf")})
+
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    assert _steps(client, run_id, "a") == [1, 3] and _steps(client, run_id, "b") == [1]
+    _, epochs = tracker.read_sweep()
+    assert epochs["epoch"].tolist() == [1, 3]  # epoch 2 left nothing, epoch 3 only "a"
+    assert epochs["a"].tolist() == [1.0, 3.0] and math.isnan(epochs["b"].tolist()[1])
+
+
+def _log_trial_in_own_process(uri: str, sweep: str, trial_id: str) -> None:
+    tracker = SweepTracker(uri, sweep_name=sweep)
+    tracker.start_sweep(params={}, tags={})
+    tracker.start_trial(trial_id, config={"seed": 0}, tags={})
+    for epoch in range(1, 21):
+        tracker.log_epoch(trial_id, epoch, {"train/loss": 1 / epoch, "test/acc": epoch / 20})
+    tracker.finish_trial(trial_id, status="TERMINATED", summary={})
+
+
+@pytest.mark.slow
+def test_eight_processes_can_log_to_one_sqlite_store_once_the_experiment_exists(
+        sqlite_uri: str) -> None:
+    tracker = SweepTracker(sqlite_uri, sweep_name="parallel")
+    tracker.ensure_experiment()
+    parent = tracker.start_sweep(params={}, tags={})
+    trial_ids = [f"p{i}" for i in range(8)]
+    with ProcessPoolExecutor(max_workers=8, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_log_trial_in_own_process, sqlite_uri, "parallel", t)
+                   for t in trial_ids]
+        for future in futures:
+            future.result()  # re-raises any error of the worker
+
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    children = _children(client, parent)
+    assert sorted(children) == trial_ids
+    for run in children.values():
+        assert run.info.status == "FINISHED"
+        for key in ("train/loss", "test/acc"):
+            assert _steps(client, run.info.run_id, key) == list(range(1, 21))
+
+
+@pytest.mark.slow
+def test_a_sweep_over_http_is_recorded_as_in_sqlite(mlflow_server: str) -> None:
+    parent = _record_sweep(mlflow_server, "over-http")
+    _assert_sweep_recorded(mlflow_server, "over-http", parent)
+    trials, epochs = SweepTracker(mlflow_server, sweep_name="over-http").read_sweep()
+    assert trials["trial_id"].tolist() == sorted(TRIALS) and len(epochs) == 4 * len(EPOCHS)
+
+
+@pytest.mark.timeout(30)  # MLflow's own retries would take minutes
+def test_an_unreachable_server_fails_the_check_within_seconds_in_one_line() -> None:
+    uri = f"http://127.0.0.1:{_free_port()}"  # the port was free a moment ago: nothing listens
+    before = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    started = time.monotonic()
+    with pytest.raises(TrackingUnavailable) as caught:
+        SweepTracker(uri, sweep_name="x").check()
+    assert time.monotonic() - started < 10
+    assert str(caught.value) == (f"tracking server {uri} is unreachable (connection refused); "
+                                 "start it or pass --tracking-uri")
+    assert os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") == before  # limits only for the check
+
+
+@pytest.mark.timeout(30)  # MLflow's own retries would take minutes
+def test_a_server_that_never_answers_fails_the_check_after_its_timeout() -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(TrackingUnavailable, match=r"unreachable \(no answer within 3 s\)"):
+            SweepTracker(uri, sweep_name="x").check()
+        assert time.monotonic() - started < 10
+
+
+def test_the_old_file_store_fails_the_check_in_one_line(tmp_path: Path) -> None:
+    uri = str(tmp_path / "mlruns")  # MLflow 3.17 refuses the file store unless forced
+    with pytest.raises(TrackingUnavailable, match=r"^tracking store .*/mlruns is not usable \(") as caught:
+        SweepTracker(uri, sweep_name="x").check()
+    assert "\n" not in str(caught.value)
