@@ -97,9 +97,9 @@ class SwitchOffAwareASHA(ASHAScheduler):
         decision = super().on_trial_result(tune_controller, trial, result)
         stop = trial.config.get("mixup.stop_epoch", self._base_stop_epoch)
         epoch = result.get("epoch", 0)
-        if decision == TrialScheduler.STOP and stop is not None and epoch <= float(stop):
-            if epoch < self._max_t:
-                return TrialScheduler.CONTINUE
+        before_switch = stop is not None and epoch <= float(stop) and epoch < self._max_t
+        if decision == TrialScheduler.STOP and before_switch:
+            return TrialScheduler.CONTINUE
         return decision
 
 
