@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mixup_core.config import ConfigError
-from sweeps.errors import TrackingUnavailable, UsageError
+from sweeps.errors import ClusterError, TrackingUnavailable, UsageError
 from sweeps.spec import SpecError
 
 EXIT_USAGE = 2
@@ -85,6 +85,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE.parquet")
     p.set_defaults(handler=_cmd_export)
 
+    p = sub.add_parser("sync", help="replay a sweep's records into MLflow (after an outage)")
+    p.add_argument("name", metavar="NAME")
+    _add_storage(p)
+    p.add_argument("--tracking-uri", help="default: the URI the sweep ran with")
+    p.set_defaults(handler=_cmd_sync)
+
+    p = sub.add_parser("cluster", help="a local multi-node Ray cluster + MLflow server")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--workers", type=int, default=2, help="worker nodes (default 2)")
+    p.add_argument("--cpus-per-node", type=int, default=1)
+    p.add_argument("--head-cpus", type=int, default=0,
+                   help="CPUs the head offers to trials (default 0: trials run on workers)")
+    p.add_argument("--backend-store-uri", help="MLflow backend (default: sqlite in the state "
+                   "dir; e.g. postgresql://user@127.0.0.1/mlflow)")
+    p.add_argument("--no-tracking", action="store_true", help="start no MLflow server")
+    p.add_argument("--dir", default=".mixup-cluster", help="state dir (default ./.mixup-cluster)")
+    p.set_defaults(handler=_cmd_cluster)
+
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     p.add_argument("--port", type=int, default=5000)
@@ -145,6 +163,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from sweeps.runner import sync
+
+    count = sync(args.name, storage=args.storage, tracking_uri=args.tracking_uri)
+    print(f"{count} trial(s) replayed into MLflow")
+    return 0
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from cluster import cli as cluster_cli
+
+    return cluster_cli.main(args)
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
     from sweeps import commands
 
@@ -156,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (UsageError, ConfigError, SpecError, TrackingUnavailable) as err:
+    except (UsageError, ConfigError, SpecError, TrackingUnavailable, ClusterError) as err:
         print(f"mixup-sweep {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

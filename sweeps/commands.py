@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from sweeps.spec import load_spec
 
     spec = load_spec(args.spec)
+    if args.address:
+        from cluster.cli import join_env
+
+        join_env(args.address)
     outcome = start_run(
         spec, args.spec, storage=args.storage, name=args.name,
         tracking_uri=_tracking_uri(args.tracking_uri), address=args.address, smoke=args.smoke,
@@ -43,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
+    from cluster.cli import join_env
+
+    address = args.address or read_meta(args.storage, args.name).get("address")
+    if address:
+        join_env(address)
     return _summarise(resume_run(args.name, storage=args.storage, address=args.address),
                       args.storage)
 
@@ -85,9 +94,14 @@ def _summarise(outcome: SweepOutcome, storage: str) -> int:
     print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: mixup-sweep ui"
           + ("" if outcome.tracking_uri.startswith("sqlite") and "MLFLOW_TRACKING_URI" not in
              os.environ else f" --tracking-uri {outcome.tracking_uri}"))
-    if outcome.tracking_errors:
-        print(f"warning: {outcome.tracking_errors} MLflow call(s) failed; the local records are "
-              "complete", file=sys.stderr)
+    if not outcome.mlflow_complete:
+        print(f"warning: MLflow at {outcome.tracking_uri} did not answer; {outcome.unsynced} "
+              "trial(s) are complete in the records and Parquet but not yet in MLflow. Replay "
+              f"them with: mixup-sweep sync {name} --storage {storage} (last error: "
+              f"{outcome.last_tracking_error or 'none'})", file=sys.stderr)
+    elif outcome.tracking_failures:
+        print(f"note: {outcome.tracking_failures} MLflow call(s) failed during the sweep; "
+              "every buffered result was delivered afterwards", file=sys.stderr)
     return 1 if outcome.errored and outcome.errored == outcome.trials else 0
 
 

@@ -9,3 +9,7 @@ class UsageError(ValueError):
 
 class TrackingUnavailable(RuntimeError):
     """The MLflow tracking store cannot be reached; the message names the URI and the cause."""
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be started or found; the message is one line."""

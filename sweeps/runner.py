@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -30,9 +31,10 @@ from mixup_core.training import METRIC_NAMES
 from sweeps import parquet_io, tables
 from sweeps.errors import UsageError
 from sweeps.progress import ProgressLine
-from sweeps.records import RecordLog
+from sweeps.records import FINAL_STATUSES, RecordLog
 from sweeps.seed_group import STD_SUFFIX
 from sweeps.spec import SweepSpec, parse_spec
+from sweeps.sync import replay_trial, trial_summary, trial_tags
 from sweeps.tracking import SweepTracker
 
 META_FILE = "sweep.json"
@@ -67,34 +69,93 @@ def git_commit() -> str:
 
 
 class DriverSink:
-    """Receives trial events in the driver: records first, then MLflow, then progress."""
+    """Receives trial events in the driver: records first, then MLflow, then progress.
 
-    def __init__(self, directory: Path, spec: SweepSpec, tracker: SweepTracker,
-                 stream: TextIO) -> None:
+    A failed MLflow call never stops the sweep. The trial is marked unsynced and, at most every
+    ``retry_every`` seconds, its whole record is replayed (sweeps.sync): the record log is the
+    buffer, so nothing reported is lost while the tracking server is down.
+    """
+
+    def __init__(self, directory: Path, spec: SweepSpec, tracker: SweepTracker, stream: TextIO,
+                 *, retry_every: float = 5.0) -> None:
         self.directory, self.spec, self.tracker = directory, spec, tracker
         self.log = RecordLog(directory)
         self.base = to_flat(spec.base)
         self.display = ProgressLine(metric=spec.objective.metric, mode=spec.objective.mode,
-                                     total=spec.trial_count(), stream=stream)
-        self.tracking_errors: list[str] = []
-        self._tags = {"mixup_sweeps.git_commit": git_commit(),
-                      **{f"mixup_sweeps.version.{k}": v for k, v in package_versions().items()}}
+                                    total=spec.trial_count(), stream=stream)
+        self.retry_every = retry_every
+        self.unsynced: set[str] = set()
+        self.tracking_failures = 0
+        self.replayed = 0
+        self.last_error = ""
+        self._next_retry = 0.0
+        self._outage_reported = False
+        self.tags = trial_tags({"mixup_sweeps.git_commit": git_commit(),
+                                **{f"mixup_sweeps.version.{k}": v
+                                   for k, v in package_versions().items()}},
+                               list(spec.seeds))
 
-    def _track(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> None:
-        """MLflow calls never stop the sweep: records hold everything, `sync` can replay."""
+    # -- MLflow, buffered
+
+    def _send(self, trial_id: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        self.resync()
+        if trial_id in self.unsynced:
+            return  # the record already holds this event; the next replay delivers it
         try:
             fn(*args, **kwargs)
         except Exception as err:
-            if not self.tracking_errors:
-                print(f"warning: MLflow {action} failed ({str(err).splitlines()[0][:200]}); "
-                      "results are still recorded locally", file=sys.stderr, flush=True)
-            self.tracking_errors.append(f"{action}: {err}")
+            self._failed(trial_id, err)
+
+    def _failed(self, trial_id: str, err: Exception) -> None:
+        self.tracking_failures += 1
+        self.unsynced.add(trial_id)
+        self._next_retry = time.monotonic() + self.retry_every
+        if not self._outage_reported:
+            self._outage_reported = True
+            print(f"warning: MLflow at {self.tracker.tracking_uri} failed "
+                  f"({str(err).strip().splitlines()[0][:160]}); results are kept in "
+                  f"{self.log.path.name} and replayed when it answers again",
+                  file=sys.stderr, flush=True)
+
+    def resync(self, *, force: bool = False) -> bool:
+        """Replays unsynced trials if it is time; True when nothing is left unsynced."""
+        if not self.unsynced:
+            return True
+        if not force and time.monotonic() < self._next_retry:
+            return False
+        objective = self.spec.objective
+        for trial_id in sorted(self.unsynced):
+            record = self.log.trials[trial_id]
+            try:
+                replay_trial(self.tracker, record, tags=self.tags, metric=objective.metric,
+                             mode=objective.mode)
+            except Exception as err:
+                self.last_error = f"{type(err).__name__}: {str(err).strip()[:300]}"
+                self._next_retry = time.monotonic() + self.retry_every
+                return False
+            self.unsynced.discard(trial_id)
+            self.replayed += 1
+        if self._outage_reported:
+            print(f"MLflow at {self.tracker.tracking_uri} answers again; buffered results "
+                  "delivered", file=sys.stderr, flush=True)
+            self._outage_reported = False
+        return True
+
+    def flush(self, *, timeout: float) -> bool:
+        """Keeps replaying until everything is delivered or ``timeout`` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while not self.resync(force=True):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(self.retry_every, max(0.0, deadline - time.monotonic())))
+        return True
+
+    # -- EventSink
 
     def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
         config = to_flat(from_flat({**self.base, **params}))
         self.log.trial_started(trial_id, config)
-        self._track("start_trial", self.tracker.start_trial, trial_id, config=config,
-                    tags={**self._tags, "mixup_sweeps.seeds": json.dumps(list(self.spec.seeds))})
+        self._send(trial_id, self.tracker.start_trial, trial_id, config=config, tags=self.tags)
 
     def trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         metrics = {k: v for k, v in result.items() if k in REPORTED}
@@ -106,9 +167,9 @@ class DriverSink:
         self.log.epoch(trial_id, epoch, metrics, node_id=node,
                        compute_seconds=result.get("trial/compute_seconds"))
         if first and node:
-            self._track("set_tags", self.tracker.set_tags, trial_id,
-                        {"mixup_sweeps.node_id": str(node)})
-        self._track("log_epoch", self.tracker.log_epoch, trial_id, epoch, metrics)
+            self._send(trial_id, self.tracker.set_tags, trial_id,
+                       {"mixup_sweeps.node_id": str(node)})
+        self._send(trial_id, self.tracker.log_epoch, trial_id, epoch, metrics)
         value = metrics.get(self.spec.objective.metric)
         if value is not None and math.isfinite(value):
             self.display.offer(trial_id, epoch, value)
@@ -116,23 +177,18 @@ class DriverSink:
 
     def trial_finished(self, trial_id: str, status: str, error: str | None) -> None:
         record = self.log.trials.get(trial_id)
-        if status == "TERMINATED" and record is not None and record.config:
-            budget = from_flat(record.config).epochs_to_train
-            if record.last_epoch < budget:
-                status = "STOPPED"  # cut short by the scheduler
+        budget = from_flat(record.config).epochs_to_train if record and record.config else 0
+        if status == "TERMINATED" and record is not None and record.last_epoch < budget:
+            status = "STOPPED"  # cut short by the scheduler
         self.log.trial_finished(trial_id, status, error)
-        summary: dict[str, float] = {}
-        if record is not None:
-            row = tables.trial_rows([record], metric=self.spec.objective.metric,
-                                    mode=self.spec.objective.mode)[0]
-            summary = {k: v for k, v in row.items()
-                       if k.startswith(("best/", "last/")) and isinstance(v, float)}
-            if row["best_epoch"] is not None:
-                summary["best_epoch"] = float(row["best_epoch"])
-        self._track("finish_trial", self.tracker.finish_trial, trial_id, status=status,
-                    summary=summary, error=error)
+        record = self.log.trials[trial_id]
+        objective = self.spec.objective
+        summary = trial_summary(record, metric=objective.metric, mode=objective.mode)
+        self._send(trial_id, self.tracker.finish_trial, trial_id, status=status,
+                   summary=summary, error=error)
 
     def progress(self, counts: dict[str, int]) -> None:
+        self.resync()
         self.display.update(counts)
 
 
@@ -162,7 +218,10 @@ class SweepOutcome:
     errored: int
     wall_seconds: float
     tracking_uri: str
-    tracking_errors: int
+    unsynced: int  # trials whose MLflow runs lag their records (replay: mixup-sweep sync)
+    tracking_failures: int
+    mlflow_complete: bool
+    last_tracking_error: str = ""
 
 
 def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
@@ -202,6 +261,9 @@ def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: s
            resume: bool, stream: TextIO) -> SweepOutcome:
     from sweeps import ray_backend  # Ray is imported only when a sweep really runs
 
+    # A down tracking server must fail fast (the records buffer), not block in MLflow's retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     tracker = SweepTracker(meta["tracking_uri"], sweep_name=meta["name"])
     tracker.check()
     tracker.ensure_experiment()
@@ -229,14 +291,45 @@ def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: s
         _OPEN_SINKS.pop(str(directory), None)
         sink.display.maybe_print(force=True)
         write_tables(directory, sink.log, spec.objective.metric, spec.objective.mode)
-        try:
-            tracker.finish_sweep(status)
-        except Exception as err:
-            sink.tracking_errors.append(f"finish_sweep: {err}")
+        # How long the end of a sweep waits for a down tracking server before giving up.
+        complete = sink.flush(timeout=float(os.environ.get("MIXUP_FINAL_SYNC_TIMEOUT", "30")))
+        if complete:
+            try:
+                tracker.finish_sweep(status)
+            except Exception:
+                complete = False  # the parent run's status; `sync` sets it
         sink.log.close()
     errored = sum(1 for r in sink.log.trials.values() if r.status == "ERROR")
     return SweepOutcome(directory, len(sink.log.trials), errored, time.monotonic() - started,
-                        meta["tracking_uri"], len(sink.tracking_errors))
+                        meta["tracking_uri"], len(sink.unsynced), sink.tracking_failures,
+                        complete, sink.last_error)
+
+
+def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
+         stream: TextIO = sys.stdout) -> int:
+    """``mixup-sweep sync``: replays a sweep's records into MLflow; returns trials replayed."""
+    meta = read_meta(storage, name)
+    directory = sweep_dir(storage, name)
+    spec = spec_from_meta(meta)
+    uri = tracking_uri or meta["tracking_uri"]
+    tracker = SweepTracker(uri, sweep_name=name)
+    tracker.check()
+    tracker.ensure_experiment()
+    meta["parent_run_id"] = tracker.start_sweep(
+        params={"spec." + k: v for k, v in _spec_params(spec).items()},
+        tags={"mixup_sweeps.spec": meta["spec_path"]},
+        parent_run_id=meta.get("parent_run_id") if uri == meta["tracking_uri"] else None)
+    meta["tracking_uri"] = uri
+    _write_meta(directory, meta)
+    log = RecordLog(directory)
+    tags = trial_tags({"mixup_sweeps.git_commit": git_commit()}, list(spec.seeds))
+    for record in log.trials.values():
+        replay_trial(tracker, record, tags=tags, metric=spec.objective.metric,
+                     mode=spec.objective.mode)
+        print(f"{record.trial_id}: {len(record.epochs)} epochs, {record.status}", file=stream)
+    done = all(r.status in FINAL_STATUSES for r in log.trials.values())
+    tracker.finish_sweep("FINISHED" if done else "KILLED")
+    return len(log.trials)
 
 
 def _spec_params(spec: SweepSpec) -> dict[str, Any]:

@@ -115,6 +115,16 @@ class SweepTracker:
         """The sweep's parent run once :meth:`start_sweep` has run."""
         return self._parent_id
 
+    def forget(self, trial_id: str) -> None:
+        """Drops what this tracker remembers of a trial's run (its id, last logged step).
+
+        After a failed request nobody knows whether the server applied it; the next call for the
+        trial then re-reads the run from the server, so a replay neither repeats nor skips a step.
+        """
+        run_id = self._runs.pop(trial_id, None)
+        if run_id is not None:
+            self._last_step.pop(run_id, None)
+
     # ------------------------------------------------------------------------ sweep lifecycle
 
     def check(self) -> None:

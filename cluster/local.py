@@ -1,0 +1,271 @@
+"""A real multi-node Ray cluster on 127.0.0.1, plus an MLflow tracking server, for development.
+
+``mixup-sweep cluster up --workers N`` starts a Ray head and N worker nodes (each its own
+``ray start --block`` process, in its own process group, with its own CPUs and temp dir) and an
+MLflow server over HTTP (one worker process). Every process's pid/process group is written to
+``<state>/cluster.json``; ``cluster down`` signals exactly those process groups and nothing else
+(``ray stop`` would kill every Ray process on the machine).
+
+Ray's token authentication stays on: the launcher generates one token in ``<state>/auth_token``
+and starts every node with ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN_PATH`` pointing at it;
+drivers started by ``mixup-sweep run --address`` pick the same token from the state file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweeps.errors import ClusterError
+
+STATE_FILE = "cluster.json"
+TOKEN_FILE = "auth_token"
+DEFAULT_STATE_DIR = ".mixup-cluster"
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Process:
+    role: str  # head, worker-1.., mlflow
+    pid: int
+    log: str
+    resource: str | None = None  # the custom resource that identifies a worker node
+
+
+@dataclass
+class ClusterState:
+    state_dir: str
+    ray_address: str
+    tracking_uri: str | None
+    token_path: str
+    temp_root: str = ""  # short path for Ray's per-node temp dirs (AF_UNIX sockets: <108 bytes)
+    processes: list[Process] = field(default_factory=list)
+
+    def save(self) -> None:
+        Path(self.state_dir, STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, state_dir: str | Path) -> ClusterState:
+        path = Path(state_dir).resolve() / STATE_FILE
+        if not path.is_file():
+            raise ClusterError(f"no cluster state in {path.parent} (start one with "
+                               "`mixup-sweep cluster up`)")
+        data = json.loads(path.read_text())
+        data["processes"] = [Process(**p) for p in data["processes"]]
+        return cls(**data)
+
+    def env(self) -> dict[str, str]:
+        """What a driver needs in its environment to join this cluster."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": self.token_path}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def _spawn(command: list[str], *, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True, cwd=log.parent)
+
+
+def _node_env(token_path: Path) -> dict[str, str]:
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path),
+            "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _wait_for_port(port: int, timeout: float, what: str, proc: subprocess.Popen[bytes],
+                   log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise ClusterError(f"{what} exited with code {proc.returncode}: {tail[0]}")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.3)
+    raise ClusterError(f"{what} did not open port {port} within {timeout:.0f} s (log: {log})")
+
+
+def start_worker(state: ClusterState, index: int, *, cpus: float) -> Process:
+    """Adds worker node ``index`` to a running cluster (also used to replace a killed node)."""
+    root = Path(state.state_dir)
+    temp = Path(state.temp_root) / f"w{index}"
+    temp.mkdir(exist_ok=True)
+    resource = f"mixup_worker_{index}"
+    log = root / f"worker-{index}.log"
+    proc = _spawn([_bin("ray"), "start", "--address", state.ray_address,
+                   "--node-ip-address", HOST, "--num-cpus", f"{int(cpus)}",
+                   "--resources", json.dumps({resource: 1}), "--temp-dir", str(temp),
+                   "--disable-usage-stats", "--block"],
+                  log=log, env=_node_env(Path(state.token_path)))
+    process = Process(f"worker-{index}", proc.pid, str(log), resource)
+    state.processes.append(process)
+    state.save()
+    return process
+
+
+def start_tracking_server(state: ClusterState, *, backend_uri: str | None = None,
+                          port: int | None = None) -> Process:
+    """An MLflow server on 127.0.0.1 (sqlite in the state dir unless ``backend_uri``)."""
+    root = Path(state.state_dir)
+    port = port or free_port()
+    backend = backend_uri or f"sqlite:///{root / 'mlflow.db'}"
+    log = root / "mlflow.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = _spawn([_bin("mlflow"), "server", "--backend-store-uri", backend,
+                   "--artifacts-destination", str(root / "mlartifacts"),
+                   "--host", HOST, "--port", str(port), "--workers", "1"], log=log, env=env)
+    _wait_for_port(port, 90, "the MLflow server", proc, log)
+    _wait_for_http(f"http://{HOST}:{port}/health", 60)
+    state.tracking_uri = f"http://{HOST}:{port}"
+    state.processes = [p for p in state.processes if p.role != "mlflow"]
+    state.processes.append(Process("mlflow", proc.pid, str(log)))
+    state.save()
+    return state.processes[-1]
+
+
+def _wait_for_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise ClusterError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def up(state_dir: str | Path = DEFAULT_STATE_DIR, *, workers: int = 2, cpus_per_node: float = 1,
+       head_cpus: float = 0, tracking: bool = True, backend_uri: str | None = None) -> ClusterState:
+    """Starts the head, ``workers`` worker nodes and (unless ``tracking`` is False) MLflow.
+
+    The head gets ``head_cpus`` CPUs (0 by default, so trials run on worker nodes only and a
+    killed worker's trials must move to another worker).
+    """
+    root = Path(state_dir).resolve()
+    if (root / STATE_FILE).exists() and any(_alive(p.pid) for p in ClusterState.load(root).processes):
+        raise ClusterError(f"a cluster is already running from {root}; `mixup-sweep cluster down` first")
+    root.mkdir(parents=True, exist_ok=True)
+    token_path = root / TOKEN_FILE
+    token_path.write_text(secrets.token_hex(32))
+    token_path.chmod(0o600)
+    port = free_port()
+    temp_root = tempfile.mkdtemp(prefix="mixup-ray-")
+    state = ClusterState(str(root), f"{HOST}:{port}", None, str(token_path), temp_root)
+    head_temp = Path(temp_root) / "head"
+    head_temp.mkdir(exist_ok=True)
+    log = root / "head.log"
+    try:
+        proc = _spawn([_bin("ray"), "start", "--head", "--node-ip-address", HOST, "--port", str(port),
+                       "--num-cpus", f"{int(head_cpus)}", "--include-dashboard", "false",
+                       "--temp-dir", str(head_temp), "--disable-usage-stats", "--block"],
+                      log=log, env=_node_env(token_path))
+        state.processes.append(Process("head", proc.pid, str(log)))
+        state.save()
+        _wait_for_port(port, 90, "the Ray head", proc, log)
+        for index in range(1, workers + 1):
+            start_worker(state, index, cpus=cpus_per_node)
+        if tracking:
+            start_tracking_server(state, backend_uri=backend_uri)
+        wait_for_nodes(state, workers + 1, timeout=120)
+    except BaseException:
+        down(root)
+        raise
+    return state
+
+
+def alive_nodes(state: ClusterState) -> list[dict[str, Any]]:
+    """Alive Ray nodes as seen by a short-lived driver process (keeps Ray out of this process)."""
+    code = (f"import json, ray; ray.init(address={state.ray_address!r}, "
+            "logging_level='ERROR', log_to_driver=False);"
+            "print(json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources']} "
+            "for n in ray.nodes() if n['Alive']]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **state.env()})
+    if out.returncode != 0:
+        raise ClusterError(f"cannot reach Ray at {state.ray_address}: "
+                           f"{(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    nodes: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return nodes
+
+
+def wait_for_nodes(state: ClusterState, count: int, *, timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    nodes: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        nodes = alive_nodes(state)
+        if len(nodes) >= count:
+            return nodes
+        time.sleep(1)
+    raise ClusterError(f"only {len(nodes)} of {count} Ray nodes came up within {timeout:.0f} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_process(process: Process, *, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+    """Signals the process group of ``process`` (the node and everything it started)."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(process.pid):
+        time.sleep(0.2)
+        _reap(process.pid)
+    if _alive(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        _reap(process.pid)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def down(state_dir: str | Path = DEFAULT_STATE_DIR) -> list[str]:
+    """Stops exactly the processes ``up`` started (workers, then MLflow, then the head)."""
+    state = ClusterState.load(state_dir)
+    order = sorted(state.processes, key=lambda p: {"head": 2, "mlflow": 1}.get(p.role, 0))
+    stopped = []
+    for process in order:
+        if _alive(process.pid):
+            kill_process(process)
+            stopped.append(f"{process.role} (pid {process.pid})")
+    state.processes = []
+    state.save()
+    if state.temp_root:
+        shutil.rmtree(state.temp_root, ignore_errors=True)
+    return stopped

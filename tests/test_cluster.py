@@ -1,0 +1,207 @@
+"""A real multi-node Ray cluster on loopback (head + 2 worker nodes) with an MLflow server over
+HTTP, started by the project's own launcher; faults are injected by killing real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cluster import local
+from sweeps.records import RecordLog
+from tests.sweep_helpers import CLI, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
+
+pytestmark = pytest.mark.slow
+
+LONG_TRIAL = {"data": {"dim": 400, "n_train": 60, "n_test": 200}, "optim.epochs": 1500,
+              "log_every": 20}
+ALL_EPOCHS = list(range(20, 1501, 20))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.ClusterState]:
+    state_dir = tmp_path_factory.mktemp("cluster") / "state"
+    state = local.up(state_dir, workers=2, cpus_per_node=1, head_cpus=0)
+    try:
+        yield state
+    finally:
+        local.down(state_dir)
+
+
+def cluster_env(state: local.ClusterState, *, final_sync: float = 5) -> dict[str, str]:
+    return {**cli_env(), **state.env(), "MIXUP_FINAL_SYNC_TIMEOUT": str(final_sync)}
+
+
+def run_on(state: local.ClusterState, spec: Path, cwd: Path, *extra: str,
+           timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "run", str(spec), "--storage", "res", "--address",
+                           state.ray_address, "--tracking-uri", str(state.tracking_uri), *extra],
+                          cwd=cwd, env=cluster_env(state), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def start_on(state: local.ClusterState, spec: Path, cwd: Path, *,
+             final_sync: float = 5) -> subprocess.Popen[str]:
+    return subprocess.Popen([*CLI, "run", str(spec), "--storage", "res", "--address",
+                             state.ray_address, "--tracking-uri", str(state.tracking_uri)],
+                            cwd=cwd, env=cluster_env(state, final_sync=final_sync),
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_epochs(records: Path, count: int, *, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if records.exists() and records.read_text().count('"type": "epoch"') >= count:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"fewer than {count} epoch reports in {records} after {timeout} s")
+
+
+def long_spec(folder: Path, name: str, alphas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0),
+              **sections) -> Path:
+    return write_spec(folder, name, trial=LONG_TRIAL, search_space={
+        "mixup.alpha": {"kind": "grid", "values": list(alphas)}},
+        search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1], **sections)
+
+
+def assert_complete_in_mlflow(uri: str, sweep: str, trials: int) -> None:
+    _, children = sweep_runs(uri, sweep)
+    assert len(children) == trials
+    for child in children:
+        assert metric_steps(uri, child.info.run_id, "test/acc_rare") == ALL_EPOCHS, \
+            child.info.run_name
+        assert child.info.status == "FINISHED"
+
+
+def test_a_sweep_on_the_cluster_spreads_over_nodes_and_matches_a_local_run(cluster, tmp_path):
+    spec = write_spec(tmp_path, "spread", search_space={
+        "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}}, seeds=[0, 1])
+    out = run_on(cluster, spec, tmp_path)
+    assert out.returncode == 0, out.stderr
+    _, children = sweep_runs(str(cluster.tracking_uri), "spread")
+    nodes = {c.data.tags["mixup_sweeps.node_id"] for c in children}
+    workers = {n["node_id"] for n in local.alive_nodes(cluster)
+               if any(k.startswith("mixup_worker_") for k in n["resources"])}
+    assert len(children) == 4 and nodes <= workers and len(nodes) == 2
+
+    local_dir = tmp_path / "local"
+    local_dir.mkdir()
+    assert mixup_sweep("run", str(spec), "--storage", "res", cwd=local_dir).returncode == 0
+    on_cluster = pd.read_parquet(tmp_path / "res" / "spread" / "trials.parquet")
+    on_laptop = pd.read_parquet(local_dir / "res" / "spread" / "trials.parquet")
+    columns = ["config/mixup.alpha", "best/test/acc_rare", "last/train/loss"]
+    a = on_cluster.sort_values(columns[0])[columns].to_numpy().ravel().tolist()
+    b = on_laptop.sort_values(columns[0])[columns].to_numpy().ravel().tolist()
+    assert a == pytest.approx(b)
+
+
+def test_a_restarted_tracking_server_loses_no_metric(cluster, tmp_path):
+    alphas = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+    spec = long_spec(tmp_path, "outage", alphas)
+    driver = start_on(cluster, spec, tmp_path, final_sync=60)
+    records = tmp_path / "res" / "outage" / "records.jsonl"
+    wait_for_epochs(records, 20)
+    server = next(p for p in cluster.processes if p.role == "mlflow")
+    port = int(str(cluster.tracking_uri).rsplit(":", 1)[1])
+    local.kill_process(server, sig=signal.SIGKILL)
+    down_at = records.read_text().count('"type": "epoch"')
+    time.sleep(3)
+    local.start_tracking_server(cluster, port=port)  # the same store, the same port
+    up_at = records.read_text().count('"type": "epoch"')
+    _, stderr = driver.communicate(timeout=400)
+    assert driver.returncode == 0, stderr
+    assert up_at > down_at, "no result arrived while the server was down"
+    assert "failed" in stderr and "answers again" in stderr, stderr
+    assert "did not answer" not in stderr, stderr
+    assert_complete_in_mlflow(str(cluster.tracking_uri), "outage", len(alphas))
+
+
+def test_a_tracking_server_that_stays_down_leaves_everything_in_parquet_for_sync(cluster,
+                                                                                 tmp_path):
+    spec = long_spec(tmp_path, "down")
+    driver = start_on(cluster, spec, tmp_path)
+    wait_for_epochs(tmp_path / "res" / "down" / "records.jsonl", 10)
+    server = next(p for p in cluster.processes if p.role == "mlflow")
+    port = int(str(cluster.tracking_uri).rsplit(":", 1)[1])
+    local.kill_process(server, sig=signal.SIGKILL)
+    _, stderr = driver.communicate(timeout=400)
+    assert driver.returncode == 0, stderr
+    assert "mixup-sweep sync down" in stderr
+    epochs = pd.read_parquet(tmp_path / "res" / "down" / "epochs.parquet")
+    assert len(epochs) == 4 * len(ALL_EPOCHS)
+
+    local.start_tracking_server(cluster, port=port)
+    out = mixup_sweep("sync", "down", "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert_complete_in_mlflow(str(cluster.tracking_uri), "down", 4)
+
+
+def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
+    spec = long_spec(tmp_path, "driverless")
+    driver = start_on(cluster, spec, tmp_path)
+    wait_for_epochs(tmp_path / "res" / "driverless" / "records.jsonl", 40)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.communicate()
+    out = subprocess.run([*CLI, "resume", "driverless", "--storage", "res"], cwd=tmp_path,
+                         env=cluster_env(cluster), capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr
+    records = RecordLog(tmp_path / "res" / "driverless").trials
+    assert len(records) == 4 and all(r.status == "TERMINATED" for r in records.values())
+    assert all(sorted(r.epochs) == ALL_EPOCHS for r in records.values())
+    assert_complete_in_mlflow(str(cluster.tracking_uri), "driverless", 4)
+
+
+def test_killing_a_worker_node_mid_sweep_moves_its_trials_on_from_their_checkpoints(cluster,
+                                                                                     tmp_path):
+    spec = long_spec(tmp_path, "nodeloss")
+    records_path = tmp_path / "res" / "nodeloss" / "records.jsonl"
+    driver = start_on(cluster, spec, tmp_path)
+    wait_for_epochs(records_path, 30)
+    victim = next(p for p in cluster.processes if p.role == "worker-1")
+    victim_node = next(n["node_id"] for n in local.alive_nodes(cluster)
+                       if victim.resource in n["resources"])
+    killed_at = time.time()
+    local.kill_process(victim, sig=signal.SIGKILL)
+    _, stderr = driver.communicate(timeout=500)
+    assert driver.returncode == 0, stderr
+
+    events = [json.loads(line) for line in records_path.read_text().splitlines()]
+    records = RecordLog(tmp_path / "res" / "nodeloss").trials
+    assert len(records) == 4 and all(r.status == "TERMINATED" for r in records.values())
+    assert all(sorted(r.epochs) == ALL_EPOCHS for r in records.values())
+    interrupted = {e["trial_id"] for e in events if e["type"] == "epoch"
+                   and e["node_id"] == victim_node and e["time"] <= killed_at}
+    moved = {e["trial_id"] for e in events if e["type"] == "epoch" and e["time"] > killed_at
+             and e["trial_id"] in interrupted}
+    assert moved, "no trial was running on the killed node"
+    for trial_id in moved:
+        reports = [e for e in events if e["type"] == "epoch" and e["trial_id"] == trial_id]
+        first_after = next(e for e in reports if e["time"] > killed_at)
+        assert first_after["node_id"] != victim_node
+        assert first_after["epoch"] > 20, f"{trial_id} restarted from epoch 0"
+        assert [e["epoch"] for e in reports].count(20) == 1
+    assert_complete_in_mlflow(str(cluster.tracking_uri), "nodeloss", 4)
+    local.start_worker(cluster, 1, cpus=1)  # leave the cluster whole for what follows
+
+
+def test_cluster_down_stops_exactly_the_processes_it_started(tmp_path):
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        state = local.up(tmp_path / "state", workers=1, tracking=False)
+        groups = [p.pid for p in state.processes]
+        assert len(local.alive_nodes(state)) == 2
+        stopped = local.down(tmp_path / "state")
+        assert len(stopped) == 2
+        for pgid in groups:
+            assert subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True).stdout == b""
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
