@@ -234,20 +234,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def kill_process(process: Process, *, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-    """Signals the process group of ``process`` (the node and everything it started)."""
+    """Signals the process group of ``process`` (the node and everything it started) and waits
+    until the whole group is gone, escalating to SIGKILL after ``grace`` seconds."""
     try:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(process.pid):
-        time.sleep(0.2)
+    while time.monotonic() < deadline and _group_alive(process.pid):
         _reap(process.pid)
-    if _alive(process.pid):
+        time.sleep(0.2)
+    if _group_alive(process.pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        _reap(process.pid)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _group_alive(process.pid):
+            _reap(process.pid)
+            time.sleep(0.1)
+    _reap(process.pid)
 
 
 def _reap(pid: int) -> None:
