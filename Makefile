@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SPEC ?= sweeps/specs/paper_feature_noise.yaml
 
-.PHONY: install sweep test lint bench
+.PHONY: install sweep test lint bench chromium report
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,8 +21,16 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: lint
+# Debian's chromium drives the browser tests of the report and the MLflow UI.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: lint chromium
 	$(PY) -m pytest
+
+report: install chromium
+	$(VENV)/bin/mixup-sweep report paper_feature_noise
+	$(PY) -m dashboards.screenshot sweep_results/paper_feature_noise/report/report.html docs/report_main_job.png
 
 bench: install
 	$(PY) benchmarks/gd_step.py

@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=".mixup-cluster", help="state dir (default ./.mixup-cluster)")
     p.set_defaults(handler=_cmd_cluster)
 
+    p = sub.add_parser("report", help="figures + one HTML page of a sweep, from its Parquet records")
+    p.add_argument("name", metavar="NAME")
+    _add_storage(p)
+    p.add_argument("--out", metavar="DIR", help="default: <storage>/<name>/report/")
+    p.add_argument("--no-mlflow", action="store_true",
+                   help="do not log it to the sweep's MLflow parent run")
+    p.set_defaults(handler=_cmd_report)
+
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     p.add_argument("--port", type=int, default=5000)
@@ -175,6 +183,12 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     from cluster import cli as cluster_cli
 
     return cluster_cli.main(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dashboards.report import main as report_main
+
+    return report_main(args)
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:

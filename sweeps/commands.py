@@ -90,6 +90,7 @@ def _summarise(outcome: SweepOutcome, storage: str) -> int:
             break
         print(f"\nBest configs by {metric} ({scope}):")
         print(format_best(ranked, metric=metric, scope=scope))
+    _print_marginals(name, storage, metric)
     print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
     print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: mixup-sweep ui"
           + ("" if outcome.tracking_uri.startswith("sqlite") and "MLFLOW_TRACKING_URI" not in
@@ -103,6 +104,22 @@ def _summarise(outcome: SweepOutcome, storage: str) -> int:
         print(f"note: {outcome.tracking_failures} MLflow call(s) failed during the sweep; "
               "every buffered result was delivered afterwards", file=sys.stderr)
     return 1 if outcome.errored and outcome.errored == outcome.trials else 0
+
+
+def _print_marginals(name: str, storage: str, metric: str) -> None:
+    from sweeps.results import load_tables
+    from sweeps.tables import marginals
+
+    trials, _ = load_tables(name, storage=storage)
+    for scope, column in (("last epoch", f"last/{metric}"),):
+        table = marginals(trials, column)
+        if not table:
+            return
+        print(f"\nMean {metric} at the {scope}, by each searched key (over all other keys):")
+        width = max(len(k) for k in table)
+        for key, rows in table.items():
+            cells = " | ".join(f"{v} -> {m:.3f} ({n})" for v, m, n in rows)
+            print(f"  {key:<{width}}  {cells}")
 
 
 def best(args: argparse.Namespace) -> int:

@@ -121,3 +121,22 @@ def ranked_records(ranked: pd.DataFrame) -> list[dict[str, Any]]:
             "value": float(row["value"]), "config": config_of(row), "metrics": metrics,
         })
     return out
+
+
+def marginals(trials: pd.DataFrame, column: str) -> dict[str, list[tuple[Any, float, int]]]:
+    """For each config key that varies across trials: (value, mean of ``column``, trials).
+
+    A quick read of which factor matters, printed at the end of a sweep; with a full grid each
+    value's mean is over the same mix of the other factors, so the means compare fairly.
+    """
+    out: dict[str, list[tuple[Any, float, int]]] = {}
+    if column not in trials.columns:
+        return out
+    for config_col in [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]:
+        keys = trials[config_col].map(lambda v: "null" if _missing(v) else _plain(v))
+        if keys.nunique() < 2:
+            continue
+        groups = trials.groupby(keys, sort=False)[column]
+        rows = [(value, float(series.mean()), int(series.count())) for value, series in groups]
+        out[config_col[len(CONFIG_PREFIX):]] = sorted(rows, key=lambda r: (str(type(r[0])), r[0]))
+    return out

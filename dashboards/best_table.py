@@ -1,0 +1,109 @@
+"""The best-configs table: each configuration's accuracies at its best and at its last epoch.
+
+Best-epoch values say what a configuration can reach (with early stopping on the objective);
+last-epoch values say what it keeps at the end of its budget. The gap between the two is the
+paper's point about switching Mixup off too early: rare-feature accuracy that was reached
+and then lost.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from dashboards import labels as L
+from dashboards.section import Section
+from dashboards.sweep_data import ConfigGroup, Scope, SweepData
+
+TOP = 10
+SCOPES: tuple[Scope, ...] = ("best", "last")
+MAX_IDS = 3
+KIND_NAMES = {"ERM": L.ERM, "Mixup": "Mixup throughout", "switched-off": "Mixup, then switched off"}
+
+
+def table_metrics(data: SweepData) -> list[str]:
+    """The objective first, then rare-, common-feature and overall test accuracy if reported."""
+    metrics = [data.objective]
+    metrics += [m for m in (L.RARE, L.COMMON, L.ACC) if m not in metrics and data.has_metric(m)]
+    return metrics
+
+
+def _ids(group: ConfigGroup) -> str:
+    ids = list(group.trial_ids)
+    more = f" +{len(ids) - MAX_IDS}" if len(ids) > MAX_IDS else ""
+    return ", ".join(ids[:MAX_IDS]) + more
+
+
+def _best_epoch(data: SweepData, group: ConfigGroup) -> str:
+    rows = data.trials[data.trials["trial_id"].isin(group.trial_ids)]
+    epochs = sorted({int(e) for e in rows["best_epoch"].dropna()}) if "best_epoch" in rows else []
+    return ", ".join(map(str, epochs)) or "n/a"
+
+
+def best_frame(data: SweepData) -> pd.DataFrame:
+    """Every configuration, best first: settings, trials, best epoch, mean and std per metric."""
+    rows = []
+    for rank, group in enumerate(data.ranked(), start=1):
+        row: dict[str, object] = {"rank": rank, "training": KIND_NAMES[group.kind]}
+        for key in data.varying:
+            value = group.value(key)
+            row[L.key_name(key)] = "—" if value == L.ERM else L.format_value(key, value)
+        row["trials"] = _ids(group)
+        row["best epoch"] = _best_epoch(data, group)
+        for metric in table_metrics(data):
+            for scope in SCOPES:
+                mean, std = data.summary(group, metric, scope)
+                row[f"{scope}/{metric}"] = mean
+                row[f"{scope}/{metric}{L.STD_SUFFIX}"] = std
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _shown(data: SweepData, frame: pd.DataFrame) -> pd.DataFrame:
+    """The top ``TOP`` rows, plus the ERM rows below them (the reference)."""
+    top = frame.head(TOP)
+    erm = frame.iloc[TOP:][frame.iloc[TOP:]["training"] == L.ERM]
+    return pd.concat([top, erm])
+
+
+def _cell(mean: float, std: float) -> str:
+    return html.escape(L.format_mean_std(mean, std))
+
+
+def best_table_html(data: SweepData, frame: pd.DataFrame) -> str:
+    """The table as HTML: two header rows (metric, then best/last epoch)."""
+    settings = ["rank", "training", *[L.key_name(k) for k in data.varying], "trials",
+                "best epoch"]
+    metrics = table_metrics(data)
+    head1 = "".join(f'<th rowspan="2">{html.escape(s)}</th>' for s in settings)
+    head1 += "".join(f'<th colspan="2" data-metric="{html.escape(m)}">'
+                     f"{html.escape(L.metric_name(m))}</th>" for m in metrics)
+    head2 = "<th>best epoch</th><th>last epoch</th>" * len(metrics)
+    body = []
+    for _, row in _shown(data, frame).iterrows():
+        cells = "".join(f"<td>{html.escape(str(row[s]))}</td>" for s in settings)
+        for metric in metrics:
+            for scope in SCOPES:
+                mean, std = row[f"{scope}/{metric}"], row[f"{scope}/{metric}{L.STD_SUFFIX}"]
+                cells += f'<td class="num">{_cell(mean, std)}</td>'
+        css = ' class="erm"' if row["training"] == L.ERM else ""
+        body.append(f"<tr{css}>{cells}</tr>")
+    return (f'<table class="best"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def best_configs(data: SweepData, csv_path: Path) -> Section:
+    """(f) The best-configs table (HTML in the report) and every configuration as CSV."""
+    slug, title = "best_configs", "Best configurations: best-epoch and last-epoch values"
+    frame = best_frame(data)
+    frame.to_csv(csv_path, index=False)
+    objective = L.metric_name(data.objective)
+    better = "higher" if data.mode == "max" else "lower"
+    caption = (f"Configurations ranked by {objective} at their best epoch ({better} is better), "
+               f"top {TOP} plus ERM; values are mean ± std over seeds at the best epoch (the "
+               "epoch where the objective peaked) and at the last logged epoch. A large drop "
+               "from best to last means the configuration reached the rare feature and lost it. "
+               f"All {len(frame)} configurations: {csv_path.name}.")
+    return Section(slug, title, caption, html=best_table_html(data, frame))

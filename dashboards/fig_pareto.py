@@ -1,0 +1,127 @@
+"""The Pareto front of common- vs rare-feature test accuracy over the sweep's configurations.
+
+A configuration is on the front when no other one is at least as good on both accuracies and
+better on one. ERM typically sits at high common- and chance rare-feature accuracy; the
+question is which Mixup settings move up without moving left.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from dashboards import facets
+from dashboards import labels as L
+from dashboards.section import Section, skipped
+from dashboards.sweep_data import ConfigGroup, Scope, SweepData
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+SCOPES: tuple[tuple[Scope, str], ...] = (("last", "at the last epoch"),
+                                         ("best", "at the best epoch"))
+MAX_NAMED = 6
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point dominates (both coordinates maximised).
+
+    Equal points are all kept. Points with a non-finite coordinate are never on the front.
+    """
+    front = []
+    for i, (x, y) in enumerate(points):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        dominated = any(ox >= x and oy >= y and (ox > x or oy > y)
+                        for j, (ox, oy) in enumerate(points)
+                        if j != i and math.isfinite(ox) and math.isfinite(oy))
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def _marker(group: ConfigGroup, schemes: list[Any]) -> str:
+    if group.kind == "ERM" or group.value(L.SCHEME) not in schemes:
+        return "o"
+    return MARKERS[schemes.index(group.value(L.SCHEME)) % len(MARKERS)]
+
+
+def _panel(ax: Axes, data: SweepData, scope: Scope, layout: facets.Layout,
+           colours: dict[str, Any], schemes: list[Any]) -> list[ConfigGroup]:
+    groups = data.groups
+    points, errors = [], []
+    for g in groups:
+        common, common_std = data.summary(g, L.COMMON, scope)
+        rare, rare_std = data.summary(g, L.RARE, scope)
+        points.append((common, rare))
+        errors.append((common_std, rare_std))
+    front = pareto_front(points)
+    for index, (g, (x, y), (ex, ey)) in enumerate(zip(groups, points, errors, strict=True)):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        colour = facets.colour_of(g, layout, colours, index)
+        ax.errorbar(x, y, xerr=ex, yerr=ey, color=colour, alpha=0.25, lw=0.8, capsize=0)
+        ax.scatter(x, y, color=colour, marker=_marker(g, schemes), s=60 if g.kind == "ERM" else 38,
+                   edgecolors="black" if index in front else "none", linewidths=1.2, zorder=3,
+                   alpha=0.9)
+    ordered = sorted(front, key=lambda i: points[i][0])
+    xs = [points[i][0] for i in ordered]
+    ys = [points[i][1] for i in ordered]
+    ax.step(xs, ys, where="pre", color="crimson", lw=1.2, zorder=2)
+    ax.set_xlabel(L.metric_name(L.COMMON))
+    ax.grid(alpha=0.3)
+    return [groups[i] for i in front]
+
+
+def accuracy_pareto(data: SweepData) -> Section:
+    """(e) Common- vs rare-feature test accuracy per configuration, with the Pareto front."""
+    slug, title = "pareto_front", "Pareto front: common- vs rare-feature test accuracy"
+    if not (data.has_metric(L.RARE) and data.has_metric(L.COMMON)):
+        return skipped(slug, title, "This sweep's test set has no rare/common split "
+                       "(no finite test/acc_rare and test/acc_common), so there is no front.")
+    layout = facets.choose_layout(data, hue=(L.STOP, L.ALPHA))
+    colours = facets.hue_colours(data, layout)
+    schemes = facets.key_values(facets.mixup_groups(data), L.SCHEME) if L.SCHEME in data.varying \
+        else []
+    fig = Figure(figsize=(11.0, 4.6), layout="constrained")
+    axes = fig.subplots(1, len(SCOPES), sharey=True)
+    fronts = {}
+    for ax, (scope, text) in zip(axes, SCOPES, strict=True):
+        fronts[text] = _panel(ax, data, scope, layout, colours, schemes)
+        ax.set_title(text, fontsize=9)
+    axes[0].set_ylabel(L.metric_name(L.RARE))
+    _legend(fig, data, layout, colours, schemes)
+    fig.suptitle(title, fontsize=11)
+    return Section(slug, title, _caption(data, fronts), fig)
+
+
+def _legend(fig: Figure, data: SweepData, layout: facets.Layout, colours: dict[str, Any],
+            schemes: list[Any]) -> None:
+    handles, names = [], []
+    if facets.erm_groups(data):
+        handles.append(Line2D([], [], color="black", marker="o", ls=""))
+        names.append(L.ERM)
+    if layout.hue is not None:
+        for value in facets.key_values(facets.mixup_groups(data), layout.hue):
+            handles.append(Line2D([], [], color=colours.get(repr(value), "grey"), marker="o",
+                                  ls=""))
+            names.append(f"{L.key_name(layout.hue)} {L.format_value(layout.hue, value)}")
+    for i, scheme in enumerate(schemes):
+        handles.append(Line2D([], [], color="grey", marker=MARKERS[i % len(MARKERS)], ls=""))
+        names.append(L.format_setting(L.SCHEME, scheme))
+    handles.append(Line2D([], [], color="crimson"))
+    names.append("Pareto front (black edge: on it)")
+    fig.legend(handles, names, loc="outside right center", fontsize=8, frameon=False)
+
+
+def _caption(data: SweepData, fronts: dict[str, list[ConfigGroup]]) -> str:
+    parts = ["One point per configuration (merged ERM trials are one point); bars: std over "
+             "seeds. The red step line joins the configurations that no other beats on both "
+             "accuracies."]
+    for text, front in fronts.items():
+        named = "; ".join(g.label for g in front[:MAX_NAMED])
+        more = f" and {len(front) - MAX_NAMED} more" if len(front) > MAX_NAMED else ""
+        parts.append(f"On the front {text}: {named}{more}.")
+    return " ".join(parts)

@@ -1,0 +1,123 @@
+"""The report as one self-contained HTML page: inline CSS, figures as base64 PNG data URIs.
+
+It opens from disk with no server and no network: no script, no external stylesheet, font or
+image. Each ``<img>`` carries ``data-png`` (its PNG file beside the page) and ``width`` /
+``height`` (the PNG's pixel size), which the browser tests compare with what was rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from dashboards import labels as L
+from dashboards.section import Section
+from dashboards.sweep_data import SweepData
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
+       max-width: 1500px; padding: 16px 28px; color: #1d1d1f; background: #ffffff; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.facts { color: #444; font-size: 0.92em; line-height: 1.5; }
+.facts code, td code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; }
+figure { margin: 0.6em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.caption { color: #333; font-size: 0.92em; max-width: 1100px; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 8px 12px; }
+table { border-collapse: collapse; font-size: 0.85em; margin-top: 0.6em; }
+th, td { border: 1px solid #d6d6d6; padding: 3px 7px; text-align: left; }
+th { background: #f2f4f7; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.erm td { background: #f7f7f7; }
+nav a { margin-right: 1em; }
+details { margin-top: 1em; }
+"""
+
+
+def data_uri(png: Path) -> str:
+    """The PNG file as a ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+
+
+def png_size(png: Path) -> tuple[int, int]:
+    """(width, height) in pixels, read from the PNG header."""
+    header = png.read_bytes()[:24]
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def _facts(data: SweepData) -> str:
+    statuses = ", ".join(f"{n} {s.lower()}" for s, n in sorted(data.all_trials.items()))
+    varying = ", ".join(f"{html.escape(L.key_name(k))} (<code>{html.escape(k)}</code>)"
+                        for k in data.varying) or "none"
+    seeds = ", ".join(map(str, data.seeds)) or "unknown"
+    metrics = sorted(c for c in data.epochs.columns
+                     if c not in ("trial_id", "epoch") and not c.endswith(L.STD_SUFFIX)
+                     and data.has_metric(c))
+    metric_list = ", ".join(f"<code>{html.escape(m)}</code> = {html.escape(L.metric_name(m))}"
+                            for m in metrics)
+    return (
+        f'<p class="facts">{html.escape(data.description)}</p>'
+        f'<p class="facts"><b>Trials:</b> {sum(data.all_trials.values())} ({statuses}) in '
+        f"{len(data.groups)} configurations. <b>Objective:</b> "
+        f"{html.escape(L.metric_name(data.objective))} (<code>{html.escape(data.objective)}</code>,"
+        f" {data.mode}) at each trial's best epoch. <b>Seeds per trial:</b> {seeds}. "
+        f"<b>Searched:</b> {varying}.<br><b>Metrics:</b> {metric_list}.</p>")
+
+
+def _section(section: Section, pngs: dict[str, Path]) -> str:
+    parts = [f'<section id="{section.slug}"><h2>{html.escape(section.title)}</h2>']
+    png = pngs.get(section.slug)
+    if png is not None:
+        width, height = png_size(png)
+        parts.append(f'<figure><img src="{data_uri(png)}" alt="{html.escape(section.title)}" '
+                     f'data-png="{html.escape(png.name)}" width="{width}" height="{height}">'
+                     "</figure>")
+    if section.note:
+        parts.append(f'<p class="note">{html.escape(section.note)}</p>')
+    if section.caption:
+        parts.append(f'<p class="caption">{html.escape(section.caption)}</p>')
+    if section.html:
+        parts.append(section.html)
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _trial_index(data: SweepData) -> str:
+    label = {t: g.label for g in data.groups for t in g.trial_ids}
+    objective = data.objective
+    rows = []
+    for _, row in data.trials.iterrows():
+        trial = str(row["trial_id"])
+        best = row.get(f"best/{objective}")
+        last = row.get(f"last/{objective}")
+        rows.append(
+            f"<tr><td><code>{html.escape(trial)}</code></td><td>{html.escape(str(row['status']))}"
+            f"</td><td>{html.escape(label.get(trial, ''))}</td>"
+            f'<td class="num">{L.format_mean_std(best, None)}</td>'
+            f'<td class="num">{L.format_mean_std(last, None)}</td></tr>')
+    head = (f"<tr><th>trial (MLflow run name)</th><th>status</th><th>configuration</th>"
+            f"<th>{html.escape(objective)} best epoch</th>"
+            f"<th>{html.escape(objective)} last epoch</th></tr>")
+    return (f'<details id="trials"><summary>All {len(rows)} trials with records</summary>'
+            f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></details>")
+
+
+def render(data: SweepData, sections: Sequence[Section], pngs: dict[str, Path]) -> str:
+    """The whole page; ``pngs`` maps a section's slug to its PNG file."""
+    nav = "".join(f'<a href="#{s.slug}">{html.escape(s.title)}</a>' for s in sections)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    body = "".join(_section(s, pngs) for s in sections)
+    title = f"Sweep report: {data.name}"
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{_facts(data)}<nav>{nav}</nav>{body}"
+        f"{_trial_index(data)}"
+        f'<p class="facts">Generated {stamp} from the sweep\'s Parquet tables by '
+        "<code>mixup-sweep report</code>.</p></body></html>\n"
+    )

@@ -1,0 +1,198 @@
+"""``mixup-sweep report NAME``: the sweep's figures as PNG files and one self-contained HTML page.
+
+Everything is drawn from the sweep's Parquet tables (MLflow need not be reachable). The same
+files are then logged as artifacts of the sweep's MLflow parent run, under ``report/``; if
+that fails, the report is still written and one warning line on stderr says why.
+
+Figures (``<out>/<slug>.png``):
+
+* ``accuracy_curves``: rare- vs common-feature test accuracy over epochs per configuration;
+* ``rare_accuracy_heatmap``: rare-feature test accuracy over α × switch-off epoch, per scheme;
+* ``feature_alignment``: rare and common feature alignment, ERM vs Mixup vs switched-off Mixup;
+* ``parameter_importance``: fANOVA importance of each searched parameter;
+* ``pareto_front``: common- vs rare-feature test accuracy with the Pareto front;
+
+plus the best-configs table (in the page, and every configuration in ``best_configs.csv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dashboards import best_table, fig_curves, fig_heatmap, fig_importance, fig_pareto, page
+from dashboards.section import Section
+from dashboards.sweep_data import SweepData, load_sweep
+
+HTML_FILE = "report.html"
+CSV_FILE = "best_configs.csv"
+ARTIFACT_PATH = "report"
+DPI = 100
+HTTP_TIMEOUT_S = 10
+
+#: The figures, in page order.
+FIGURES: tuple[Callable[[SweepData], Section], ...] = (
+    fig_curves.accuracy_curves, fig_heatmap.rare_heatmap, fig_curves.alignment_curves,
+    fig_importance.parameter_importance, fig_pareto.accuracy_pareto,
+)
+FIGURE_SLUGS = ("accuracy_curves", "rare_accuracy_heatmap", "feature_alignment",
+                "parameter_importance", "pareto_front")
+
+
+class ReportNotLogged(RuntimeError):
+    """The report could not be logged to MLflow; ``str()`` is one line naming the cause."""
+
+
+@dataclass
+class ReportPaths:
+    """The files of a report.
+
+    Attributes:
+        html: The self-contained HTML page.
+        pngs: One PNG per figure drawn, in page order.
+        csv: Every configuration with best- and last-epoch values.
+        notes: One line per figure left out, saying why (e.g. no ``features/*`` metrics).
+    """
+
+    html: Path
+    pngs: list[Path] = field(default_factory=list)
+    csv: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file of the report (page, figures, table)."""
+        return [self.html, *self.pngs, *([self.csv] if self.csv else [])]
+
+
+def write_report(data: SweepData, out: str | Path) -> ReportPaths:
+    """Draws every figure of ``data`` into ``out`` and writes the HTML page there.
+
+    Args:
+        data: The sweep, already loaded.
+        out: The folder to write to (created if needed). PNGs of figures this sweep cannot
+            show are removed, so a folder reused across runs holds no stale figure.
+    """
+    folder = Path(out).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    csv = folder / CSV_FILE
+    sections = [make(data) for make in FIGURES]
+    sections.append(best_table.best_configs(data, csv))
+    pngs: dict[str, Path] = {}
+    notes = []
+    for section in sections:
+        target = folder / f"{section.slug}.png"
+        if section.figure is not None:
+            section.figure.savefig(target, dpi=DPI, facecolor="white")
+            pngs[section.slug] = target
+            section.figure = None  # let the figure's memory go
+        elif section.slug in FIGURE_SLUGS:
+            target.unlink(missing_ok=True)
+            notes.append(f"{section.title}: {section.note}")
+    html_path = folder / HTML_FILE
+    html_path.write_text(page.render(data, sections, pngs), encoding="utf-8")
+    return ReportPaths(html=html_path, pngs=list(pngs.values()), csv=csv, notes=notes)
+
+
+def build_report(name: str, *, storage: str | Path = "sweep_results",
+                 out: str | Path | None = None, mlflow: bool = True) -> ReportPaths:
+    """Builds the report of sweep ``name`` and logs it to the sweep's MLflow parent run.
+
+    Args:
+        name: The sweep's name (its folder under ``storage``).
+        storage: The folder holding the sweeps.
+        out: Where to write; default ``<storage>/<name>/report/``.
+        mlflow: Log the files as artifacts of the parent run recorded in ``sweep.json``. A
+            failure there is a one-line warning on stderr, never an error.
+
+    Returns:
+        The paths of the HTML page, the PNG figures and the CSV table.
+
+    Raises:
+        sweeps.errors.UsageError: No such sweep under ``storage``.
+    """
+    from sweeps.runner import read_meta, sweep_dir
+
+    data = load_sweep(name, storage=storage)
+    folder = Path(out) if out is not None else sweep_dir(storage, name) / "report"
+    report = write_report(data, folder)
+    if mlflow:
+        meta = read_meta(storage, name)
+        try:
+            uri, parent = meta.get("tracking_uri"), meta.get("parent_run_id")
+            if not uri or not parent:
+                raise ReportNotLogged("sweep.json records no MLflow parent run")
+            log_report_to_mlflow(report, tracking_uri=uri, parent_run_id=parent)
+        except ReportNotLogged as err:
+            print(f"warning: report not logged to MLflow ({err}); it is in {report.html.parent}",
+                  file=sys.stderr, flush=True)
+    return report
+
+
+@contextlib.contextmanager
+def _bounded_http() -> Iterator[None]:
+    """Within: MLflow's HTTP requests get no retries and a short timeout (it reads the
+    variables on every request), so an unreachable server costs seconds, not minutes."""
+    limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(HTTP_TIMEOUT_S)}
+    saved = {k: os.environ.get(k) for k in limits}
+    os.environ.update(limits)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def log_report_to_mlflow(report: ReportPaths, *, tracking_uri: str, parent_run_id: str) -> None:
+    """Logs the report's files as artifacts of the sweep's parent run, under ``report/``.
+
+    The only function of ``dashboards`` that talks to MLflow (imported here, lazily).
+
+    Args:
+        report: What :func:`build_report` or :func:`write_report` returned.
+        tracking_uri: The sweep's tracking URI (``sqlite:///...`` or ``http://...``).
+        parent_run_id: The sweep's parent run.
+
+    Raises:
+        ReportNotLogged: The store is missing or unreachable, or the run does not exist.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        store = Path(tracking_uri[len("sqlite:///"):])
+        if not store.is_file():  # MlflowClient would create an empty store here
+            raise ReportNotLogged(f"tracking store {tracking_uri} does not exist")
+    try:
+        from mlflow.tracking import MlflowClient
+
+        with _bounded_http(), tempfile.TemporaryDirectory(prefix="mixup-report-") as staging:
+            for path in report.files:  # only the report's files, whatever else is in its folder
+                shutil.copyfile(path, Path(staging) / path.name)
+            client = MlflowClient(tracking_uri)
+            client.get_run(parent_run_id)
+            client.log_artifacts(parent_run_id, staging, artifact_path=ARTIFACT_PATH)
+    except Exception as err:  # any failure means "not logged"; say why on one line
+        cause = " ".join(str(err).split())[:200] or type(err).__name__
+        raise ReportNotLogged(f"{tracking_uri}, run {parent_run_id}: {cause}") from err
+
+
+def main(args: argparse.Namespace) -> int:
+    """``mixup-sweep report``: ``args.name``, ``args.storage``, ``args.out`` (may be None).
+
+    Prints the HTML path, then one line per figure left out.
+    """
+    report = build_report(args.name, storage=args.storage, out=getattr(args, "out", None),
+                          mlflow=not getattr(args, "no_mlflow", False))
+    print(report.html)
+    for note in report.notes:
+        print(f"  skipped: {note}")
+    return 0

@@ -1,0 +1,237 @@
+"""The report and the MLflow UI of a real small sweep, looked at in headless Chromium.
+
+One sweep is run with the real CLI (Ray, MLflow on sqlite, Parquet), its report is built and
+logged to the parent run, and a real browser checks what a user would see: every figure
+rendered at its size and not blank, the trial ids and metric names on the page; then the
+MLflow UI (a React app, served by ``mlflow server``) with the trials nested under the sweep's
+parent run, a trial's metrics, the parallel-coordinates comparison, and the logged report.
+
+Screenshots go to ``test-artifacts/browser/`` (git-ignored; CI keeps the folder). Chromium
+must be installed (Debian: ``apt-get install -y chromium``): without it these tests fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dashboards.report import ReportPaths, build_report
+from tests.browser import Chromium
+from tests.sweep_helpers import mixup_sweep, sweep_runs, write_spec
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
+SWEEP = "browser_demo"
+MIN_COLOURS = 16  # a rendered chart has hundreds; a blank or broken image has one or two
+SERVER_START_S = 90
+
+
+@dataclass
+class RealSweep:
+    storage: Path
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    trials: dict[str, str]  # trial id (run name) -> child run id
+    report: ReportPaths
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> RealSweep:
+    """α ∈ {0, 1} × switch-off epoch ∈ {10, never}, 2 seeds, 40 epochs: ERM, Mixup, and
+    Mixup switched off; run by the real CLI (~20 s), then reported and logged to MLflow."""
+    folder = tmp_path_factory.mktemp("browser_sweep")
+    spec = write_spec(folder, SWEEP, search_space={
+        "mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},
+        "mixup.stop_epoch": {"kind": "grid", "values": [10, None]}},
+        search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
+    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    report = build_report(SWEEP, storage=folder / "res")
+    parent, children = sweep_runs(uri, SWEEP)
+    return RealSweep(folder / "res", uri, parent.info.experiment_id, parent.info.run_id,
+                     {c.info.run_name: c.info.run_id for c in children}, report)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    with Chromium(width=1700, height=1100) as chromium:
+        yield chromium
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(sweep: RealSweep) -> Iterator[str]:
+    """``mlflow server`` on the sweep's store, in its own process group; its base URL."""
+    port = _free_port()
+    log = (sweep.storage / "mlflow-server.log").open("w")
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
+               sweep.tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            assert server.poll() is None, (sweep.storage / "mlflow-server.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"mlflow server not up in {SERVER_START_S} s"
+            time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
+        log.close()
+
+
+def _distinct_colours(png: Path) -> int:
+    with Image.open(png) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    return len(colours or [])
+
+
+def _page_text(browser: Chromium) -> str:
+    return str(browser.evaluate("document.body.textContent"))
+
+
+# ------------------------------------------------------------------------------- the report
+
+
+def test_every_figure_of_the_report_renders_at_its_size_and_is_not_blank(
+        browser: Chromium, sweep: RealSweep) -> None:
+    browser.goto(sweep.report.html.as_uri())
+    images = browser.evaluate("""Array.from(document.images).map(img => {
+        const r = img.getBoundingClientRect();
+        return {png: img.dataset.png, complete: img.complete, width: img.naturalWidth,
+                height: img.naturalHeight, x: r.left + window.scrollX, y: r.top + window.scrollY,
+                shownWidth: r.width, shownHeight: r.height};
+    })""")
+    assert sorted(i["png"] for i in images) == sorted(p.name for p in sweep.report.pngs)
+    browser.screenshot(ARTIFACTS / "report_page.png")
+    for image in images:
+        with Image.open(sweep.report.html.parent / image["png"]) as png:
+            size = png.size
+        assert image["complete"] and (image["width"], image["height"]) == size, image
+        assert image["shownWidth"] > 0
+        assert image["shownHeight"] / image["shownWidth"] == pytest.approx(
+            size[1] / size[0], rel=0.01)
+        shot = browser.screenshot(
+            ARTIFACTS / f"report_{Path(image['png']).stem}.png",
+            clip={k: image[k] for k in ("x", "y")} | {"width": image["shownWidth"],
+                                                      "height": image["shownHeight"]})
+        assert _distinct_colours(shot) >= MIN_COLOURS, image["png"]
+
+
+def test_report_page_shows_the_trial_ids_and_metric_names(browser: Chromium,
+                                                          sweep: RealSweep) -> None:
+    browser.goto(sweep.report.html.as_uri())
+    text = _page_text(browser)
+    for trial in sweep.trials:
+        assert trial in text
+    for phrase in ("test/acc_rare", "test/acc_common", "features/rare_alignment",
+                   "rare-feature test accuracy", "common-feature test accuracy",
+                   "switch-off epoch", "ERM", "Mixup throughout"):
+        assert phrase in text, phrase
+
+
+def test_screenshot_script_writes_a_full_page_png(sweep: RealSweep, tmp_path: Path) -> None:
+    out = tmp_path / "report.png"
+    done = subprocess.run([sys.executable, "-m", "dashboards.screenshot",
+                           str(sweep.report.html), str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as image:
+        width, height = image.size
+    assert width == 1400 and height > 1500
+    assert _distinct_colours(out) >= MIN_COLOURS
+    (ARTIFACTS / "report_screenshot.png").write_bytes(out.read_bytes())
+
+
+# ------------------------------------------------------------------------------- MLflow UI
+
+
+def test_mlflow_ui_lists_the_trials_nested_under_the_sweeps_parent_run(
+        browser: Chromium, mlflow_ui: str, sweep: RealSweep) -> None:
+    browser.goto(f"{mlflow_ui}/#/experiments/{sweep.experiment_id}/runs")
+    browser.wait_for("document.body.innerText.includes('matching runs')")
+    browser.wait_for(f"document.body.innerText.includes({json.dumps(SWEEP)})")
+    expander = "document.querySelector('[data-component-id*=\"runnamecellrenderer\"]')"
+    browser.wait_for(expander)  # the parent's "+": its child runs are collapsed under it
+    browser.evaluate(f"{expander}.click()")
+    trials = " && ".join(f"document.body.innerText.includes({json.dumps(t)})"
+                         for t in sweep.trials)
+    browser.wait_for(trials)
+    browser.screenshot(ARTIFACTS / "mlflow_runs.png",
+                       clip={"x": 0, "y": 0, "width": 1700, "height": 1100})
+
+
+def test_mlflow_ui_shows_a_trials_metrics_and_params(browser: Chromium, mlflow_ui: str,
+                                                     sweep: RealSweep) -> None:
+    trial, run_id = sorted(sweep.trials.items())[-1]
+    browser.goto(f"{mlflow_ui}/#/experiments/{sweep.experiment_id}/runs/{run_id}")
+    browser.wait_for("document.body.innerText.includes('test/acc_rare')")
+    text = _page_text(browser)
+    assert trial in text
+    for name in ("test/acc_common", "features/rare_alignment", "best/test/acc_rare",
+                 "last/test/acc_rare", "mixup.alpha", "mixup.stop_epoch"):
+        assert name in text, name
+    browser.screenshot(ARTIFACTS / "mlflow_trial.png",
+                       clip={"x": 0, "y": 0, "width": 1700, "height": 1100})
+
+
+def test_mlflow_ui_compares_trials_over_the_searched_params(browser: Chromium, mlflow_ui: str,
+                                                            sweep: RealSweep) -> None:
+    runs = urllib.parse.quote(json.dumps(sorted(sweep.trials.values())))
+    experiments = urllib.parse.quote(json.dumps([sweep.experiment_id]))
+    browser.goto(f"{mlflow_ui}/#/compare-runs?runs={runs}&experiments={experiments}")
+    browser.wait_for("document.body.innerText.includes('Parallel Coordinates')")
+    browser.wait_for("document.body.innerText.includes('mixup.stop_epoch')")
+    text = _page_text(browser)
+    assert "mixup.alpha" in text
+    for trial in sweep.trials:
+        assert trial in text
+    browser.screenshot(ARTIFACTS / "mlflow_compare.png",
+                       clip={"x": 0, "y": 0, "width": 1700, "height": 1100})
+
+
+def test_mlflow_ui_shows_the_report_logged_on_the_parent_run(browser: Chromium, mlflow_ui: str,
+                                                             sweep: RealSweep) -> None:
+    browser.goto(f"{mlflow_ui}/#/experiments/{sweep.experiment_id}/runs/"
+                 f"{sweep.parent_run_id}/artifacts")
+    folder = ("Array.from(document.querySelectorAll('*'))"
+              ".filter(e => e.innerText && e.innerText.trim() === 'report')")
+    browser.wait_for(f"{folder}.length > 0")
+    browser.evaluate(f"{folder}.pop().click()")  # the innermost element: open the folder
+    names = " && ".join(f"document.body.innerText.includes({json.dumps(p.name)})"
+                        for p in sweep.report.files)
+    browser.wait_for(names)
+    browser.screenshot(ARTIFACTS / "mlflow_report_artifacts.png",
+                       clip={"x": 0, "y": 0, "width": 1700, "height": 1100})
