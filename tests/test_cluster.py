@@ -72,13 +72,32 @@ def long_spec(folder: Path, name: str, alphas: tuple[float, ...] = (0.0, 0.5, 1.
         search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1], **sections)
 
 
-def assert_complete_in_mlflow(uri: str, sweep: str, trials: int) -> None:
+def assert_complete_in_mlflow(uri: str, sweep: str, trials: int) -> int:
+    """Every trial's run has every epoch exactly once; returns the metric values checked."""
     _, children = sweep_runs(uri, sweep)
     assert len(children) == trials
+    values = 0
     for child in children:
         assert metric_steps(uri, child.info.run_id, "test/acc_rare") == ALL_EPOCHS, \
             child.info.run_name
         assert child.info.status == "FINISHED"
+        values += len(ALL_EPOCHS)
+    return values
+
+
+def record_fault(name: str, killed: str, records: Path, mlflow_values: int | None) -> None:
+    """Appends what a fault test saw to test-artifacts/faults.jsonl (for the issue's notes)."""
+    events = [json.loads(line) for line in records.read_text().splitlines()]
+    reports = [e for e in events if e["type"] == "epoch"]
+    unique = {(e["trial_id"], e["epoch"]) for e in reports}
+    ends = [e for e in events if e["type"] == "end"]
+    summary = {"test": name, "killed": killed, "trials_done": len(ends),
+               "epoch_reports": len(reports), "epochs_recomputed": len(reports) - len(unique),
+               "mlflow_values_checked": mlflow_values}
+    folder = Path(__file__).resolve().parent.parent / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    with (folder / "faults.jsonl").open("a") as out:
+        out.write(json.dumps(summary) + "\n")
 
 
 def test_a_sweep_on_the_cluster_spreads_over_nodes_and_matches_a_local_run(cluster, tmp_path):
@@ -121,7 +140,9 @@ def test_a_restarted_tracking_server_loses_no_metric(cluster, tmp_path):
     assert up_at > down_at, "no result arrived while the server was down"
     assert "failed" in stderr and "answers again" in stderr, stderr
     assert "did not answer" not in stderr, stderr
-    assert_complete_in_mlflow(str(cluster.tracking_uri), "outage", len(alphas))
+    values = assert_complete_in_mlflow(str(cluster.tracking_uri), "outage", len(alphas))
+    record_fault("tracking server killed, restarted 3 s later", f"mlflow server after "
+                 f"{down_at} epoch reports", records, values)
 
 
 def test_a_tracking_server_that_stays_down_leaves_everything_in_parquet_for_sync(cluster,
@@ -141,7 +162,9 @@ def test_a_tracking_server_that_stays_down_leaves_everything_in_parquet_for_sync
     local.start_tracking_server(cluster, port=port)
     out = mixup_sweep("sync", "down", "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert_complete_in_mlflow(str(cluster.tracking_uri), "down", 4)
+    values = assert_complete_in_mlflow(str(cluster.tracking_uri), "down", 4)
+    record_fault("tracking server killed for good, then sync", "mlflow server after 10 epoch "
+                 "reports", tmp_path / "res" / "down" / "records.jsonl", values)
 
 
 def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
@@ -156,7 +179,9 @@ def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
     records = RecordLog(tmp_path / "res" / "driverless").trials
     assert len(records) == 4 and all(r.status == "TERMINATED" for r in records.values())
     assert all(sorted(r.epochs) == ALL_EPOCHS for r in records.values())
-    assert_complete_in_mlflow(str(cluster.tracking_uri), "driverless", 4)
+    values = assert_complete_in_mlflow(str(cluster.tracking_uri), "driverless", 4)
+    record_fault("driver killed, then resume", "driver process group after 40 epoch reports",
+                 tmp_path / "res" / "driverless" / "records.jsonl", values)
 
 
 def test_killing_a_worker_node_mid_sweep_moves_its_trials_on_from_their_checkpoints(cluster,
@@ -187,7 +212,9 @@ def test_killing_a_worker_node_mid_sweep_moves_its_trials_on_from_their_checkpoi
         elsewhere = [e for e in reports if e["time"] > killed_at and e["node_id"] != victim_node]
         assert elsewhere[0]["epoch"] > 20, f"{trial_id} restarted from epoch 0"
         assert [e["epoch"] for e in reports].count(20) == 1
-    assert_complete_in_mlflow(str(cluster.tracking_uri), "nodeloss", 4)
+    values = assert_complete_in_mlflow(str(cluster.tracking_uri), "nodeloss", 4)
+    record_fault("worker node killed", f"worker-1 (SIGKILL to its process group) after 30 epoch "
+                 f"reports; {len(moved)} trial(s) moved", records_path, values)
     local.start_worker(cluster, 1, cpus=1)  # leave the cluster whole for what follows
 
 
