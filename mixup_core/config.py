@@ -14,13 +14,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args, get_type_hints
 
-from mixup_core.data import DATASETS
-from mixup_core.models import MODELS
+from mixup_core.data import DATASETS, IMAGE_SOURCES
+from mixup_core.errors import ConfigError
+from mixup_core.models import MODEL_INPUTS, MODELS
 from mixup_core.schemes import LABEL_SCHEMES
 
-
-class ConfigError(ValueError):
-    """A config value or key is invalid; the message names the dotted key and the allowed range."""
+__all__ = [
+    "ConfigError", "DataConfig", "MixupConfig", "ModelConfig", "OptimConfig", "TrialConfig",
+    "flat_keys", "flatten_nested", "from_flat", "to_flat",
+]
 
 
 def _require(ok: bool, key: str, problem: str, value: object) -> None:
@@ -50,16 +52,26 @@ class _Section:
             _require(value > 0, self._key(name), "must be > 0", value)
 
 
+View = Literal["none", "rare_subclass", "long_tail"]
+
+
 @dataclass(frozen=True)
 class DataConfig(_Section):
-    """The task: the paper's feature-noise generator (or a registered real data set)."""
+    """The task: the paper's feature-noise generator, or a registered real image data set.
+
+    ``num_classes`` to ``test_rare_fraction`` describe the feature-noise generator and are ignored
+    by image data sets, whose classes and sizes come from their files. ``root`` to ``max_test``
+    apply to image data sets only (see :mod:`mixup_core.data.images`); ``rho`` serves both.
+    """
 
     section: ClassVar[str] = "data"
     name: str = "feature_noise"
     num_classes: int = 2  # K
     num_patches: int = 3  # P; patch 0 = feature, patch 1 = feature noise, rest = Gaussian noise
     dim: int = 2000  # d, dimension of each patch
-    rho: float = 0.1  # probability that an example carries its class's rare feature
+    # Feature noise: probability that an example carries its class's rare feature. Image views:
+    # training images a rare class keeps, as a fraction of a common class's count.
+    rho: float = 0.1
     n_train: int = 200
     n_test: int = 1000
     feature_norm: float = 1.0  # norm of every common and rare feature vector
@@ -67,6 +79,16 @@ class DataConfig(_Section):
     noise_std: float | None = None  # σ_p; None means 4/sqrt(dim), a noise norm of about 4
     noise_on_feature_patches: bool = False  # add Gaussian noise to patches 0 and 1 as well
     test_rare_fraction: float | None = None  # fraction of rare test points; None means rho
+    # Folder holding the data set's files; None means $MIXUP_DATA_ROOT/<name> when that variable
+    # is set, else ./data/<name>. Relative paths are relative to the working directory.
+    root: str | None = None
+    download: bool = False  # cifar10/cifar100: fetch the archive into root when it is missing
+    # none: every class as it is; rare_subclass: classes 2s and 2s+1 become super-class s, the
+    # odd one rare; long_tail: the upper half of the classes is the rare tail.
+    view: View = "none"
+    augment: bool = False  # random crop with zero padding, plus a horizontal flip where it fits
+    max_train: int | None = None  # at most this many training images (random, before the view)
+    max_test: int | None = None  # at most this many test images (random, before the view)
 
     def __post_init__(self) -> None:
         _require(self.name in DATASETS, "data.name", f"unknown data set (known: {DATASETS.names()})",
@@ -82,10 +104,32 @@ class DataConfig(_Section):
             _in_range("data.noise_std", self.noise_std, 0.0, math.inf)
         if self.test_rare_fraction is not None:
             _in_range("data.test_rare_fraction", self.test_rare_fraction, 0.0, 1.0)
+        _require(self.root is None or self.root.strip() != "", "data.root",
+                 "must be a folder path or null", self.root)
+        _require(self.view in get_args(View), "data.view", f"must be one of {list(get_args(View))}",
+                 self.view)
+        for name in ("max_train", "max_test"):
+            if (value := getattr(self, name)) is not None:
+                _in_range(self._key(name), value, 1, math.inf)
+        if not self.is_image:
+            images = f"(image data sets: {IMAGE_SOURCES.names()})"
+            _require(self.view == "none", "data.view",
+                     f"only image data sets have views, not {self.name!r} {images}", self.view)
+            _require(not self.augment, "data.augment",
+                     f"only image data sets are augmented, not {self.name!r} {images}", self.augment)
+            for name in ("max_train", "max_test"):
+                _require(getattr(self, name) is None, self._key(name),
+                         f"caps image data sets; {self.name!r} draws data.n_train and "
+                         f"data.n_test points", getattr(self, name))
 
     @property
     def sigma_p(self) -> float:
         return 4.0 / math.sqrt(self.dim) if self.noise_std is None else self.noise_std
+
+    @property
+    def is_image(self) -> bool:
+        """True for real image data sets (uint8 N×C×H×W inputs), False for the patch task."""
+        return self.name in IMAGE_SOURCES
 
 
 @dataclass(frozen=True)
@@ -94,9 +138,12 @@ class ModelConfig(_Section):
 
     section: ClassVar[str] = "model"
     name: str = "patch_cnn"
-    width: int = 10  # m, filters per class
-    power: int = 3  # q in σ(z) = max(0, z)^q
-    init_std: float = 0.01
+    width: int = 10  # patch_cnn: m, filters per class
+    power: int = 3  # patch_cnn: q in σ(z) = max(0, z)^q
+    init_std: float = 0.01  # patch_cnn: std of the Gaussian initial filters
+    # Image models: channels of the first stage, doubled at each later stage; None means the
+    # architecture's reference (64 for preact_resnet18, 32 for small_cnn).
+    channels: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.name in MODELS, "model.name", f"unknown model (known: {MODELS.names()})",
@@ -104,6 +151,11 @@ class ModelConfig(_Section):
         _in_range("model.width", self.width, 1, 100_000)
         _in_range("model.power", self.power, 1, 10)
         _in_range("model.init_std", self.init_std, 0.0, 10.0, open_lo=True)
+        if self.channels is not None:
+            _in_range("model.channels", self.channels, 1, 4096)
+
+
+Schedule = Literal["constant", "multistep", "cosine"]
 
 
 @dataclass(frozen=True)
@@ -111,11 +163,15 @@ class OptimConfig(_Section):
     """Gradient descent: full batch when ``batch_size`` is None, else minibatch SGD."""
 
     section: ClassVar[str] = "optim"
-    lr: float = 0.5
+    lr: float = 0.5  # the initial learning rate
     epochs: int = 1000  # with full-batch GD one epoch is one step
     batch_size: int | None = None
     momentum: float = 0.0
     weight_decay: float = 0.0
+    # Learning rate by epoch e of E = optim.epochs (see mixup_core.schedule.learning_rate):
+    # constant; multistep: ×0.1 from e >= E/2 and again from e >= 3E/4 (100 and 150 of 200);
+    # cosine: lr·(1 + cos(π e / E)) / 2.
+    schedule: Schedule = "constant"
 
     def __post_init__(self) -> None:
         _in_range("optim.lr", self.lr, 0.0, math.inf, open_lo=True)
@@ -124,6 +180,8 @@ class OptimConfig(_Section):
             _in_range("optim.batch_size", self.batch_size, 1, math.inf)
         _in_range("optim.momentum", self.momentum, 0.0, 1.0)
         _in_range("optim.weight_decay", self.weight_decay, 0.0, math.inf)
+        _require(self.schedule in get_args(Schedule), "optim.schedule",
+                 f"must be one of {list(get_args(Schedule))}", self.schedule)
 
 
 StopMode = Literal["switch_to_erm", "end_training"]
@@ -160,6 +218,7 @@ class MixupConfig(_Section):
 
 
 Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "float32"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +228,9 @@ class TrialConfig:
     seed: int = 0
     log_every: int = 10  # report metrics every this many epochs (and at the last one)
     device: Device = "auto"  # auto: CUDA when available, else CPU
+    # auto: image models on CUDA run in bfloat16 autocast with channels-last tensors;
+    # float32: always float32. The CPU and the patch task always use float32.
+    precision: Precision = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -179,6 +241,16 @@ class TrialConfig:
         _in_range("log_every", self.log_every, 1, math.inf)
         _require(self.device in get_args(Device), "device", f"must be one of {list(get_args(Device))}",
                  self.device)
+        _require(self.precision in get_args(Precision), "precision",
+                 f"must be one of {list(get_args(Precision))}", self.precision)
+        wants = MODEL_INPUTS.get(self.model.name)
+        gives = "images" if self.data.is_image else "patches"
+        if wants is not None and wants != gives:
+            fitting = sorted(name for name, kind in MODEL_INPUTS.items() if kind == gives)
+            raise ConfigError(
+                f"model.name: {self.model.name!r} takes {wants} but data.name {self.data.name!r} "
+                f"gives {gives} (models for it: {fitting}), got {self.model.name!r}"
+            )
 
     def replace(self, **flat_updates: Any) -> TrialConfig:
         """A copy with some dotted keys changed, e.g. ``cfg.replace(**{"mixup.alpha": 0.0})``."""

@@ -4,13 +4,19 @@
 the caller (the CLI, Ray Tune, a benchmark) decides what to print, report or store. Its
 ``state_dict`` holds weights, optimiser state, epoch, history and every generator state, so a
 trial resumed from a checkpoint ends bit-for-bit where an uninterrupted one does.
+
+Image data sets take the same loop: their uint8 images live on the training device and an
+:class:`~mixup_core.data.device_batches.InputPipeline` augments and normalises each batch there;
+Mixup then mixes the normalised batch like any other input. On CUDA, image models run in
+bfloat16 autocast with channels-last tensors unless ``precision`` is ``float32``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +25,7 @@ from torch import Tensor
 
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import TaskData, build_data
+from mixup_core.data.device_batches import make_inputs
 from mixup_core.diagnostics import accuracy, feature_alignment, noise_memorization
 from mixup_core.mixing import (
     MixPlan,
@@ -29,7 +36,7 @@ from mixup_core.mixing import (
     soft_targets,
 )
 from mixup_core.models import build_model
-from mixup_core.schedule import mixup_active
+from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.schemes import make_label_scheme
 from mixup_core.seeding import Stream, make_generator
 
@@ -80,7 +87,14 @@ class Trainer:
             data = build_data(config.data, make_generator(config.seed, Stream.DATA))
         self.data = data.to(self.device)
         self.model = build_model(config.model, data, make_generator(config.seed, Stream.INIT))
+        # bfloat16 and channels-last pay off for convolutions on CUDA only.
+        self.reduced_precision = (data.image is not None and self.device.type == "cuda"
+                                  and config.precision == "auto")
         self.model.to(self.device)
+        if self.reduced_precision:
+            self.model.to(memory_format=torch.channels_last)
+        self.inputs = make_inputs(self.data, augment=config.data.augment, device=self.device,
+                                  channels_last=self.reduced_precision)
         opt = config.optim
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=opt.lr, momentum=opt.momentum,
@@ -90,6 +104,7 @@ class Trainer:
         self.generators = {
             "mix": make_generator(config.seed, Stream.MIX),
             "batches": make_generator(config.seed, Stream.BATCHES),
+            "augment": make_generator(config.seed, Stream.AUGMENT),
         }
         self.epoch = 0
         self.history: list[Metrics] = []
@@ -111,8 +126,17 @@ class Trainer:
         order = torch.randperm(n, generator=self.generators["batches"]).to(self.device)
         return list(order.split(size))
 
-    def _step(self, x: Tensor, targets: Tensor, mixing: bool) -> Tensor:
-        """One optimiser step on (x, targets), mixed when ``mixing``; returns the loss."""
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.reduced_precision:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self, x: Tensor, targets: Tensor, mixing: bool) -> Tensor:
+        """One optimiser step on model inputs ``x`` and soft ``targets``, mixed when ``mixing``.
+
+        ``x`` is what the model reads (for images: a normalised batch from ``self.inputs``);
+        returns the loss as a detached tensor.
+        """
         plan: MixPlan | None = None
         if mixing:
             mix = self.config.mixup
@@ -126,11 +150,12 @@ class Trainer:
             loss = closed_form(x, targets, plan)
         else:
             self.optimizer.zero_grad(set_to_none=True)
-            if plan is not None and getattr(self.model, "mixes_linearly", False):
-                logits = self.model(x, mix=plan)
-            else:
-                logits = self.model(x if plan is None else mix_inputs(x, plan))
-            loss = soft_cross_entropy(logits, targets)
+            with self._autocast():
+                if plan is not None and getattr(self.model, "mixes_linearly", False):
+                    logits = self.model(x, mix=plan)
+                else:
+                    logits = self.model(x if plan is None else mix_inputs(x, plan))
+                loss = soft_cross_entropy(logits.float(), targets)
             loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -138,23 +163,39 @@ class Trainer:
     def train_epoch(self) -> Tensor:
         """One epoch (one step for full-batch GD); returns the mean objective as a tensor."""
         mixing = mixup_active(self.config, self.epoch)
+        lr = learning_rate(self.config, self.epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         total = torch.zeros((), device=self.device)
         batches = self._batches()
         for idx in batches:
             x, t = self.data.x_train, self._clean_targets
             if idx is not None:
                 x, t = x[idx], t[idx]
-            total += self._step(x, t, mixing)
+            x = self.inputs.train_batch(x, self.generators["augment"])
+            total += self.train_step(x, t, mixing)
         self.epoch += 1
         return total / len(batches)
+
+    def _chunks(self, x: Tensor) -> Iterator[Tensor]:
+        chunk = self.inputs.eval_chunk
+        yield from ([x] if chunk is None else x.split(chunk))
+
+    def _logits(self, x: Tensor) -> Tensor:
+        """Logits for stored inputs ``x``, un-augmented, fed in chunks of the pipeline's size."""
+        parts = []
+        with self._autocast():
+            for part in self._chunks(x):
+                parts.append(self.model(self.inputs.eval_batch(part)).float())
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     @torch.no_grad()
     def evaluate(self) -> Metrics:
         """Clean-data metrics and feature diagnostics for the current weights."""
         d = self.data
         self.model.eval()
-        train_logits = self.model(d.x_train)
-        test_logits = self.model(d.x_test)
+        train_logits = self._logits(d.x_train)
+        test_logits = self._logits(d.x_test)
         self.model.train()
         metrics = {
             "train/acc": accuracy(train_logits, d.y_train),

@@ -140,6 +140,8 @@ def train_trial(params: dict[str, Any], *, base: dict[str, Any], seeds: list[int
 
 def _trainable(spec: SweepSpec) -> Any:
     base = {k: v for k, v in to_flat(spec.base).items() if k not in spec.search_space}
+    if base.get("data.root") and not Path(base["data.root"]).is_absolute():
+        base["data.root"] = str(Path(base["data.root"]).resolve())  # as the driver sees it
     fn = tune.with_parameters(train_trial, base=base, seeds=list(spec.seeds))
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     return tune.with_resources(fn, resources)
@@ -206,8 +208,12 @@ class _Forwarder(tune.Callback):
 def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, Any]:
     """Starts local Ray on 127.0.0.1 (no dashboard), or joins the cluster at ``address``."""
     if not ray.is_initialized():
+        # Trials read data from where the driver sees it: no per-trial chdir, absolute data root.
+        data_root = Path(os.environ.get("MIXUP_DATA_ROOT") or "data").resolve()
+        env_vars = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "MIXUP_DATA_ROOT": str(data_root)}
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
-                                  "configure_logging": True}
+                                  "configure_logging": True,
+                                  "runtime_env": {"env_vars": env_vars}}
         if address:
             ray.init(address=address, **common)
         else:

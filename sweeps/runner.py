@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import yaml
 
 from mixup_core.config import from_flat, to_flat
+from mixup_core.data import check_available
 from mixup_core.training import METRIC_NAMES
 from sweeps import parquet_io, tables
 from sweeps.errors import UsageError
@@ -356,7 +357,6 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     if (directory / META_FILE).exists():
         raise UsageError(f"sweep {sweep_name!r} already exists in {directory.parent}; continue it "
                          f"with `mixup-sweep resume {sweep_name}` or pass --name NEW_NAME")
-    directory.mkdir(parents=True, exist_ok=True)
     meta = {
         "name": sweep_name, "spec_path": spec_path, "spec_text": Path(spec_path).read_text(),
         "smoke": smoke, "num_samples": num_samples, "max_concurrent": max_concurrent,
@@ -364,6 +364,8 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
         "objective": {"metric": spec.objective.metric, "mode": spec.objective.mode},
     }
     resolved = spec_from_meta(meta)
+    check_available(resolved.base.data)  # missing data: one line, before anything starts
+    directory.mkdir(parents=True, exist_ok=True)
     return _drive(resolved, directory, meta, address=address, resume=False, stream=stream)
 
 

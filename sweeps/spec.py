@@ -150,7 +150,7 @@ class SweepSpec:
         """The ``--smoke`` version: ``smoke`` overrides, at most 20 epochs, 2 samples, 1 seed.
 
         Grid dimensions keep their first two values; ASHA's ``max_t`` and ``grace_period`` are
-        clipped to the new epoch count.
+        clipped to the new epoch count; no GPU is requested (a smoke run must work anywhere).
         """
         base = _smoke_base(self.base, self.smoke)
         max_t = min(self.scheduler.max_t, base.optim.epochs)
@@ -160,8 +160,9 @@ class SweepSpec:
                  if dim.kind == "grid" else dim for key, dim in self.search_space.items()}
         search = dataclasses.replace(
             self.search, num_samples=min(self.search.num_samples, SMOKE_SAMPLES))
+        resources = dataclasses.replace(self.resources, gpu=0.0)
         return dataclasses.replace(self, base=base, search_space=space, search=search,
-                                   scheduler=scheduler, seeds=self.seeds[:1])
+                                   scheduler=scheduler, seeds=self.seeds[:1], resources=resources)
 
     def with_overrides(
         self, *, num_samples: int | None = None, max_concurrent: int | None = None,

