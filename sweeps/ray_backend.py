@@ -34,6 +34,7 @@ class EventSink(Protocol):
     def trial_started(self, trial_id: str, params: dict[str, Any]) -> None: ...
     def trial_result(self, trial_id: str, result: dict[str, Any]) -> None: ...
     def trial_finished(self, trial_id: str, status: str, error: str | None) -> None: ...
+    def trial_settled(self, trial_id: str, status: str, error: str | None) -> None: ...
     def progress(self, counts: dict[str, int]) -> None: ...
 
 
@@ -150,6 +151,12 @@ def _trainable(spec: SweepSpec) -> Any:
 # ---------------------------------------------------------------------------- events
 
 
+def _error_line(trial: Any) -> str:
+    error = trial.get_error()
+    return str(error).strip().splitlines()[-1] if error is not None else "unknown error"
+
+
+
 class _Forwarder(tune.Callback):
     """Turns Tune's callbacks into EventSink calls; picklable (the sink is opened in setup)."""
 
@@ -183,9 +190,7 @@ class _Forwarder(tune.Callback):
         self._counts(trials)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        error = trial.get_error()
-        message = str(error).strip().splitlines()[-1] if error is not None else "unknown error"
-        self.sink.trial_finished(trial.trial_id, "ERROR", message)
+        self.sink.trial_finished(trial.trial_id, "ERROR", _error_line(trial))
         self._counts(trials)
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
@@ -193,6 +198,12 @@ class _Forwarder(tune.Callback):
             self._counts(trials)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        # A driver killed between Tune finishing a trial and this callback hearing of it leaves
+        # the trial open in our records; after a resume Tune does not report it again.
+        for trial in trials:
+            if trial.status in ("TERMINATED", "ERROR"):
+                error = _error_line(trial) if trial.status == "ERROR" else None
+                self.sink.trial_settled(trial.trial_id, trial.status, error)
         self._counts(trials)
 
     def _counts(self, trials: list[Any]) -> None:

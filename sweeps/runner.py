@@ -188,6 +188,12 @@ class DriverSink:
         self._send(trial_id, self.tracker.finish_trial, trial_id, status=status,
                    summary=summary, error=error)
 
+    def trial_settled(self, trial_id: str, status: str, error: str | None) -> None:
+        """Closes a trial that Tune finished but our records still hold open."""
+        record = self.log.trials.get(trial_id)
+        if record is not None and record.status not in FINAL_STATUSES:
+            self.trial_finished(trial_id, status, error)
+
     def progress(self, counts: dict[str, int]) -> None:
         self.resync()
         self.display.update(counts)
