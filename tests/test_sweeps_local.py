@@ -135,7 +135,8 @@ def test_a_killed_driver_resumes_to_exactly_the_planned_trials(tmp_path):
     assert out.returncode == 0, out.stderr
 
     after = RecordLog(tmp_path / "res" / "killed").trials
-    assert len(after) == 4 and all(r.status == "TERMINATED" for r in after.values())
+    assert len(after) == 4 and all(r.status == "TERMINATED" for r in after.values()), \
+        {t: (r.status, r.last_epoch) for t, r in after.items()}
     assert all(sorted(r.epochs) == list(range(20, 1501, 20)) for r in after.values())
     # Interrupted trials went on from a checkpoint, not from epoch 0.
     lines = [json.loads(x) for x in records.read_text().splitlines()]
