@@ -152,8 +152,20 @@ def _trainable(spec: SweepSpec) -> Any:
 
 
 def _error_line(trial: Any) -> str:
-    error = trial.get_error()
-    return str(error).strip().splitlines()[-1] if error is not None else "unknown error"
+    """The last line of the trial's error (e.g. ``TrainingDiverged: train/loss became nan ...``).
+
+    Tune writes the error file in the trial's local folder first and copies it to storage
+    later, so the local file is read before ``Trial.get_error`` (which reads storage).
+    """
+    text = ""
+    local = trial.error_file
+    if local and os.path.exists(local):
+        text = Path(local).read_text(errors="replace")
+    if not text.strip():
+        error = trial.get_error()
+        text = str(error) if error is not None else ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
 
 
 

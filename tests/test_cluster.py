@@ -190,9 +190,13 @@ def test_killing_a_worker_node_mid_sweep_moves_its_trials_on_from_their_checkpoi
     records_path = tmp_path / "res" / "nodeloss" / "records.jsonl"
     driver = start_on(cluster, spec, tmp_path)
     wait_for_epochs(records_path, 30)
-    victim = next(p for p in cluster.processes if p.role == "worker-1")
-    victim_node = next(n["node_id"] for n in local.alive_nodes(cluster)
-                       if victim.resource in n["resources"])
+    # The victim is the worker node that sent the latest report: a trial is running there now.
+    latest = [json.loads(line) for line in records_path.read_text().splitlines()
+              if '"type": "epoch"' in line][-1]
+    victim_node = latest["node_id"]
+    resources = next(n["resources"] for n in local.alive_nodes(cluster)
+                     if n["node_id"] == victim_node)
+    victim = next(p for p in cluster.processes if p.resource in resources)
     killed_at = time.time()
     local.kill_process(victim, sig=signal.SIGKILL)
     _, stderr = driver.communicate(timeout=500)
@@ -213,9 +217,11 @@ def test_killing_a_worker_node_mid_sweep_moves_its_trials_on_from_their_checkpoi
         assert elsewhere[0]["epoch"] > 20, f"{trial_id} restarted from epoch 0"
         assert [e["epoch"] for e in reports].count(20) == 1
     values = assert_complete_in_mlflow(str(cluster.tracking_uri), "nodeloss", 4)
-    record_fault("worker node killed", f"worker-1 (SIGKILL to its process group) after 30 epoch "
-                 f"reports; {len(moved)} trial(s) moved", records_path, values)
-    local.start_worker(cluster, 1, cpus=1)  # leave the cluster whole for what follows
+    record_fault("worker node killed", f"{victim.role} (SIGKILL to its process group) after 30 "
+                 f"epoch reports; {len(moved)} trial(s) moved", records_path, values)
+    index = int(victim.role.split("-")[1])
+    cluster.processes.remove(victim)
+    local.start_worker(cluster, index, cpus=1)  # leave the cluster whole for what follows
 
 
 def test_cluster_down_stops_exactly_the_processes_it_started(tmp_path):
