@@ -111,15 +111,14 @@ def _print_marginals(name: str, storage: str, metric: str) -> None:
     from sweeps.tables import marginals
 
     trials, _ = load_tables(name, storage=storage)
-    for scope, column in (("last epoch", f"last/{metric}"),):
-        table = marginals(trials, column)
-        if not table:
-            return
-        print(f"\nMean {metric} at the {scope}, by each searched key (over all other keys):")
-        width = max(len(k) for k in table)
-        for key, rows in table.items():
-            cells = " | ".join(f"{v} -> {m:.3f} ({n})" for v, m, n in rows)
-            print(f"  {key:<{width}}  {cells}")
+    table = marginals(trials, f"last/{metric}")
+    if not table:
+        return
+    print(f"\nMean {metric} at the last epoch, by each searched key (over all other keys):")
+    width = max(len(k) for k in table)
+    for key, rows in table.items():
+        cells = " | ".join(f"{v} -> {m:.3f} ({n})" for v, m, n in rows)
+        print(f"  {key:<{width}}  {cells}")
 
 
 def best(args: argparse.Namespace) -> int:

@@ -182,9 +182,9 @@ class DriverSink:
         if status == "TERMINATED" and record is not None and record.last_epoch < budget:
             status = "STOPPED"  # cut short by the scheduler
         self.log.trial_finished(trial_id, status, error)
-        record = self.log.trials[trial_id]
         objective = self.spec.objective
-        summary = trial_summary(record, metric=objective.metric, mode=objective.mode)
+        summary = trial_summary(self.log.trials[trial_id], metric=objective.metric,
+                                mode=objective.mode)
         self._send(trial_id, self.tracker.finish_trial, trial_id, status=status,
                    summary=summary, error=error)
 
@@ -271,15 +271,7 @@ def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: s
     # A down tracking server must fail fast (the records buffer), not block in MLflow's retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    tracker = SweepTracker(meta["tracking_uri"], sweep_name=meta["name"])
-    tracker.check()
-    tracker.ensure_experiment()
-    meta["parent_run_id"] = tracker.start_sweep(
-        params={"spec." + k: v for k, v in _spec_params(spec).items()},
-        tags={"mixup_sweeps.git_commit": git_commit(), "mixup_sweeps.spec": meta["spec_path"]},
-        parent_run_id=meta.get("parent_run_id"),
-    )
-    _write_meta(directory, meta)
+    tracker = _open_parent_run(spec, directory, meta, meta["tracking_uri"])
     sink = DriverSink(directory, spec, tracker, stream)
     _OPEN_SINKS[str(directory)] = sink
     started = time.monotonic()
@@ -318,16 +310,7 @@ def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
     meta = read_meta(storage, name)
     directory = sweep_dir(storage, name)
     spec = spec_from_meta(meta)
-    uri = tracking_uri or meta["tracking_uri"]
-    tracker = SweepTracker(uri, sweep_name=name)
-    tracker.check()
-    tracker.ensure_experiment()
-    meta["parent_run_id"] = tracker.start_sweep(
-        params={"spec." + k: v for k, v in _spec_params(spec).items()},
-        tags={"mixup_sweeps.spec": meta["spec_path"]},
-        parent_run_id=meta.get("parent_run_id") if uri == meta["tracking_uri"] else None)
-    meta["tracking_uri"] = uri
-    _write_meta(directory, meta)
+    tracker = _open_parent_run(spec, directory, meta, tracking_uri or meta["tracking_uri"])
     log = RecordLog(directory)
     tags = trial_tags({"mixup_sweeps.git_commit": git_commit()}, list(spec.seeds))
     for record in log.trials.values():
@@ -337,6 +320,23 @@ def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
     done = all(r.status in FINAL_STATUSES for r in log.trials.values())
     tracker.finish_sweep("FINISHED" if done else "KILLED")
     return len(log.trials)
+
+
+def _open_parent_run(spec: SweepSpec, directory: Path, meta: dict[str, Any],
+                     uri: str) -> SweepTracker:
+    """Checks the store, then creates or re-attaches the sweep's parent run (kept in meta)."""
+    tracker = SweepTracker(uri, sweep_name=meta["name"])
+    tracker.check()
+    tracker.ensure_experiment()
+    same_store = uri == meta["tracking_uri"]
+    meta["parent_run_id"] = tracker.start_sweep(
+        params={"spec." + k: v for k, v in _spec_params(spec).items()},
+        tags={"mixup_sweeps.git_commit": git_commit(), "mixup_sweeps.spec": meta["spec_path"]},
+        parent_run_id=meta.get("parent_run_id") if same_store else None,
+    )
+    meta["tracking_uri"] = uri
+    _write_meta(directory, meta)
+    return tracker
 
 
 def _spec_params(spec: SweepSpec) -> dict[str, Any]:
