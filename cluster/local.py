@@ -72,6 +72,14 @@ class ClusterState:
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": self.token_path}
 
 
+def write_secret(path: Path, text: str) -> None:
+    """Writes ``text`` to a new file that is 0600 from its creation (never readable by others)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -171,8 +179,7 @@ def up(state_dir: str | Path = DEFAULT_STATE_DIR, *, workers: int = 2, cpus_per_
         raise ClusterError(f"a cluster is already running from {root}; `mixup-sweep cluster down` first")
     root.mkdir(parents=True, exist_ok=True)
     token_path = root / TOKEN_FILE
-    token_path.write_text(secrets.token_hex(32))
-    token_path.chmod(0o600)
+    write_secret(token_path, secrets.token_hex(32))
     port = free_port()
     temp_root = tempfile.mkdtemp(prefix="mixup-ray-")
     state = ClusterState(str(root), f"{HOST}:{port}", None, str(token_path), temp_root)
@@ -202,14 +209,18 @@ def alive_nodes(state: ClusterState) -> list[dict[str, Any]]:
     """Alive Ray nodes as seen by a short-lived driver process (keeps Ray out of this process)."""
     code = (f"import json, ray; ray.init(address={state.ray_address!r}, "
             "logging_level='ERROR', log_to_driver=False);"
-            "print(json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources']} "
+            "print('NODES ' + json.dumps([{'node_id': n['NodeID'], 'resources': n['Resources']} "
             "for n in ray.nodes() if n['Alive']]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, **state.env()})
     if out.returncode != 0:
         raise ClusterError(f"cannot reach Ray at {state.ray_address}: "
                            f"{(out.stderr.strip().splitlines() or ['?'])[-1]}")
-    nodes: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    # Ray prints its own notes (e.g. about a node that died) to stdout as well.
+    line = next((x for x in reversed(out.stdout.splitlines()) if x.startswith("NODES ")), None)
+    if line is None:
+        raise ClusterError(f"no node list from Ray at {state.ray_address}: {out.stdout[-300:]!r}")
+    nodes: list[dict[str, Any]] = json.loads(line[len("NODES "):])
     return nodes
 
 
@@ -263,6 +274,66 @@ def kill_process(process: Process, *, sig: int = signal.SIGTERM, grace: float = 
             _reap(process.pid)
             time.sleep(0.1)
     _reap(process.pid)
+
+
+def _process_table() -> dict[int, tuple[str, int, int]]:
+    """pid -> (state, parent pid, process group) of every process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        table[int(entry.name)] = (fields[0], int(fields[1]), int(fields[2]))
+    return table
+
+
+def _machine_of(root: int, table: dict[int, tuple[str, int, int]]) -> set[int]:
+    """``root``'s process group and every live descendant of ``root`` (whatever their group)."""
+    children: dict[int, list[int]] = {}
+    for pid, (_, parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found = {pid for pid, (_, _, group) in table.items() if group == root}
+    stack = [root, *found]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return {pid for pid in found if table.get(pid, ("Z",))[0] != "Z"}
+
+
+def kill_machine(process: Process, *, timeout: float = 10.0) -> list[int]:
+    """Kills a node the way a machine dies: all of its processes at once.
+
+    Ray puts each worker in a process group of its own, so killing the node's group alone
+    leaves its trial processes running for seconds. Here every process of the group and every
+    descendant of ``process`` is frozen (SIGSTOP, repeated until no new one appears, so none can
+    start another), then all are killed with SIGKILL together. Returns the pids killed.
+    """
+    frozen: set[int] = set()
+    while True:
+        fresh = _machine_of(process.pid, _process_table()) - frozen
+        if not fresh:
+            break
+        for pid in fresh:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        frozen |= fresh
+    for pid in frozen:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(process.pid)
+        table = _process_table()
+        if not any(table.get(pid, ("Z",))[0] != "Z" for pid in frozen):
+            return sorted(frozen)
+        time.sleep(0.05)
+    raise ClusterError(f"{process.role}: processes still alive {timeout:.0f} s after SIGKILL")
 
 
 def _reap(pid: int) -> None:

@@ -38,6 +38,19 @@ def _in_range(key: str, value: float, lo: float, hi: float, *, open_lo: bool = F
     _require(ok, key, f"must be in {bracket}{lo}, {hi}]", value)
 
 
+#: Upper bounds that keep a typo from exhausting memory or time; each error names its key.
+MAX_DIM = 1_000_000
+MAX_POINTS = 10_000_000  # data.n_train, data.n_test
+MAX_EPOCHS = 10_000_000
+#: Patch-task tensors, in float32 values: the data (points × patches × dim) and the filters
+#: (classes × width × dim). 250 M values = 1 GB, far above any task of the paper's kind.
+MAX_TENSOR_VALUES = 250_000_000
+
+
+def _at_most(key: str, value: float, limit: float, what: str = "") -> None:
+    _require(value <= limit, key, f"must be <= {limit:,}{what}", value)
+
+
 class _Section:
     """Mixin for component configs: knows its dotted prefix, checks registered names."""
 
@@ -96,6 +109,9 @@ class DataConfig(_Section):
         _in_range("data.num_classes", self.num_classes, 2, 1000)
         _in_range("data.num_patches", self.num_patches, 2, 1000)
         self._positive("dim", "n_train", "n_test", "feature_norm")
+        _at_most("data.dim", self.dim, MAX_DIM)
+        _at_most("data.n_train", self.n_train, MAX_POINTS)
+        _at_most("data.n_test", self.n_test, MAX_POINTS)
         _require(self.dim >= 2 * self.num_classes, "data.dim",
                  f"must be >= 2 * data.num_classes = {2 * self.num_classes}", self.dim)
         _in_range("data.rho", self.rho, 0.0, 1.0)
@@ -176,6 +192,7 @@ class OptimConfig(_Section):
     def __post_init__(self) -> None:
         _in_range("optim.lr", self.lr, 0.0, math.inf, open_lo=True)
         _in_range("optim.epochs", self.epochs, 1, math.inf)
+        _at_most("optim.epochs", self.epochs, MAX_EPOCHS)
         if self.batch_size is not None:
             _in_range("optim.batch_size", self.batch_size, 1, math.inf)
         _in_range("optim.momentum", self.momentum, 0.0, 1.0)
@@ -243,6 +260,8 @@ class TrialConfig:
                  self.device)
         _require(self.precision in get_args(Precision), "precision",
                  f"must be one of {list(get_args(Precision))}", self.precision)
+        if not self.data.is_image:
+            self._check_tensor_sizes()
         wants = MODEL_INPUTS.get(self.model.name)
         gives = "images" if self.data.is_image else "patches"
         if wants is not None and wants != gives:
@@ -251,6 +270,17 @@ class TrialConfig:
                 f"model.name: {self.model.name!r} takes {wants} but data.name {self.data.name!r} "
                 f"gives {gives} (models for it: {fitting}), got {self.model.name!r}"
             )
+
+    def _check_tensor_sizes(self) -> None:
+        d = self.data
+        values = (d.n_train + d.n_test) * d.num_patches * d.dim
+        _require(values <= MAX_TENSOR_VALUES, "data.dim",
+                 f"(data.n_train + data.n_test) × data.num_patches × data.dim = {values:,} values "
+                 f"({values * 4 / 1e9:,.1f} GB); the limit is {MAX_TENSOR_VALUES:,} (1 GB)", d.dim)
+        filters = d.num_classes * self.model.width * d.dim
+        _require(filters <= MAX_TENSOR_VALUES, "model.width",
+                 f"data.num_classes × model.width × data.dim = {filters:,} filter weights; the "
+                 f"limit is {MAX_TENSOR_VALUES:,}", self.model.width)
 
     def replace(self, **flat_updates: Any) -> TrialConfig:
         """A copy with some dotted keys changed, e.g. ``cfg.replace(**{"mixup.alpha": 0.0})``."""

@@ -18,9 +18,9 @@ TOP_IN_SUMMARY = 5
 
 
 def _tracking_uri(explicit: str | None) -> str:
-    from sweeps.tracking import default_tracking_uri
+    from sweeps.tracking import absolute_uri, default_tracking_uri
 
-    return explicit or default_tracking_uri(Path.cwd())
+    return absolute_uri(explicit, Path.cwd()) if explicit else default_tracking_uri(Path.cwd())
 
 
 def _positive(value: int | None, flag: str) -> int | None:
@@ -92,13 +92,13 @@ def _summarise(outcome: SweepOutcome, storage: str) -> int:
         print(format_best(ranked, metric=metric, scope=scope))
     _print_marginals(name, storage, metric)
     print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
-    print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: mixup-sweep ui"
-          + ("" if outcome.tracking_uri.startswith("sqlite") and "MLFLOW_TRACKING_URI" not in
-             os.environ else f" --tracking-uri {outcome.tracking_uri}"))
+    print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: "
+          f"mixup-sweep ui --tracking-uri {outcome.tracking_uri}")
     if not outcome.mlflow_complete:
         print(f"warning: MLflow at {outcome.tracking_uri} did not answer; {outcome.unsynced} "
               "trial(s) are complete in the records and Parquet but not yet in MLflow. Replay "
-              f"them with: mixup-sweep sync {name} --storage {storage} (last error: "
+              f"them with: mixup-sweep sync {name} --storage {storage} --tracking-uri "
+              f"{outcome.tracking_uri} (last error: "
               f"{outcome.last_tracking_error or 'none'})", file=sys.stderr)
     elif outcome.tracking_failures:
         print(f"note: {outcome.tracking_failures} MLflow call(s) failed during the sweep; "

@@ -7,12 +7,17 @@ stay integers; they are read back with pandas' nullable dtypes.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from sweeps.errors import UsageError
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
@@ -25,16 +30,41 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table({c: pa.array([row.get(c) for row in rows]) for c in columns})
 
 
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Writes ``rows`` (dicts, possibly with different keys) atomically to ``path``."""
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(_table(rows), tmp)
-    tmp.replace(path)
+def _write_atomically(table: pa.Table, path: Path) -> Path:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     return path
 
 
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Writes ``rows`` (dicts, possibly with different keys) atomically to ``path``."""
+    return _write_atomically(_table(rows), path)
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> Path:
+    return _write_atomically(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """``rows`` as the DataFrame that writing and reading them back would give."""
+    return _to_pandas(_table(rows))
+
+
 def read_frame(path: Path) -> pd.DataFrame:
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise UsageError(f"{path}: unreadable Parquet file ({err})") from None
+    return _to_pandas(table)
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
     mapping = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(),
                pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
     frame = table.to_pandas(types_mapper=mapping.get)

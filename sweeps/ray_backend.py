@@ -8,15 +8,22 @@ types out of the rest of the package.
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
-import tempfile
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
 import ray
 import torch
 from ray import tune
+from ray.exceptions import RayActorError
+from ray.tune.execution.tune_controller import TuneController
+from ray.tune.experiment import Trial
+from ray.tune.experiment.trial import _TrialInfo
+from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
@@ -114,38 +121,131 @@ def _scheduler(spec: SweepSpec) -> TrialScheduler:
     return FIFOScheduler()
 
 
+# ---------------------------------------------------------------------------- fault injection
+
+#: Folder of armed failpoints (tests and benchmarks/node_loss_stress.py only). A file
+#: ``<name>.armed`` there makes the first trial process that reaches failpoint ``name`` claim it
+#: (an atomic rename, so exactly one process does), write ``<name>.hit`` with its trial and node,
+#: and wait until that file is removed or ``FAILPOINT_HOLD_S`` pass: the test kills the node
+#: meanwhile, at a moment it knows exactly. The armed file may hold ``{"min_epoch": N}``.
+FAILPOINT_ENV = "MIXUP_FAILPOINTS"
+FAILPOINT_HOLD_S = 120.0
+
+
+def _failpoint(name: str, *, trial_id: str, epoch: int = 0) -> None:
+    folder = os.environ.get(FAILPOINT_ENV)
+    if not folder:
+        return
+    armed, claimed = Path(folder) / f"{name}.armed", Path(folder) / f"{name}.claimed"
+    try:
+        condition = json.loads(armed.read_text() or "{}")
+    except (OSError, ValueError):
+        return
+    if epoch < int(condition.get("min_epoch", 0)):
+        return
+    try:
+        armed.rename(claimed)
+    except OSError:
+        return  # another process claimed it first
+    hit = Path(folder) / f"{name}.hit"
+    info = {"trial_id": trial_id, "epoch": epoch, "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id()}
+    hit.with_suffix(".tmp").write_text(json.dumps(info))
+    hit.with_suffix(".tmp").replace(hit)
+    deadline = time.monotonic() + FAILPOINT_HOLD_S
+    while hit.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 # ---------------------------------------------------------------------------- the trainable
 
 
-def train_trial(params: dict[str, Any], *, base: dict[str, Any], seeds: list[int]) -> None:
-    """Ray Tune function trainable: one config over ``seeds``, resumable from its checkpoint."""
-    config = from_flat({**base, **params})
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    torch.set_num_threads(max(1, int(cpus)))
-    gpu_ids = ray.get_gpu_ids()
-    device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
-    group = SeedGroup(config, seeds, device=device)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            group.load_state_dict(torch.load(Path(folder) / STATE_FILE, weights_only=True))
-    node_id = ray.get_runtime_context().get_node_id()
-    while not group.done:
-        metrics = group.advance()
-        report = {**metrics, "node_id": node_id, "trial/compute_seconds": group.compute_seconds,
-                  "trial/device": device}
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save(group.state_dict(), Path(folder) / STATE_FILE)
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+class SweepTrainable(tune.Trainable):
+    """One config over the spec's seeds; one ``step`` = every seed to its next logging epoch.
+
+    A class trainable (not a function) so that reusing an actor for the next trial is our own
+    ``reset_config``, which rebuilds the seed group, and checkpoints are plain save/load calls.
+    """
+
+    def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
+              seeds: list[int]) -> None:
+        self._base, self._seeds = base, seeds
+        self._node_id = ray.get_runtime_context().get_node_id()
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        torch.set_num_threads(max(1, int(cpus)))
+        gpu_ids = ray.get_gpu_ids()
+        self._device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+        _failpoint("setup", trial_id=self.trial_id)
+        self._build(config)
+
+    def _build(self, params: dict[str, Any]) -> None:
+        config = from_flat({**self._base, **params})
+        self._group = SeedGroup(config, self._seeds, device=self._device)
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        _failpoint("reset", trial_id=self.trial_id)
+        self._build(new_config)
+        return True
+
+    def step(self) -> dict[str, Any]:
+        _failpoint("step", trial_id=self.trial_id, epoch=self._group.epoch)
+        metrics = self._group.advance()
+        return {**metrics, "node_id": self._node_id, "trial/device": self._device,
+                "trial/compute_seconds": self._group.compute_seconds, "done": self._group.done}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        torch.save(self._group.state_dict(), Path(checkpoint_dir) / STATE_FILE)
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:  # type: ignore[override]
+        state = torch.load(Path(checkpoint_dir) / STATE_FILE, weights_only=True)
+        self._group.load_state_dict(state)
 
 
 def _trainable(spec: SweepSpec) -> Any:
     base = {k: v for k, v in to_flat(spec.base).items() if k not in spec.search_space}
     if base.get("data.root") and not Path(base["data.root"]).is_absolute():
         base["data.root"] = str(Path(base["data.root"]).resolve())  # as the driver sees it
-    fn = tune.with_parameters(train_trial, base=base, seeds=list(spec.seeds))
+    trainable = tune.with_parameters(SweepTrainable, base=base, seeds=list(spec.seeds))
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    return tune.with_resources(fn, resources)
+    return tune.with_resources(trainable, resources)
+
+
+# ---------------------------------------------------------------------------- node loss
+
+
+def _schedule_trial_reset(self: TuneController, trial: Trial, new_config: dict[str, Any],
+                          new_experiment_tag: str) -> None:
+    """Ray 2.60's ``TuneController._schedule_trial_reset`` with its failure handler replaced.
+
+    When the actor being handed ``trial`` dies (its node is lost), Ray calls two handlers for
+    the one event: the actor's (``_actor_failed``), which sees the trial PENDING and retries it
+    within the failure budget, then the reset task's, which in Ray itself is
+    ``_trial_task_failure``: it finds the same trial PENDING again and sends it to ERROR, so
+    the trial was lost. Here the reset task's handler does nothing when the actor's handler
+    has already taken the trial, and in every case takes the trial out of the resetting set
+    (left in it, the trial would never be given an actor again).
+    """
+    trial.set_experiment_tag(new_experiment_tag)
+    trial.set_config(new_config)
+    extra_config = copy.deepcopy(new_config)
+    extra_config[TRIAL_INFO] = _TrialInfo(trial)
+    stdout_file, stderr_file = trial.log_to_file  # type: ignore[misc, str-unpack]
+    extra_config[STDOUT_FILE], extra_config[STDERR_FILE] = stdout_file, stderr_file
+    self._resetting_trials.add(trial)
+
+    def reset_failed(failed: Trial, exception: Exception) -> None:
+        self._resetting_trials.discard(failed)
+        if isinstance(exception, RayActorError) and failed not in self._trial_to_actor:
+            return  # the actor's failure handler has already retried (or ended) the trial
+        self._trial_task_failure(failed, exception)
+
+    self._schedule_trial_task(trial=trial, method_name="reset", args=(extra_config,),
+                              kwargs={"storage": trial.storage},
+                              on_result=self._on_trial_reset, on_error=reset_failed)
+
+
+def _retry_trials_whose_reused_actor_dies() -> None:
+    TuneController._schedule_trial_reset = _schedule_trial_reset  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------------- events
@@ -234,6 +334,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, An
         # Trials read data from where the driver sees it: no per-trial chdir, absolute data root.
         data_root = Path(os.environ.get("MIXUP_DATA_ROOT") or "data").resolve()
         env_vars = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "MIXUP_DATA_ROOT": str(data_root)}
+        if os.environ.get(FAILPOINT_ENV):
+            env_vars[FAILPOINT_ENV] = str(Path(os.environ[FAILPOINT_ENV]).resolve())
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
                                   "configure_logging": True,
                                   "runtime_env": {"env_vars": env_vars}}
@@ -254,12 +356,14 @@ def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory,
         storage_path=str(sweep_dir.resolve()),
         callbacks=[_Forwarder(factory)],
         failure_config=tune.FailureConfig(max_failures=max_retries),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=4),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4, checkpoint_frequency=1,
+                                                checkpoint_at_end=True),
         verbose=0,
     )
 
 
-def _quiet_tune() -> None:
+def _prepare_tune() -> None:
+    _retry_trials_whose_reused_actor_dies()
     # Our records replace Tune's per-trial JSON/CSV/TensorBoard files (one less write per
     # result); its warnings about those files and about frequent snapshots are noise here.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -271,7 +375,7 @@ def _quiet_tune() -> None:
 def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
               max_retries: int = 2) -> None:
     """Runs ``spec`` to the end; results flow through the sink."""
-    _quiet_tune()
+    _prepare_tune()
     tuner = tune.Tuner(
         _trainable(spec),
         param_space=param_space(spec),
@@ -292,7 +396,7 @@ def can_resume(sweep_dir: Path) -> bool:
 
 def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> None:
     """Continues an interrupted sweep: unfinished and errored trials go on from checkpoints."""
-    _quiet_tune()
+    _prepare_tune()
     tuner = tune.Tuner.restore(
         str((sweep_dir / TUNE_DIR).resolve()), trainable=_trainable(spec),
         resume_unfinished=True, resume_errored=True, param_space=param_space(spec),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,8 @@ class RecordLog:
     def _append(self, event: dict[str, Any]) -> None:
         if self._file is None:
             self._file = self.path.open("a", encoding="utf-8")
+            if _ends_torn(self.path):  # a driver killed mid-line: start the next event afresh
+                self._file.write("\n")
         self._file.write(json.dumps(event, sort_keys=True) + "\n")
         self._file.flush()
         _apply(self.trials, event)
@@ -86,19 +89,76 @@ class RecordLog:
             self._file = None
 
     def load(self) -> dict[str, TrialRecord]:
-        """Replays the log: one record per trial, last report per epoch wins."""
+        """Replays the log: one record per trial, last report per epoch wins.
+
+        Lines that are not events (cut short by a killed driver, edited by hand, not UTF-8) are
+        skipped, with one warning on stderr that names them.
+        """
         trials: dict[str, TrialRecord] = {}
         if not self.path.exists():
             return trials
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
+        skipped = []
+        for number, raw in enumerate(self.path.read_bytes().splitlines(), start=1):
+            if not raw.strip():
                 continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a killed driver
+            event = _event(raw)
+            if event is None:
+                skipped.append(number)
+                continue
             _apply(trials, event)
+        if skipped:
+            _warn_once(self.path, skipped)
         return trials
+
+
+_WARNED: set[tuple[str, tuple[int, ...]]] = set()
+
+
+def _warn_once(path: Path, lines: list[int]) -> None:
+    key = (str(path), tuple(lines))
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    shown = ", ".join(map(str, lines[:10])) + (f" and {len(lines) - 10} more" if len(lines) > 10 else "")
+    print(f"warning: {path}: skipped {len(lines)} line(s) that are not sweep events "
+          f"(line {shown})", file=sys.stderr)
+
+
+def _ends_torn(path: Path) -> bool:
+    with path.open("rb") as raw:
+        raw.seek(0, 2)
+        if raw.tell() == 0:
+            return False
+        raw.seek(-1, 2)
+        return raw.read(1) != b"\n"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _event(raw: bytes) -> dict[str, Any] | None:
+    """The event on one line, or None when the line is not a well-formed event."""
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("trial_id"), str):
+        return None
+    kind = event.get("type")
+    if not _number(event.get("time")):
+        return None
+    if kind == "start":
+        ok = isinstance(event.get("config"), dict)
+    elif kind == "epoch":
+        metrics = event.get("metrics")
+        ok = (isinstance(event.get("epoch"), int) and isinstance(metrics, dict)
+              and all(v is None or _number(v) for v in metrics.values()))
+    elif kind == "end":
+        ok = event.get("status") in FINAL_STATUSES
+    else:
+        ok = False
+    return event if ok else None
 
 
 def _apply(trials: dict[str, TrialRecord], event: dict[str, Any]) -> None:
@@ -109,6 +169,8 @@ def _apply(trials: dict[str, TrialRecord], event: dict[str, Any]) -> None:
             trials[trial_id] = TrialRecord(trial_id, event["config"], started_at=event["time"])
         else:  # restarted after a failure or a driver restart
             record.status, record.error, record.finished_at = "RUNNING", None, None
+            record.config = event["config"] or record.config
+            record.started_at = record.started_at or event["time"]
         return
     record = trials.setdefault(trial_id, TrialRecord(trial_id, {}))
     if event["type"] == "epoch":

@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
-from sweeps import parquet_io, tables
+from sweeps import lock, parquet_io, tables
 from sweeps.errors import UsageError
-from sweeps.records import RecordLog
-from sweeps.runner import DEFAULT_STORAGE, read_meta, sweep_dir, write_tables
+from sweeps.layout import DEFAULT_STORAGE, read_meta, sweep_dir
+from sweeps.records import RECORDS_FILE, RecordLog
 from sweeps.tables import Scope
 
 Source = Literal["parquet", "mlflow"]
 
 
+def write_tables(directory: Path, log: RecordLog, metric: str, mode: str) -> tuple[Path, Path]:
+    """Writes ``trials.parquet`` and ``epochs.parquet`` from the records (the caller holds the
+    sweep's lock: the driver its exclusive one, a reader the shared one)."""
+    trials = tables.trial_rows(log.trials.values(), metric=metric, mode=mode)
+    epochs = tables.epoch_rows(log.trials.values())
+    return (parquet_io.write_rows(directory / parquet_io.TRIALS_FILE, trials),
+            parquet_io.write_rows(directory / parquet_io.EPOCHS_FILE, epochs))
+
+
+def _tables_current(directory: Path) -> bool:
+    """Both Parquet files exist and are no older than the records they were built from."""
+    paths = [directory / parquet_io.TRIALS_FILE, directory / parquet_io.EPOCHS_FILE]
+    if not all(p.is_file() for p in paths):
+        return False
+    records = directory / RECORDS_FILE
+    return not records.exists() or min(p.stat().st_mtime for p in paths) >= records.stat().st_mtime
+
+
 def load_tables(name: str, *, storage: str | Path = DEFAULT_STORAGE,
                 source: Source = "parquet") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The sweep's (trials, epochs) tables from its Parquet files or from MLflow."""
+    """The sweep's (trials, epochs) tables from its records (via Parquet) or from MLflow.
+
+    A finished sweep's Parquet files are read as they are, or rebuilt from the records when one
+    is missing or older than the records. A sweep whose driver is running is read from its
+    records in memory, and nothing is written into its folder.
+    """
     meta = read_meta(storage, name)
     directory = sweep_dir(storage, name)
     if source == "mlflow":
@@ -28,12 +50,20 @@ def load_tables(name: str, *, storage: str | Path = DEFAULT_STORAGE,
         tracker = SweepTracker(meta["tracking_uri"], sweep_name=name)
         tracker.check()
         return tracker.read_sweep()
-    trials_path = directory / parquet_io.TRIALS_FILE
-    if not trials_path.exists():  # a sweep still running, or killed: build from the records
-        objective = meta["objective"]
-        write_tables(directory, RecordLog(directory), objective["metric"], objective["mode"])
-    return (parquet_io.read_frame(trials_path),
-            parquet_io.read_frame(directory / parquet_io.EPOCHS_FILE))
+    objective = meta["objective"]
+    with lock.idle(directory) as may_write:
+        if _tables_current(directory):
+            return (parquet_io.read_frame(directory / parquet_io.TRIALS_FILE),
+                    parquet_io.read_frame(directory / parquet_io.EPOCHS_FILE))
+        log = RecordLog(directory)
+        if may_write:
+            write_tables(directory, log, objective["metric"], objective["mode"])
+            return (parquet_io.read_frame(directory / parquet_io.TRIALS_FILE),
+                    parquet_io.read_frame(directory / parquet_io.EPOCHS_FILE))
+    records = log.trials.values()
+    return (parquet_io.frame(tables.trial_rows(records, metric=objective["metric"],
+                                               mode=objective["mode"])),
+            parquet_io.frame(tables.epoch_rows(records)))
 
 
 def best_configs(
@@ -63,13 +93,15 @@ def best_configs(
 
 def export(name: str, out: str | Path, *, storage: str | Path = DEFAULT_STORAGE) -> list[Path]:
     """Copies the trials table to ``out`` and the epochs table beside it (``*.epochs.parquet``)."""
-    load_tables(name, storage=storage)  # builds the tables from records when they are missing
-    directory = sweep_dir(storage, name)
     target = Path(out)
     if target.suffix != ".parquet":
         raise UsageError(f"--out {out}: expected a .parquet file name")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    trials, epochs = load_tables(name, storage=storage)
     epochs_target = target.with_name(target.stem + ".epochs.parquet")
-    shutil.copyfile(directory / parquet_io.TRIALS_FILE, target)
-    shutil.copyfile(directory / parquet_io.EPOCHS_FILE, epochs_target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        parquet_io.write_frame(trials, target)
+        parquet_io.write_frame(epochs, epochs_target)
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from None
     return [target, epochs_target]

@@ -13,7 +13,7 @@ contend for the sqlite store.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
 import subprocess
@@ -29,22 +29,18 @@ import yaml
 from mixup_core.config import from_flat, to_flat
 from mixup_core.data import check_available
 from mixup_core.training import METRIC_NAMES
-from sweeps import parquet_io, tables
-from sweeps.errors import UsageError
+from sweeps.errors import TrackingUnavailable, UsageError
+from sweeps.layout import META_FILE, check_name, read_meta, sweep_dir, writable_storage, write_meta
+from sweeps.lock import DriverLock
 from sweeps.progress import ProgressLine
 from sweeps.records import FINAL_STATUSES, RecordLog
+from sweeps.results import write_tables
 from sweeps.seed_group import STD_SUFFIX
 from sweeps.spec import SweepSpec, parse_spec
 from sweeps.sync import replay_trial, trial_summary, trial_tags
-from sweeps.tracking import SweepTracker
+from sweeps.tracking import SweepTracker, tracking_unusable
 
-META_FILE = "sweep.json"
-DEFAULT_STORAGE = "sweep_results"
 REPORTED = {"epoch", *METRIC_NAMES, *(m + STD_SUFFIX for m in METRIC_NAMES)}
-
-
-def sweep_dir(storage: str | Path, name: str) -> Path:
-    return Path(storage).expanduser().resolve() / name
 
 
 def package_versions() -> dict[str, str]:
@@ -231,37 +227,14 @@ class SweepOutcome:
     last_tracking_error: str = ""
 
 
-def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
-    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
-
-
-def read_meta(storage: str | Path, name: str) -> dict[str, Any]:
-    path = sweep_dir(storage, name) / META_FILE
-    if not path.is_file():
-        raise UsageError(f"sweep {name!r}: no {META_FILE} in {path.parent} "
-                         f"(wrong --storage? sweeps there: {list_sweeps(storage) or 'none'})")
-    meta: dict[str, Any] = json.loads(path.read_text())
-    return meta
-
-
-def list_sweeps(storage: str | Path) -> list[str]:
-    root = Path(storage).expanduser().resolve()
-    return sorted(p.parent.name for p in root.glob(f"*/{META_FILE}")) if root.is_dir() else []
-
-
 def spec_from_meta(meta: dict[str, Any]) -> SweepSpec:
+    if not isinstance(meta.get("spec_text"), str) or not isinstance(meta.get("spec_path"), str):
+        raise UsageError(f"sweep {meta.get('name')!r}: {META_FILE} holds no spec to run it from")
     spec = parse_spec(yaml.safe_load(meta["spec_text"]), source=meta["spec_path"])
     if meta.get("smoke"):
         spec = spec.shrunk()
     return spec.with_overrides(num_samples=meta.get("num_samples"),
                                max_concurrent=meta.get("max_concurrent"))
-
-
-def write_tables(directory: Path, log: RecordLog, metric: str, mode: str) -> tuple[Path, Path]:
-    trials = tables.trial_rows(log.trials.values(), metric=metric, mode=mode)
-    epochs = tables.epoch_rows(log.trials.values())
-    return (parquet_io.write_rows(directory / parquet_io.TRIALS_FILE, trials),
-            parquet_io.write_rows(directory / parquet_io.EPOCHS_FILE, epochs))
 
 
 def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: str | None,
@@ -272,7 +245,12 @@ def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: s
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     tracker = _open_parent_run(spec, directory, meta, meta["tracking_uri"])
-    sink = DriverSink(directory, spec, tracker, stream)
+    try:
+        sink = DriverSink(directory, spec, tracker, stream)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            tracker.finish_sweep("FAILED")  # never leave the parent run RUNNING
+        raise
     _OPEN_SINKS[str(directory)] = sink
     started = time.monotonic()
     status = "FAILED"
@@ -309,16 +287,20 @@ def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
     """``mixup-sweep sync``: replays a sweep's records into MLflow; returns trials replayed."""
     meta = read_meta(storage, name)
     directory = sweep_dir(storage, name)
-    spec = spec_from_meta(meta)
-    tracker = _open_parent_run(spec, directory, meta, tracking_uri or meta["tracking_uri"])
-    log = RecordLog(directory)
-    tags = trial_tags({"mixup_sweeps.git_commit": git_commit()}, list(spec.seeds))
-    for record in log.trials.values():
-        replay_trial(tracker, record, tags=tags, metric=spec.objective.metric,
-                     mode=spec.objective.mode)
-        print(f"{record.trial_id}: {len(record.epochs)} epochs, {record.status}", file=stream)
-    done = all(r.status in FINAL_STATUSES for r in log.trials.values())
-    tracker.finish_sweep("FINISHED" if done else "KILLED")
+    lock = DriverLock(directory, name=name)  # a running driver is the one writer of its runs
+    try:
+        spec = spec_from_meta(meta)
+        tracker = _open_parent_run(spec, directory, meta, tracking_uri or meta["tracking_uri"])
+        log = RecordLog(directory)
+        tags = trial_tags({"mixup_sweeps.git_commit": git_commit()}, list(spec.seeds))
+        for record in log.trials.values():
+            replay_trial(tracker, record, tags=tags, metric=spec.objective.metric,
+                         mode=spec.objective.mode)
+            print(f"{record.trial_id}: {len(record.epochs)} epochs, {record.status}", file=stream)
+        done = all(r.status in FINAL_STATUSES for r in log.trials.values())
+        tracker.finish_sweep("FINISHED" if done else "KILLED")
+    finally:
+        lock.release()
     return len(log.trials)
 
 
@@ -327,15 +309,20 @@ def _open_parent_run(spec: SweepSpec, directory: Path, meta: dict[str, Any],
     """Checks the store, then creates or re-attaches the sweep's parent run (kept in meta)."""
     tracker = SweepTracker(uri, sweep_name=meta["name"])
     tracker.check()
-    tracker.ensure_experiment()
     same_store = uri == meta["tracking_uri"]
-    meta["parent_run_id"] = tracker.start_sweep(
-        params={"spec." + k: v for k, v in _spec_params(spec).items()},
-        tags={"mixup_sweeps.git_commit": git_commit(), "mixup_sweeps.spec": meta["spec_path"]},
-        parent_run_id=meta.get("parent_run_id") if same_store else None,
-    )
+    try:
+        tracker.ensure_experiment()
+        meta["parent_run_id"] = tracker.start_sweep(
+            params={"spec." + k: v for k, v in _spec_params(spec).items()},
+            tags={"mixup_sweeps.git_commit": git_commit(), "mixup_sweeps.spec": meta["spec_path"]},
+            parent_run_id=meta.get("parent_run_id") if same_store else None,
+        )
+    except TrackingUnavailable:
+        raise
+    except Exception as err:  # e.g. a read-only sqlite file: readable, so check() passed
+        raise tracking_unusable(uri, err) from err
     meta["tracking_uri"] = uri
-    _write_meta(directory, meta)
+    write_meta(directory, meta)
     return tracker
 
 
@@ -358,11 +345,7 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
               num_samples: int | None, max_concurrent: int | None,
               stream: TextIO = sys.stdout) -> SweepOutcome:
     """``mixup-sweep run``: a new sweep in ``<storage>/<name>``."""
-    sweep_name = name or spec.name
-    directory = sweep_dir(storage, sweep_name)
-    if (directory / META_FILE).exists():
-        raise UsageError(f"sweep {sweep_name!r} already exists in {directory.parent}; continue it "
-                         f"with `mixup-sweep resume {sweep_name}` or pass --name NEW_NAME")
+    sweep_name = spec.name if name is None else check_name(name, field="--name")
     meta = {
         "name": sweep_name, "spec_path": spec_path, "spec_text": Path(spec_path).read_text(),
         "smoke": smoke, "num_samples": num_samples, "max_concurrent": max_concurrent,
@@ -370,9 +353,23 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
         "objective": {"metric": spec.objective.metric, "mode": spec.objective.mode},
     }
     resolved = spec_from_meta(meta)
-    check_available(resolved.base.data)  # missing data: one line, before anything starts
-    directory.mkdir(parents=True, exist_ok=True)
-    return _drive(resolved, directory, meta, address=address, resume=False, stream=stream)
+    check_available(resolved.base.data)  # missing data: one line, before anything is written
+    directory = writable_storage(storage) / sweep_name
+    if (directory / META_FILE).exists():
+        raise _exists(sweep_name, directory)
+    directory.mkdir(exist_ok=True)
+    lock = DriverLock(directory, name=sweep_name)
+    try:
+        if (directory / META_FILE).exists():  # another driver created it meanwhile
+            raise _exists(sweep_name, directory)
+        return _drive(resolved, directory, meta, address=address, resume=False, stream=stream)
+    finally:
+        lock.release()
+
+
+def _exists(name: str, directory: Path) -> UsageError:
+    return UsageError(f"sweep {name!r} already exists in {directory.parent}; continue it with "
+                      f"`mixup-sweep resume {name}` or pass --name NEW_NAME")
 
 
 def resume_run(name: str, *, storage: str | Path, address: str | None = None,
@@ -382,7 +379,11 @@ def resume_run(name: str, *, storage: str | Path, address: str | None = None,
 
     meta = read_meta(storage, name)
     directory = sweep_dir(storage, name)
-    spec = spec_from_meta(meta)
-    if not ray_backend.can_resume(directory):
-        raise UsageError(f"sweep {name!r}: no Ray Tune state in {directory / 'tune'} to resume")
-    return _drive(spec, directory, meta, address=address, resume=True, stream=stream)
+    lock = DriverLock(directory, name=name)
+    try:
+        spec = spec_from_meta(meta)
+        if not ray_backend.can_resume(directory):
+            raise UsageError(f"sweep {name!r}: no Ray Tune state in {directory / 'tune'} to resume")
+        return _drive(spec, directory, meta, address=address, resume=True, stream=stream)
+    finally:
+        lock.release()

@@ -19,7 +19,6 @@ import functools
 import itertools
 import math
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import yaml
 
 from mixup_core.config import ConfigError, TrialConfig, flat_keys, from_flat, to_flat
 from mixup_core.training import METRIC_NAMES
+from sweeps.layout import name_problem
 
 DimensionKind = Literal["choice", "grid", "uniform", "loguniform", "quniform", "randint"]
 Algorithm = Literal["optuna", "random", "grid"]
@@ -41,6 +41,8 @@ SMOKE_EPOCHS = 20
 SMOKE_SAMPLES = 2
 SMOKE_GRID_VALUES = 2
 
+#: At most this many trials in one sweep (Tune keeps every trial in the driver's memory).
+MAX_TRIALS = 100_000
 _TOP_KEYS = ("name", "description", "trial", "search_space", "search", "objective", "scheduler",
              "resources", "seeds", "smoke")
 _KIND_FIELDS: dict[str, tuple[str, ...]] = {
@@ -48,7 +50,6 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "loguniform": ("low", "high"), "quniform": ("low", "high", "q"), "randint": ("low", "high"),
 }
 _SCALARS = (str, int, float, bool, type(None))  # every TrialConfig field holds one of these
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SEED_ELSEWHERE = "seeds run inside each trial; list them under the top-level seeds"
 # What building a TrialConfig can raise: ConfigError (a ValueError), or OverflowError should an
 # integer beyond float range reach the config's float()/isfinite() (values are screened first).
@@ -172,11 +173,14 @@ class SweepSpec:
         search = self.search
         if num_samples is not None:
             search = dataclasses.replace(
-                search, num_samples=reader.integer(num_samples, "search.num_samples", minimum=1))
+                search, num_samples=reader.integer(num_samples, "search.num_samples", minimum=1,
+                                                   maximum=MAX_TRIALS))
         if max_concurrent is not None:
             search = dataclasses.replace(search, max_concurrent=reader.integer(
-                max_concurrent, "search.max_concurrent", minimum=1))
-        return dataclasses.replace(self, search=search)
+                max_concurrent, "search.max_concurrent", minimum=1, maximum=MAX_TRIALS))
+        spec = dataclasses.replace(self, search=search)
+        _check_budget(reader, spec)
+        return spec
 
 
 def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
@@ -232,8 +236,8 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
     if "name" not in raw:
         r.fail("name", "required")
     name = r.string(raw["name"], "name")
-    if not _NAME.fullmatch(name):
-        r.fail("name", f"must match [A-Za-z0-9_.-]+, got {_show(name)}")
+    if problem := name_problem(name):
+        r.fail("name", f"{problem}, got {_show(name)}")
     description = r.string(raw.get("description", ""), "description")
 
     trial = r.trial_overrides(raw.get("trial"), "trial")
@@ -247,13 +251,21 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
     bases = (base, smoke_base) if smoke else (base,)
     space = _parse_search_space(r, raw.get("search_space"), bases, search.algorithm)
     objective = _parse_objective(r, raw.get("objective"))
-    return SweepSpec(
+    spec = SweepSpec(
         name=name, description=description, path=source, base=base, search_space=space,
         search=search, objective=objective,
         scheduler=_parse_scheduler(r, raw.get("scheduler"), objective, base.optim.epochs),
         resources=_parse_resources(r, raw.get("resources")),
         seeds=_parse_seeds(r, raw.get("seeds"), base), smoke=smoke,
     )
+    _check_budget(r, spec)
+    return spec
+
+
+def _check_budget(r: _Reader, spec: SweepSpec) -> None:
+    if spec.trial_count() > MAX_TRIALS:
+        r.fail("search.num_samples", f"{spec.trial_count():,} trials planned (num_samples × grid "
+               f"points); the limit is {MAX_TRIALS:,}")
 
 
 def _smoke_flat(base: TrialConfig, smoke: dict[str, Any]) -> dict[str, Any]:
@@ -335,11 +347,14 @@ class _Reader:
             self.fail(key, f"must be one of {list(choices)}, got {_describe(value)}{hint}")
         return value
 
-    def integer(self, value: object, key: str, *, minimum: int) -> int:
+    def integer(self, value: object, key: str, *, minimum: int,
+                maximum: int | None = None) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
             self.fail(key, f"expected an integer, got {_describe(value)}")
         if value < minimum:
             self.fail(key, f"must be >= {minimum}, got {_show(value)}")
+        if maximum is not None and value > maximum:
+            self.fail(key, f"must be <= {maximum:,}, got {_show(value)}")
         return value
 
     def number(self, value: object, key: str) -> float:
@@ -420,9 +435,9 @@ def _parse_search(r: _Reader, value: object) -> SearchSettings:
     samples = raw.get("num_samples", 1 if algorithm == "grid" else 10)
     return SearchSettings(
         algorithm=cast(Algorithm, algorithm),
-        num_samples=r.integer(samples, "search.num_samples", minimum=1),
+        num_samples=r.integer(samples, "search.num_samples", minimum=1, maximum=MAX_TRIALS),
         max_concurrent=r.integer(raw.get("max_concurrent", 2), "search.max_concurrent",
-                                 minimum=1),
+                                 minimum=1, maximum=MAX_TRIALS),
         seed=r.integer(raw.get("seed", 0), "search.seed", minimum=0),
     )
 

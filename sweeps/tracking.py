@@ -83,7 +83,8 @@ def default_tracking_uri(cwd: Path) -> str:
         ``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<absolute cwd>/mlflow.db``
         (MLflow 3.17 refuses the old ``./mlruns`` file store).
     """
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(cwd).resolve() / 'mlflow.db'}"
+    given = os.environ.get("MLFLOW_TRACKING_URI")
+    return absolute_uri(given, cwd) if given else f"sqlite:///{Path(cwd).resolve() / 'mlflow.db'}"
 
 
 class SweepTracker:
@@ -486,6 +487,22 @@ def _one_quick_try() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def absolute_uri(uri: str, cwd: Path) -> str:
+    """A sqlite URI with a relative path (``sqlite:///dir/x.db``) made absolute against ``cwd``,
+    so that every later command opens the same file wherever it runs; other URIs as given."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri.startswith(prefix + "/"):
+        return uri
+    path, sep, query = uri[len(prefix):].partition("?")
+    if path in ("", ":memory:"):
+        return uri
+    return f"{prefix}{(Path(cwd) / path).resolve()}{sep}{query}"
+
+
+def tracking_unusable(uri: str, err: BaseException) -> TrackingUnavailable:
+    return _unavailable(uri, err)
 
 
 def _unavailable(uri: str, err: BaseException) -> TrackingUnavailable:

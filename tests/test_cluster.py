@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from cluster import local
+from sweeps import ray_backend
 from sweeps.records import RecordLog
 from tests.sweep_helpers import CLI, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
 
@@ -47,11 +48,11 @@ def run_on(state: local.ClusterState, spec: Path, cwd: Path, *extra: str,
                           timeout=timeout)
 
 
-def start_on(state: local.ClusterState, spec: Path, cwd: Path, *,
-             final_sync: float = 5) -> subprocess.Popen[str]:
+def start_on(state: local.ClusterState, spec: Path, cwd: Path, *, final_sync: float = 5,
+             env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([*CLI, "run", str(spec), "--storage", "res", "--address",
                              state.ray_address, "--tracking-uri", str(state.tracking_uri)],
-                            cwd=cwd, env=cluster_env(state, final_sync=final_sync),
+                            cwd=cwd, env={**cluster_env(state, final_sync=final_sync), **(env or {})},
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -72,16 +73,17 @@ def long_spec(folder: Path, name: str, alphas: tuple[float, ...] = (0.0, 0.5, 1.
         search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1], **sections)
 
 
-def assert_complete_in_mlflow(uri: str, sweep: str, trials: int) -> int:
+def assert_complete_in_mlflow(uri: str, sweep: str, trials: int, *,
+                              epochs: list[int] = ALL_EPOCHS) -> int:
     """Every trial's run has every epoch exactly once; returns the metric values checked."""
     _, children = sweep_runs(uri, sweep)
     assert len(children) == trials
     values = 0
     for child in children:
-        assert metric_steps(uri, child.info.run_id, "test/acc_rare") == ALL_EPOCHS, \
+        assert metric_steps(uri, child.info.run_id, "test/acc_rare") == epochs, \
             child.info.run_name
         assert child.info.status == "FINISHED"
-        values += len(ALL_EPOCHS)
+        values += len(epochs)
     return values
 
 
@@ -101,8 +103,10 @@ def record_fault(name: str, killed: str, records: Path, mlflow_values: int | Non
 
 
 def test_a_sweep_on_the_cluster_spreads_over_nodes_and_matches_a_local_run(cluster, tmp_path):
+    # Trials long enough (seconds) that one node cannot finish them all before the other starts.
     spec = write_spec(tmp_path, "spread", search_space={
-        "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}}, seeds=[0, 1])
+        "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}}, seeds=[0, 1],
+        trial={**LONG_TRIAL, "optim.epochs": 300})
     out = run_on(cluster, spec, tmp_path)
     assert out.returncode == 0, out.stderr
     _, children = sweep_runs(str(cluster.tracking_uri), "spread")
@@ -184,44 +188,79 @@ def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
                  tmp_path / "res" / "driverless" / "records.jsonl", values)
 
 
-def test_killing_a_worker_node_mid_sweep_moves_its_trials_on_from_their_checkpoints(cluster,
-                                                                                     tmp_path):
-    spec = long_spec(tmp_path, "nodeloss")
-    records_path = tmp_path / "res" / "nodeloss" / "records.jsonl"
-    driver = start_on(cluster, spec, tmp_path)
-    wait_for_epochs(records_path, 30)
-    # The victim is the worker node that sent the latest report: a trial is running there now.
-    latest = [json.loads(line) for line in records_path.read_text().splitlines()
-              if '"type": "epoch"' in line][-1]
-    victim_node = latest["node_id"]
-    resources = next(n["resources"] for n in local.alive_nodes(cluster)
-                     if n["node_id"] == victim_node)
-    victim = next(p for p in cluster.processes if p.resource in resources)
+#: Where each fault is injected: the failpoint (sweeps.ray_backend) that holds one trial process
+#: there until the test has killed its node.
+MOMENTS = {
+    "mid-trial": ("step", {"min_epoch": 300}),  # a trial with checkpoints, training
+    "trial-boundary": ("reset", {}),  # the next trial being handed to a reused actor
+    "first-start": ("setup", {}),  # the first trials' actors being created
+}
+NODE_LOSS_TRIAL = {**LONG_TRIAL, "optim.epochs": 600}
+NODE_LOSS_EPOCHS = list(range(20, 601, 20))
+
+
+def wait_for_json(path: Path, *, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return json.loads(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name} did not appear within {timeout} s")
+
+
+def node_process(state: local.ClusterState, node_id: str) -> local.Process:
+    resources = next(n["resources"] for n in local.alive_nodes(state) if n["node_id"] == node_id)
+    return next(p for p in state.processes if p.resource in resources)
+
+
+def replace_worker(state: local.ClusterState, victim: local.Process) -> None:
+    """Leaves the cluster whole for what follows: a new node in the dead one's place."""
+    state.processes.remove(victim)
+    local.start_worker(state, int(victim.role.split("-")[1]), cpus=1)
+    deadline = time.monotonic() + 120
+    while len(local.alive_nodes(state)) < 3 or any(  # until Ray has also marked the dead one
+            p.resource not in {r for n in local.alive_nodes(state) for r in n["resources"]}
+            for p in state.processes if p.resource):
+        assert time.monotonic() < deadline, "the replacement worker did not join"
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
+    failpoint, condition = MOMENTS[moment]
+    failpoints = tmp_path / "failpoints"
+    failpoints.mkdir()
+    (failpoints / f"{failpoint}.armed").write_text(json.dumps(condition))
+    name = f"nodeloss-{moment}"
+    spec = write_spec(tmp_path, name, trial=NODE_LOSS_TRIAL, search_space={
+        "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
+        search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
+    records_path = tmp_path / "res" / name / "records.jsonl"
+    driver = start_on(cluster, spec, tmp_path, env={ray_backend.FAILPOINT_ENV: str(failpoints)})
+    hit = wait_for_json(failpoints / f"{failpoint}.hit", timeout=300)
+    victim = node_process(cluster, hit["node_id"])
     killed_at = time.time()
-    local.kill_process(victim, sig=signal.SIGKILL)
-    _, stderr = driver.communicate(timeout=500)
+    killed = local.kill_machine(victim)
+    stdout, stderr = driver.communicate(timeout=500)
     assert driver.returncode == 0, stderr
+    assert "did not complete" not in stdout + stderr, stdout + stderr
 
     events = [json.loads(line) for line in records_path.read_text().splitlines()]
-    records = RecordLog(tmp_path / "res" / "nodeloss").trials
-    assert len(records) == 4 and all(r.status == "TERMINATED" for r in records.values())
-    assert all(sorted(r.epochs) == ALL_EPOCHS for r in records.values())
-    interrupted = {e["trial_id"] for e in events if e["type"] == "epoch"
-                   and e["node_id"] == victim_node and e["time"] <= killed_at}
-    moved = {e["trial_id"] for e in events if e["type"] == "epoch" and e["time"] > killed_at
-             and e["trial_id"] in interrupted and e["node_id"] != victim_node}
-    assert moved, "no trial that ran on the killed node went on elsewhere"
-    for trial_id in moved:
-        reports = [e for e in events if e["type"] == "epoch" and e["trial_id"] == trial_id]
-        elsewhere = [e for e in reports if e["time"] > killed_at and e["node_id"] != victim_node]
-        assert elsewhere[0]["epoch"] > 20, f"{trial_id} restarted from epoch 0"
-        assert [e["epoch"] for e in reports].count(20) == 1
-    values = assert_complete_in_mlflow(str(cluster.tracking_uri), "nodeloss", 4)
-    record_fault("worker node killed", f"{victim.role} (SIGKILL to its process group) after 30 "
-                 f"epoch reports; {len(moved)} trial(s) moved", records_path, values)
-    index = int(victim.role.split("-")[1])
-    cluster.processes.remove(victim)
-    local.start_worker(cluster, index, cpus=1)  # leave the cluster whole for what follows
+    records = RecordLog(tmp_path / "res" / name).trials
+    assert len(records) == 4 and all(r.status == "TERMINATED" for r in records.values()), \
+        {r.trial_id: (r.status, r.error) for r in records.values()}
+    assert all(sorted(r.epochs) == NODE_LOSS_EPOCHS for r in records.values())
+    reports = [e for e in events if e["type"] == "epoch" and e["trial_id"] == hit["trial_id"]]
+    after = [e for e in reports if e["time"] > killed_at]
+    assert after and all(e["node_id"] != hit["node_id"] for e in after), \
+        "the held trial did not go on on another node"
+    if moment == "mid-trial":  # from its checkpoint, not from scratch
+        assert after[0]["epoch"] > 20 and [e["epoch"] for e in reports].count(20) == 1
+    values = assert_complete_in_mlflow(str(cluster.tracking_uri), name, 4, epochs=NODE_LOSS_EPOCHS)
+    record_fault(f"worker node killed {moment}", f"{victim.role}: {len(killed)} processes "
+                 f"(SIGKILL), holding trial {hit['trial_id']} at epoch {hit['epoch']} in "
+                 f"{failpoint}", records_path, values)
+    replace_worker(cluster, victim)
 
 
 def test_cluster_down_stops_exactly_the_processes_it_started(tmp_path):

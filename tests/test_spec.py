@@ -202,7 +202,7 @@ BAD_SPECS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "integer too large for any float": (_set("trial/optim.lr", 10**400), "trial.optim.lr: integer too large"),
     "dimension without a kind": (_space("optuna", optim__lr={"low": 1, "high": 2}),
                                  "search_space.optim.lr.kind: required"),
-    "bad name": (_set("name", "my sweep"), "name: must match"),
+    "bad name": (_set("name", "my sweep"), "name: use letters, digits"),
     "trial key given twice": (_set("trial/data.dim", 300), "trial.data.dim: given twice"),
     "unknown smoke key": (_set("smoke", {"optim.epoch": 5}), "smoke.optim.epoch: not a trial key"),
     "invalid smoke value": (_set("smoke", {"optim.epochs": 0}), "smoke.optim.epochs: must be >= 1"),

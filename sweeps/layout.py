@@ -1,0 +1,95 @@
+"""The sweep folder's contract: where a sweep lives, what it is called, what ``sweep.json`` holds.
+
+``<storage>/<name>/`` holds ``sweep.json`` (name, the spec as given, tracking URI, MLflow parent
+run, creation time), ``records.jsonl`` (sweeps.records), ``trials.parquet`` and
+``epochs.parquet`` (sweeps.tables), ``driver.lock`` (sweeps.lock) and ``tune/`` (Ray Tune's
+state and checkpoints). Every command finds a sweep through :func:`sweep_dir`, so a name can
+never point outside ``--storage``. Nothing here imports torch, Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sweeps.errors import UsageError
+
+META_FILE = "sweep.json"
+DEFAULT_STORAGE = "sweep_results"
+MAX_NAME_CHARS = 100
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_RULE = (f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most "
+             f"{MAX_NAME_CHARS} characters")
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a sweep (a folder inside the storage), or None if it can."""
+    if not isinstance(name, str) or not name:
+        return "must not be empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"{len(name)} characters; use {NAME_RULE}"
+    if not _NAME.fullmatch(name):
+        return f"use {NAME_RULE}"
+    return None
+
+
+def check_name(name: str, *, field: str = "sweep name") -> str:
+    problem = name_problem(name)
+    if problem:
+        raise UsageError(f"{field} {_show(name)}: {problem}")
+    return name
+
+
+def _show(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
+
+
+def storage_root(storage: str | Path) -> Path:
+    return Path(storage).expanduser().resolve()
+
+
+def sweep_dir(storage: str | Path, name: str) -> Path:
+    """``<storage>/<name>``, after checking that ``name`` is a plain folder name."""
+    return storage_root(storage) / check_name(name)
+
+
+def writable_storage(storage: str | Path) -> Path:
+    """The storage folder, created if needed, after proving a file can be written in it."""
+    root = storage_root(storage)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        raise UsageError(f"--storage {storage}: cannot write there ({err.strerror or err})") from None
+    return root
+
+
+def list_sweeps(storage: str | Path) -> list[str]:
+    root = storage_root(storage)
+    return sorted(p.parent.name for p in root.glob(f"*/{META_FILE}")) if root.is_dir() else []
+
+
+def read_meta(storage: str | Path, name: str) -> dict[str, Any]:
+    path = sweep_dir(storage, name) / META_FILE
+    if not path.is_file():
+        raise UsageError(f"sweep {name!r}: no {META_FILE} in {path.parent} "
+                         f"(wrong --storage? sweeps there: {list_sweeps(storage) or 'none'})")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
+    objective = meta.get("objective") if isinstance(meta, dict) else None
+    if not isinstance(objective, dict) or not {"metric", "mode"} <= set(objective):
+        raise UsageError(f"{path}: not a sweep description (no objective metric and mode)")
+    return meta
+
+
+def write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    tmp = directory / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    tmp.replace(directory / META_FILE)
