@@ -126,17 +126,23 @@ def one_run(state: local.ClusterState, folder: Path, index: int, rng: random.Ran
            "MIXUP_FINAL_SYNC_TIMEOUT": "30"}
     env.pop("MLFLOW_TRACKING_URI", None)
     driver = subprocess.Popen(
-        [sys.executable, "-m", "sweeps.cli", "run", str(_spec(folder, name)), "--storage", "res",
+        [sys.executable, "-m", "mixup_cli", "run", str(_spec(folder, name)), "--storage", "res",
          "--address", state.ray_address, "--tracking-uri", str(state.tracking_uri)],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     records = folder / "res" / name / "records.jsonl"
+    def alive() -> None:
+        if driver.poll() is not None:
+            raise RuntimeError(f"the driver exited with {driver.returncode} before the kill: "
+                               f"{driver.communicate()[1].strip()[-300:]}")
+
     if failpoint:
-        hit = _wait_for(lambda: _read_json(failpoints / f"{failpoint[0]}.hit"), 300, "the failpoint")
+        hit = _wait_for(lambda: alive() or _read_json(failpoints / f"{failpoint[0]}.hit"), 300,
+                        "the failpoint")
         node = hit["node_id"]
     else:
-        _wait_for(lambda: records.exists() and '"type": "epoch"' in records.read_text(), 300,
-                  "the first report")
+        _wait_for(lambda: alive() or (records.exists() and '"type": "epoch"' in records.read_text()),
+                  300, "the first report")
         delay = rng.uniform(0, 20)
         moment = f"random@{delay:.1f}s"
         time.sleep(delay)  # the random moment itself

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.errors import ClusterError
+from sweeps.tracking import server_command, server_env
 
 STATE_FILE = "cluster.json"
 TOKEN_FILE = "auth_token"
@@ -142,10 +143,9 @@ def start_tracking_server(state: ClusterState, *, backend_uri: str | None = None
     port = port or free_port()
     backend = backend_uri or f"sqlite:///{root / 'mlflow.db'}"
     log = root / "mlflow.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = _spawn([_bin("mlflow"), "server", "--backend-store-uri", backend,
-                   "--artifacts-destination", str(root / "mlartifacts"),
-                   "--host", HOST, "--port", str(port), "--workers", "1"], log=log, env=env)
+    command = server_command(backend, host=HOST, port=port,
+                             artifacts_destination=str(root / "mlartifacts"))
+    proc = _spawn(command, log=log, env=server_env())
     _wait_for_port(port, 90, "the MLflow server", proc, log)
     _wait_for_http(f"http://{HOST}:{port}/health", 60)
     state.tracking_uri = f"http://{HOST}:{port}"
@@ -175,7 +175,7 @@ def up(state_dir: str | Path = DEFAULT_STATE_DIR, *, workers: int = 2, cpus_per_
     killed worker's trials must move to another worker).
     """
     root = Path(state_dir).resolve()
-    if (root / STATE_FILE).exists() and any(_alive(p.pid) for p in ClusterState.load(root).processes):
+    if (root / STATE_FILE).exists() and any(process_alive(p.pid) for p in ClusterState.load(root).processes):
         raise ClusterError(f"a cluster is already running from {root}; `mixup-sweep cluster down` first")
     root.mkdir(parents=True, exist_ok=True)
     token_path = root / TOKEN_FILE
@@ -203,6 +203,27 @@ def up(state_dir: str | Path = DEFAULT_STATE_DIR, *, workers: int = 2, cpus_per_
         down(root)
         raise
     return state
+
+
+def find_state(address: str, state_dir: str | Path | None = None) -> ClusterState | None:
+    """The local cluster started by ``cluster up`` whose Ray address is ``address``, if any."""
+    candidates = [state_dir, os.environ.get("MIXUP_CLUSTER_DIR"), DEFAULT_STATE_DIR]
+    for folder in [c for c in candidates if c]:
+        path = Path(folder) / STATE_FILE
+        if path.is_file():
+            state = ClusterState.load(folder)
+            if state.ray_address == address:
+                return state
+    return None
+
+
+def join_env(address: str) -> None:
+    """Lets this process's Ray driver authenticate with a launcher-started cluster."""
+    if "RAY_AUTH_TOKEN" in os.environ or "RAY_AUTH_TOKEN_PATH" in os.environ:
+        return
+    state = find_state(address)
+    if state is not None:
+        os.environ.update(state.env())
 
 
 def alive_nodes(state: ClusterState) -> list[dict[str, Any]]:
@@ -235,7 +256,7 @@ def wait_for_nodes(state: ClusterState, count: int, *, timeout: float) -> list[d
     raise ClusterError(f"only {len(nodes)} of {count} Ray nodes came up within {timeout:.0f} s")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -347,7 +368,7 @@ def down(state_dir: str | Path = DEFAULT_STATE_DIR) -> list[str]:
     order = sorted(state.processes, key=lambda p: {"head": 2, "mlflow": 1}.get(p.role, 0))
     stopped = []
     for process in order:
-        if _alive(process.pid):
+        if process_alive(process.pid):
             kill_process(process)
             stopped.append(f"{process.role} (pid {process.pid})")
     state.processes = []

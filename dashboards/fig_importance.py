@@ -3,14 +3,13 @@
 Ray Tune has no importance analysis (ray#25522), so the trials table is replayed into an
 in-memory Optuna study: one finished trial per sweep trial, its params the config keys that
 vary, its value the objective at the trial's best epoch (and, as a second target, at its last
-epoch). fANOVA then splits the variance of each target among the parameters. This is the
-only module of ``dashboards`` that imports optuna, and only when the figure is drawn.
+epoch). fANOVA then splits the variance of each target among the parameters; the study and
+the evaluator live in the Optuna adapter (``sweeps.optuna_adapter``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -19,56 +18,8 @@ from dashboards import labels as L
 from dashboards.section import Section, skipped
 from dashboards.sweep_data import SweepData
 
-if TYPE_CHECKING:
-    from optuna.distributions import BaseDistribution
-    from optuna.study import Study
-
 MIN_TRIALS = 3
 SEED = 0
-
-
-def _distribution(values: list[Any]) -> BaseDistribution:
-    """Float range for plain numbers, categorical otherwise (None, strings, booleans)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if numeric:
-        return FloatDistribution(float(min(values)), float(max(values)))
-    unique: list[Any] = []
-    for value in values:
-        if value not in unique:
-            unique.append(value)
-    return CategoricalDistribution(unique)
-
-
-def _study(data: SweepData, keys: list[str], best: list[float], last: list[float]) -> Study:
-    import optuna
-
-    configs = [data.config(str(t)) for t in data.trials["trial_id"]]
-    distributions = {k: _distribution([c.get(k) for c in configs]) for k in keys}
-    study = optuna.create_study(direction="maximize" if data.mode == "max" else "minimize")
-    for config, value, final in zip(configs, best, last, strict=True):
-        if not math.isfinite(value):
-            continue
-        params = {k: (float(config[k]) if isinstance(distributions[k],
-                                                      optuna.distributions.FloatDistribution)
-                      else config.get(k)) for k in keys}
-        study.add_trial(optuna.trial.create_trial(
-            params=params, distributions=distributions, value=value,
-            user_attrs={"last": final}))
-    return study
-
-
-def _importances(study: Study, *, last: bool) -> dict[str, float] | None:
-    """fANOVA importances (summing to 1), or None when there is no variance to split."""
-    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
-
-    target = (lambda t: float(t.user_attrs["last"])) if last else None
-    try:
-        return get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=SEED),
-                                     target=target)
-    except RuntimeError:  # "zero total variance": every trial scored the same
-        return None
 
 
 def _column(data: SweepData, name: str) -> list[float]:
@@ -95,21 +46,16 @@ def parameter_importance(data: SweepData) -> Section:
     if max(finite) - min(finite) == 0:
         return skipped(slug, title, f"Not computed: every trial reached the same {objective} "
                        f"({finite[0]:.3g}) at its best epoch, so there is no variation to split.")
-    import optuna
+    from sweeps.optuna_adapter import fanova_importances
 
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = _study(data, keys, best, last)
-        at_best = _importances(study, last=False)
-        at_last = _importances(study, last=True) if any(map(math.isfinite, last)) else None
-    finally:
-        optuna.logging.set_verbosity(previous)
+    configs = [data.config(str(t)) for t in data.trials["trial_id"]]
+    at_best, at_last, count = fanova_importances(configs, keys, best, maximize=data.mode == "max",
+                                                 seed=SEED, second=last)
     if at_best is None:
         return skipped(slug, title, "Not computed: fANOVA found no variance to attribute.")
     fig = _bars(keys, at_best, at_last, objective)
     caption = (f"Share of the variance of {objective} across the sweep's "
-               f"{len(study.trials)} trials that fANOVA (Optuna's FanovaImportanceEvaluator, "
+               f"{count} trials that fANOVA (Optuna's FanovaImportanceEvaluator, "
                f"64 trees, seed {SEED}) attributes to each searched parameter, at each trial's "
                "best epoch (the objective) and at its last epoch. Importances sum to 1 per "
                "target; interactions are spread over the parameters involved.")

@@ -17,13 +17,8 @@ plus the best-configs table (in the page, and every configuration in ``best_conf
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,7 +113,7 @@ def build_report(name: str, *, storage: str | Path = "sweep_results",
     Raises:
         sweeps.errors.UsageError: No such sweep under ``storage``.
     """
-    from sweeps.runner import read_meta, sweep_dir
+    from sweeps.layout import read_meta, sweep_dir
 
     data = load_sweep(name, storage=storage)
     folder = Path(out) if out is not None else sweep_dir(storage, name) / "report"
@@ -136,28 +131,10 @@ def build_report(name: str, *, storage: str | Path = "sweep_results",
     return report
 
 
-@contextlib.contextmanager
-def _bounded_http() -> Iterator[None]:
-    """Within: MLflow's HTTP requests get no retries and a short timeout (it reads the
-    variables on every request), so an unreachable server costs seconds, not minutes."""
-    limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(HTTP_TIMEOUT_S)}
-    saved = {k: os.environ.get(k) for k in limits}
-    os.environ.update(limits)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def log_report_to_mlflow(report: ReportPaths, *, tracking_uri: str, parent_run_id: str) -> None:
     """Logs the report's files as artifacts of the sweep's parent run, under ``report/``.
 
-    The only function of ``dashboards`` that talks to MLflow (imported here, lazily).
+    MLflow itself is called by the tracking adapter (``sweeps.tracking.log_artifacts``).
 
     Args:
         report: What :func:`build_report` or :func:`write_report` returned.
@@ -167,32 +144,11 @@ def log_report_to_mlflow(report: ReportPaths, *, tracking_uri: str, parent_run_i
     Raises:
         ReportNotLogged: The store is missing or unreachable, or the run does not exist.
     """
-    if tracking_uri.startswith("sqlite:///"):
-        store = Path(tracking_uri[len("sqlite:///"):])
-        if not store.is_file():  # MlflowClient would create an empty store here
-            raise ReportNotLogged(f"tracking store {tracking_uri} does not exist")
-    try:
-        from mlflow.tracking import MlflowClient
+    from sweeps.errors import TrackingUnavailable
+    from sweeps.tracking import log_artifacts
 
-        with _bounded_http(), tempfile.TemporaryDirectory(prefix="mixup-report-") as staging:
-            for path in report.files:  # only the report's files, whatever else is in its folder
-                shutil.copyfile(path, Path(staging) / path.name)
-            client = MlflowClient(tracking_uri)
-            client.get_run(parent_run_id)
-            client.log_artifacts(parent_run_id, staging, artifact_path=ARTIFACT_PATH)
-    except Exception as err:  # any failure means "not logged"; say why on one line
-        cause = " ".join(str(err).split())[:200] or type(err).__name__
-        raise ReportNotLogged(f"{tracking_uri}, run {parent_run_id}: {cause}") from err
-
-
-def main(args: argparse.Namespace) -> int:
-    """``mixup-sweep report``: ``args.name``, ``args.storage``, ``args.out`` (may be None).
-
-    Prints the HTML path, then one line per figure left out.
-    """
-    report = build_report(args.name, storage=args.storage, out=getattr(args, "out", None),
-                          mlflow=not getattr(args, "no_mlflow", False))
-    print(report.html)
-    for note in report.notes:
-        print(f"  skipped: {note}")
-    return 0
+    try:  # only the report's files, whatever else is in its folder
+        log_artifacts(tracking_uri, parent_run_id, report.files, artifact_path=ARTIFACT_PATH,
+                      timeout_s=HTTP_TIMEOUT_S)
+    except TrackingUnavailable as err:
+        raise ReportNotLogged(str(err)) from err

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dashboards import labels as L
+from sweeps import yaml_numbers
 
 Kind = Literal["ERM", "Mixup", "switched-off"]
 Scope = Literal["best", "last"]
@@ -245,17 +246,16 @@ def load_sweep(name: str, *, storage: str | Path) -> SweepData:
     Raises:
         sweeps.errors.UsageError: No such sweep, or no trial has reported an epoch yet.
     """
-    import yaml
 
     from sweeps.errors import UsageError
+    from sweeps.layout import read_meta
     from sweeps.results import load_tables
-    from sweeps.runner import read_meta
 
     meta = read_meta(storage, name)
     trials, epochs = load_tables(name, storage=storage, source="parquet")
     if epochs.empty or trials.empty:
         raise UsageError(f"sweep {name!r} has no reported epochs yet: nothing to report")
-    spec = yaml.safe_load(meta.get("spec_text") or "") or {}
+    spec = yaml_numbers.safe_load(meta.get("spec_text") or "") or {}
     return SweepData.from_tables(
         name, trials, epochs, objective=meta["objective"]["metric"],
         mode=meta["objective"]["mode"], description=" ".join(str(spec.get("description", "")).split()),

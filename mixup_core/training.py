@@ -17,7 +17,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ from mixup_core.mixing import (
     soft_targets,
 )
 from mixup_core.models import build_model
+from mixup_core.models.contract import ClosedFormLoss, HasFilters, MixesLinearly
 from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.schemes import make_label_scheme
 from mixup_core.seeding import Stream, make_generator
@@ -71,7 +72,6 @@ class TrialResult:
     epochs_trained: int
     seconds: float
     device: str = "cpu"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Trainer:
@@ -145,14 +145,14 @@ class Trainer:
                 generator=self.generators["mix"],
             ).to(self.device)
             targets = mix_targets(targets, plan)
-        closed_form = getattr(self.model, "loss_and_grad", None)
-        if closed_form is not None:
-            loss = closed_form(x, targets, plan)
+        model = self.model
+        if isinstance(model, ClosedFormLoss):
+            loss = model.loss_and_grad(x, targets, plan)
         else:
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                if plan is not None and getattr(self.model, "mixes_linearly", False):
-                    logits = self.model(x, mix=plan)
+                if plan is not None and isinstance(model, MixesLinearly):
+                    logits = model(x, mix=plan)
                 else:
                     logits = self.model(x if plan is None else mix_inputs(x, plan))
                 loss = soft_cross_entropy(logits.float(), targets)
@@ -204,9 +204,9 @@ class Trainer:
             "test/acc_common": accuracy(test_logits, d.y_test, ~d.rare_test),
             "test/acc_rare": accuracy(test_logits, d.y_test, d.rare_test),
         }
-        filters = getattr(self.model, "filters", None)
-        if filters is not None and d.common_features is not None and d.rare_features is not None:
-            w = filters()
+        if (isinstance(self.model, HasFilters) and d.common_features is not None
+                and d.rare_features is not None):
+            w = self.model.filters()
             metrics["features/common_alignment"] = feature_alignment(w, d.common_features)
             metrics["features/rare_alignment"] = feature_alignment(w, d.rare_features)
             if d.train_noise is not None:

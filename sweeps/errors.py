@@ -13,3 +13,15 @@ class TrackingUnavailable(RuntimeError):
 
 class ClusterError(RuntimeError):
     """The local cluster could not be started or found; the message is one line."""
+
+
+class SpecError(ValueError):
+    """A sweep spec is unreadable or invalid; ``str()`` is ``"<file>: <key.path>: <problem>"``."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source, self.key, self.problem = source, key, problem
+        text = ": ".join(part for part in (source, key, problem) if part)
+        super().__init__("\\n".join(text.splitlines()))  # one line, even for odd keys
+
+    def __reduce__(self) -> tuple[type[SpecError], tuple[str, str, str]]:
+        return SpecError, (self.source, self.key, self.problem)  # survives pickling (Ray)

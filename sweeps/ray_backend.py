@@ -80,7 +80,7 @@ def _searcher(spec: SweepSpec) -> Searcher | BasicVariantGenerator:
     if s.algorithm == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        from sweeps.optuna_sampler import tpe_sampler
+        from sweeps.optuna_adapter import tpe_sampler
 
         optuna = OptunaSearch(metric=spec.objective.metric, mode=spec.objective.mode,
                               sampler=tpe_sampler(s.seed))

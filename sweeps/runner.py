@@ -24,11 +24,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from mixup_core.config import from_flat, to_flat
 from mixup_core.data import check_available
 from mixup_core.training import METRIC_NAMES
+from sweeps import yaml_numbers
 from sweeps.errors import TrackingUnavailable, UsageError
 from sweeps.layout import META_FILE, check_name, read_meta, sweep_dir, writable_storage, write_meta
 from sweeps.lock import DriverLock
@@ -38,7 +37,7 @@ from sweeps.results import write_tables
 from sweeps.seed_group import STD_SUFFIX
 from sweeps.spec import SweepSpec, parse_spec
 from sweeps.sync import replay_trial, trial_summary, trial_tags
-from sweeps.tracking import SweepTracker, tracking_unusable
+from sweeps.tracking import SweepTracker, bounded_http, tracking_unusable
 
 REPORTED = {"epoch", *METRIC_NAMES, *(m + STD_SUFFIX for m in METRIC_NAMES)}
 
@@ -230,7 +229,7 @@ class SweepOutcome:
 def spec_from_meta(meta: dict[str, Any]) -> SweepSpec:
     if not isinstance(meta.get("spec_text"), str) or not isinstance(meta.get("spec_path"), str):
         raise UsageError(f"sweep {meta.get('name')!r}: {META_FILE} holds no spec to run it from")
-    spec = parse_spec(yaml.safe_load(meta["spec_text"]), source=meta["spec_path"])
+    spec = parse_spec(yaml_numbers.safe_load(meta["spec_text"]), source=meta["spec_path"])
     if meta.get("smoke"):
         spec = spec.shrunk()
     return spec.with_overrides(num_samples=meta.get("num_samples"),
@@ -242,8 +241,13 @@ def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: s
     from sweeps import ray_backend  # Ray is imported only when a sweep really runs
 
     # A down tracking server must fail fast (the records buffer), not block in MLflow's retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    with bounded_http(10, keep_user_settings=True):
+        return _drive_tracked(spec, directory, meta, ray_backend, address=address, resume=resume,
+                              stream=stream)
+
+
+def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_backend: Any, *,
+                   address: str | None, resume: bool, stream: TextIO) -> SweepOutcome:
     tracker = _open_parent_run(spec, directory, meta, meta["tracking_uri"])
     try:
         sink = DriverSink(directory, spec, tracker, stream)

@@ -29,6 +29,8 @@ import yaml
 
 from mixup_core.config import ConfigError, TrialConfig, flat_keys, from_flat, to_flat
 from mixup_core.training import METRIC_NAMES
+from sweeps import yaml_numbers
+from sweeps.errors import SpecError
 from sweeps.layout import name_problem
 
 DimensionKind = Literal["choice", "grid", "uniform", "loguniform", "quniform", "randint"]
@@ -54,18 +56,6 @@ _SEED_ELSEWHERE = "seeds run inside each trial; list them under the top-level se
 # What building a TrialConfig can raise: ConfigError (a ValueError), or OverflowError should an
 # integer beyond float range reach the config's float()/isfinite() (values are screened first).
 _CONFIG_ERRORS = (ValueError, ArithmeticError)
-
-
-class SpecError(ValueError):
-    """A sweep spec is unreadable or invalid; ``str()`` is ``"<file>: <key.path>: <problem>"``."""
-
-    def __init__(self, source: str, key: str, problem: str) -> None:
-        self.source, self.key, self.problem = source, key, problem
-        text = ": ".join(part for part in (source, key, problem) if part)
-        super().__init__("\\n".join(text.splitlines()))  # one line, even for odd keys
-
-    def __reduce__(self) -> tuple[type[SpecError], tuple[str, str, str]]:
-        return SpecError, (self.source, self.key, self.problem)  # survives pickling (Ray)
 
 
 @dataclass(frozen=True)
@@ -203,7 +193,7 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     except (OSError, ValueError) as err:  # ValueError: a NUL byte in the path
         raise SpecError(source, "", f"cannot read the file ({err})") from err
     try:
-        data = yaml.safe_load(text)
+        data = yaml_numbers.safe_load(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from mixup_core.config import ConfigError, TrialConfig, flatten_nested, from_flat
+from sweeps import yaml_numbers
 from sweeps.errors import UsageError
 
 
@@ -46,7 +47,7 @@ def read_trial_file(path: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise UsageError(f"{file}: no such file")
     try:
-        data = yaml.safe_load(file.read_text())
+        data = yaml_numbers.safe_load(file.read_text())
     except yaml.YAMLError as err:
         raise UsageError(f"{file}: not valid YAML ({str(err).splitlines()[0]})") from None
     if data is None:

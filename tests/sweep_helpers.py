@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-CLI = [sys.executable, "-m", "sweeps.cli"]
+CLI = [sys.executable, "-m", "mixup_cli"]
 SMALL_TRIAL = {"data": {"dim": 200, "n_train": 60, "n_test": 200}, "optim.epochs": 40,
                "log_every": 10}
 

@@ -6,7 +6,7 @@ import pytest
 
 from mixup_core import METRIC_NAMES
 
-CLI = [sys.executable, "-m", "sweeps.cli"]
+CLI = [sys.executable, "-m", "mixup_cli"]
 FAST = ["--set", "optim.epochs=20", "--set", "log_every=10", "--set", "data.dim=64",
         "--set", "data.n_train=40", "--set", "data.n_test=40"]
 

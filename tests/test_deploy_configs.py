@@ -248,7 +248,7 @@ def test_every_ray_container_runs_in_token_mode_with_the_secret_mounted() -> Non
 
 
 def test_ray_job_runs_the_paper_sweep_on_the_cluster_with_shared_storage() -> None:
-    from sweeps.cli import _parser
+    from mixup_cli.main import _parser
 
     cluster, job = only("RayCluster"), only("RayJob")
     assert job["spec"]["clusterSelector"] == {"ray.io/cluster": cluster["metadata"]["name"]}

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cluster import local
+from mixup_cli.main import main
 from sweeps import layout, lock
-from sweeps.cli import main
 from sweeps.records import RecordLog
 from sweeps.results import best_configs
 from sweeps.tracking import absolute_uri
@@ -134,7 +134,7 @@ def test_a_second_driver_of_a_running_sweep_exits_2_naming_the_first(tmp_path, c
 def test_two_runs_of_one_sweep_at_once_make_one_sweep(tmp_path):
     spec = write_spec(tmp_path, "twice", search_space={
         "mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}})
-    command = [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--storage", "res",
+    command = [sys.executable, "-m", "mixup_cli", "run", str(spec), "--storage", "res",
                "--tracking-uri", "sqlite:///relative/mlflow.db"]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     (tmp_path / "relative").mkdir()

@@ -1,4 +1,4 @@
-"""The paper's feature-noise data model with common and rare features (see shared PAPER.md).
+"""The paper's feature-noise data model with common and rare features (see docs/science.md).
 
 Each example has P patches in R^d. Patch 0 holds the class feature: the common feature c_y with
 probability 1-ρ, the rare feature r_y with probability ρ. Patch 1 holds feature noise α_fn·c_y'

@@ -1,18 +1,22 @@
-"""What ``run``, ``resume``, ``best`` and ``ui`` print; the work itself lives in runner/results."""
+"""What ``run``, ``resume``, ``best`` and ``ui`` print; the work itself lives in sweeps.runner and
+sweeps.results (imported per command, so ``best`` never imports torch or Ray)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from sweeps.errors import UsageError
-from sweeps.runner import SweepOutcome, read_meta, resume_run, start_run
+from sweeps.layout import read_meta
+
+if TYPE_CHECKING:
+    from sweeps.runner import SweepOutcome
 
 TOP_IN_SUMMARY = 5
 
@@ -30,11 +34,12 @@ def _positive(value: int | None, flag: str) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sweeps.runner import start_run
     from sweeps.spec import load_spec
 
     spec = load_spec(args.spec)
     if args.address:
-        from cluster.cli import join_env
+        from cluster.local import join_env
 
         join_env(args.address)
     outcome = start_run(
@@ -47,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
-    from cluster.cli import join_env
+    from cluster.local import join_env
+    from sweeps.runner import resume_run
 
     address = args.address or read_meta(args.storage, args.name).get("address")
     if address:
@@ -142,7 +148,6 @@ def ui(args: argparse.Namespace) -> int:
         print(f"The tracking server already serves the UI: {uri}")
         return 0
     print(f"MLflow UI for {uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-               "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
-    return subprocess.call(command, env=env)
+    from sweeps.tracking import server_command, server_env
+
+    return subprocess.call(server_command(uri, host="127.0.0.1", port=args.port), env=server_env())

@@ -3,31 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from cluster import local
-
-
-def find_state(address: str, state_dir: str | Path | None = None) -> local.ClusterState | None:
-    """The local cluster started by ``cluster up`` whose Ray address is ``address``, if any."""
-    candidates = [state_dir, os.environ.get("MIXUP_CLUSTER_DIR"), local.DEFAULT_STATE_DIR]
-    for folder in [c for c in candidates if c]:
-        path = Path(folder) / local.STATE_FILE
-        if path.is_file():
-            state = local.ClusterState.load(folder)
-            if state.ray_address == address:
-                return state
-    return None
-
-
-def join_env(address: str) -> None:
-    """Lets this process's Ray driver authenticate with a launcher-started cluster."""
-    if "RAY_AUTH_TOKEN" in os.environ or "RAY_AUTH_TOKEN_PATH" in os.environ:
-        return
-    state = find_state(address)
-    if state is not None:
-        os.environ.update(state.env())
 
 
 def main(args: argparse.Namespace) -> int:
@@ -55,6 +33,6 @@ def main(args: argparse.Namespace) -> int:
         return 0
     state = local.ClusterState.load(args.dir)
     for process in state.processes:
-        status = "alive" if local._alive(process.pid) else "dead"
+        status = "alive" if local.process_alive(process.pid) else "dead"
         print(f"{process.role:<10} pid {process.pid:<8} {status}")
     return 0

@@ -10,9 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from mixup_core.config import ConfigError
-from sweeps.errors import ClusterError, TrackingUnavailable, UsageError
-from sweeps.spec import SpecError
+from sweeps.errors import ClusterError, SpecError, TrackingUnavailable, UsageError
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -146,21 +144,21 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sweeps import commands
+    from mixup_cli import sweep_commands
 
-    return commands.run(args)
+    return sweep_commands.run(args)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from sweeps import commands
+    from mixup_cli import sweep_commands
 
-    return commands.resume(args)
+    return sweep_commands.resume(args)
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
-    from sweeps import commands
+    from mixup_cli import sweep_commands
 
-    return commands.best(args)
+    return sweep_commands.best(args)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -180,21 +178,36 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
-    from cluster import cli as cluster_cli
+    from mixup_cli import cluster_commands
 
-    return cluster_cli.main(args)
+    return cluster_commands.main(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from dashboards.report import main as report_main
+    from dashboards.report import build_report
 
-    return report_main(args)
+    report = build_report(args.name, storage=args.storage, out=args.out,
+                          mlflow=not args.no_mlflow)
+    print(report.html)
+    for note in report.notes:
+        print(f"  skipped: {note}")
+    return 0
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from sweeps import commands
+    from mixup_cli import sweep_commands
 
-    return commands.ui(args)
+    return sweep_commands.ui(args)
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input. A trial config's ConfigError counts only once
+    mixup_core has been imported (it cannot be raised before), so `best` never imports torch."""
+    errors: list[type[Exception]] = [UsageError, SpecError, TrackingUnavailable, ClusterError]
+    core = sys.modules.get("mixup_core.errors")
+    if core is not None:
+        errors.append(core.ConfigError)
+    return tuple(errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (UsageError, ConfigError, SpecError, TrackingUnavailable, ClusterError) as err:
+    except _usage_errors() as err:
         print(f"mixup-sweep {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,0 +1,31 @@
+"""YAML as ML users write it: ``safe_load`` with YAML 1.2's rule for floats.
+
+PyYAML implements YAML 1.1, where a float needs a dot, so ``lr: 1e-3`` is read as the string
+"1e-3". This loader is PyYAML's safe loader (no Python objects, ever) with one more implicit
+resolver: YAML 1.2's core-schema float (``1e-3``, ``5E-4``, ``.5``, ``-2.``, ``.inf``, ``.nan``).
+Integers still resolve as integers (PyYAML's int rule is tried first).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+_FLOAT_1_2 = re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+                            |[-+]?\.(?:inf|Inf|INF)
+                            |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+class NumberSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` plus the YAML 1.2 float rule."""
+
+
+NumberSafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_1_2,
+                                       list("-+0123456789."))
+
+
+def safe_load(text: str) -> Any:
+    """Like ``yaml.safe_load``, with ``1e-3`` read as the number 0.001."""
+    return yaml.load(text, Loader=NumberSafeLoader)
