@@ -16,6 +16,7 @@ import pandas as pd
 from dashboards import labels as L
 from dashboards.section import Section
 from dashboards.sweep_data import ConfigGroup, Scope, SweepData
+from sweeps.layout import STD_SUFFIX
 
 TOP = 10
 SCOPES: tuple[Scope, ...] = ("best", "last")
@@ -56,7 +57,7 @@ def best_frame(data: SweepData) -> pd.DataFrame:
             for scope in SCOPES:
                 mean, std = data.summary(group, metric, scope)
                 row[f"{scope}/{metric}"] = mean
-                row[f"{scope}/{metric}{L.STD_SUFFIX}"] = std
+                row[f"{scope}/{metric}{STD_SUFFIX}"] = std
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -86,7 +87,7 @@ def best_table_html(data: SweepData, frame: pd.DataFrame) -> str:
         cells = "".join(f"<td>{html.escape(str(row[s]))}</td>" for s in settings)
         for metric in metrics:
             for scope in SCOPES:
-                mean, std = row[f"{scope}/{metric}"], row[f"{scope}/{metric}{L.STD_SUFFIX}"]
+                mean, std = row[f"{scope}/{metric}"], row[f"{scope}/{metric}{STD_SUFFIX}"]
                 cells += f'<td class="num">{_cell(mean, std)}</td>'
         css = ' class="erm"' if row["training"] == L.ERM else ""
         body.append(f"<tr{css}>{cells}</tr>")

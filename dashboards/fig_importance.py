@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from dashboards import labels as L
 from dashboards.section import Section, skipped
 from dashboards.sweep_data import SweepData
+from sweeps.layout import BEST_PREFIX, LAST_PREFIX
 
 MIN_TRIALS = 3
 SEED = 0
@@ -37,8 +38,8 @@ def parameter_importance(data: SweepData) -> Section:
         only = f"only {L.key_name(keys[0])} varies" if keys else "no config key varies"
         return skipped(slug, title, f"Not computed: {only} in this sweep, so there is nothing "
                        "to rank (importance needs at least two searched parameters).")
-    best = _column(data, f"best/{data.objective}")
-    last = _column(data, f"last/{data.objective}")
+    best = _column(data, f"{BEST_PREFIX}{data.objective}")
+    last = _column(data, f"{LAST_PREFIX}{data.objective}")
     finite = [v for v in best if math.isfinite(v)]
     if len(finite) < MIN_TRIALS:
         return skipped(slug, title, f"Not computed: {len(finite)} trial(s) reported "

@@ -15,7 +15,6 @@ COMMON = "test/acc_common"
 ACC = "test/acc"
 RARE_ALIGNMENT = "features/rare_alignment"
 COMMON_ALIGNMENT = "features/common_alignment"
-STD_SUFFIX = "_std"
 
 ALPHA = "mixup.alpha"
 SCHEME = "mixup.label_scheme"

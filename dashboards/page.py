@@ -16,6 +16,7 @@ from pathlib import Path
 from dashboards import labels as L
 from dashboards.section import Section
 from dashboards.sweep_data import SweepData
+from sweeps.layout import BEST_PREFIX, LAST_PREFIX, STD_SUFFIX
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
@@ -55,7 +56,7 @@ def _facts(data: SweepData) -> str:
                         for k in data.varying) or "none"
     seeds = ", ".join(map(str, data.seeds)) or "unknown"
     metrics = sorted(c for c in data.epochs.columns
-                     if c not in ("trial_id", "epoch") and not c.endswith(L.STD_SUFFIX)
+                     if c not in ("trial_id", "epoch") and not c.endswith(STD_SUFFIX)
                      and data.has_metric(c))
     metric_list = ", ".join(f"<code>{html.escape(m)}</code> = {html.escape(L.metric_name(m))}"
                             for m in metrics)
@@ -92,8 +93,8 @@ def _trial_index(data: SweepData) -> str:
     rows = []
     for _, row in data.trials.iterrows():
         trial = str(row["trial_id"])
-        best = row.get(f"best/{objective}")
-        last = row.get(f"last/{objective}")
+        best = row.get(f"{BEST_PREFIX}{objective}")
+        last = row.get(f"{LAST_PREFIX}{objective}")
         rows.append(
             f"<tr><td><code>{html.escape(trial)}</code></td><td>{html.escape(str(row['status']))}"
             f"</td><td>{html.escape(label.get(trial, ''))}</td>"

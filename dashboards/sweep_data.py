@@ -25,10 +25,10 @@ import pandas as pd
 
 from dashboards import labels as L
 from sweeps import yaml_numbers
+from sweeps.layout import CONFIG_PREFIX, STD_SUFFIX
 
 Kind = Literal["ERM", "Mixup", "switched-off"]
 Scope = Literal["best", "last"]
-CONFIG_PREFIX = "config/"
 #: Order in which varying keys appear in labels and are chosen for facets.
 KEY_ORDER = (L.ALPHA, L.SCHEME, L.STOP, "mixup.label_param", "mixup.fold", L.STOP_MODE)
 
@@ -167,7 +167,7 @@ class SweepData:
     def curve(self, group: ConfigGroup, metric: str) -> pd.DataFrame:
         """``metric`` over epochs for ``group``: columns ``epoch``, ``mean``, ``std``."""
         rows = self.epochs[self.epochs["trial_id"].isin(group.trial_ids)]
-        std_col = metric + L.STD_SUFFIX
+        std_col = metric + STD_SUFFIX
         frame = pd.DataFrame({
             "epoch": rows["epoch"].astype(float),
             "mean": rows[metric].astype(float),
@@ -182,7 +182,7 @@ class SweepData:
         rows = self.trials[self.trials["trial_id"].isin(group.trial_ids)]
         if column not in rows:
             return math.nan, math.nan
-        std = rows[column + L.STD_SUFFIX] if column + L.STD_SUFFIX in rows else 0.0 * rows[column]
+        std = rows[column + STD_SUFFIX] if column + STD_SUFFIX in rows else 0.0 * rows[column]
         return _pool(rows[column].astype(float), std.astype(float))
 
     def objective_value(self, group: ConfigGroup) -> float:

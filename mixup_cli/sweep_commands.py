@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sweeps.errors import UsageError
-from sweeps.layout import read_meta
+from sweeps.layout import CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX, read_meta
 
 if TYPE_CHECKING:
     from sweeps.runner import SweepOutcome
@@ -64,12 +64,12 @@ def resume(args: argparse.Namespace) -> int:
 
 def format_best(ranked: pd.DataFrame, *, metric: str, scope: str) -> str:
     """A plain-text table: rank, trial, value, epoch and the config keys that vary."""
-    config_cols = [c for c in ranked.columns if c.startswith("config/")]
+    config_cols = [c for c in ranked.columns if c.startswith(CONFIG_PREFIX)]
     varying = [c for c in config_cols if ranked[c].astype(str).nunique() > 1] or config_cols[:0]
-    header = ["#", "trial", f"{metric} ({scope})", "epoch", *[c[len("config/"):] for c in varying]]
+    header = ["#", "trial", f"{metric} ({scope})", "epoch", *[c[len(CONFIG_PREFIX):] for c in varying]]
     rows = []
     for i, (_, r) in enumerate(ranked.iterrows(), start=1):
-        std = r.get(metric + "_std")
+        std = r.get(metric + STD_SUFFIX)
         value = f"{r['value']:.4f}" + (f" ± {std:.4f}" if std is not None and pd.notna(std) else "")
         rows.append([str(i), str(r["trial_id"]), value, str(int(r["epoch"])),
                      *[str(r[c]) for c in varying]])
@@ -117,7 +117,7 @@ def _print_marginals(name: str, storage: str, metric: str) -> None:
     from sweeps.tables import marginals
 
     trials, _ = load_tables(name, storage=storage)
-    table = marginals(trials, f"last/{metric}")
+    table = marginals(trials, f"{LAST_PREFIX}{metric}")
     if not table:
         return
     print(f"\nMean {metric} at the last epoch, by each searched key (over all other keys):")

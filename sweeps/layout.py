@@ -18,6 +18,12 @@ from typing import Any
 from sweeps.errors import UsageError
 
 META_FILE = "sweep.json"
+#: Table columns: ``config/<dotted key>``, the metrics at the best and at the last epoch, and the
+#: spread over seeds of a metric (``<metric>_std``).
+CONFIG_PREFIX = "config/"
+BEST_PREFIX = "best/"
+LAST_PREFIX = "last/"
+STD_SUFFIX = "_std"
 DEFAULT_STORAGE = "sweep_results"
 MAX_NAME_CHARS = 100
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -35,6 +35,8 @@ class TrialRecord:
     finished_at: float | None = None
     compute_seconds: float = 0.0
     epochs: dict[int, dict[str, float]] = field(default_factory=dict)
+    #: Git commit, package versions and host of the driver that started the trial.
+    provenance: dict[str, Any] | None = None
 
     @property
     def last_epoch(self) -> int:
@@ -70,8 +72,12 @@ class RecordLog:
         self._file.flush()
         _apply(self.trials, event)
 
-    def trial_started(self, trial_id: str, config: dict[str, Any]) -> None:
-        self._append({"type": "start", "trial_id": trial_id, "config": config, "time": time.time()})
+    def trial_started(self, trial_id: str, config: dict[str, Any], *,
+                      provenance: dict[str, Any] | None = None) -> None:
+        event = {"type": "start", "trial_id": trial_id, "config": config, "time": time.time()}
+        if provenance is not None:
+            event["provenance"] = provenance
+        self._append(event)
 
     def epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any], *,
               node_id: str | None = None, compute_seconds: float | None = None) -> None:
@@ -149,7 +155,7 @@ def _event(raw: bytes) -> dict[str, Any] | None:
     if not _number(event.get("time")):
         return None
     if kind == "start":
-        ok = isinstance(event.get("config"), dict)
+        ok = isinstance(event.get("config"), dict) and isinstance(event.get("provenance", {}), dict)
     elif kind == "epoch":
         metrics = event.get("metrics")
         ok = (isinstance(event.get("epoch"), int) and isinstance(metrics, dict)
@@ -166,11 +172,13 @@ def _apply(trials: dict[str, TrialRecord], event: dict[str, Any]) -> None:
     if event["type"] == "start":
         record = trials.get(trial_id)
         if record is None:
-            trials[trial_id] = TrialRecord(trial_id, event["config"], started_at=event["time"])
+            trials[trial_id] = TrialRecord(trial_id, event["config"], started_at=event["time"],
+                                           provenance=event.get("provenance"))
         else:  # restarted after a failure or a driver restart
             record.status, record.error, record.finished_at = "RUNNING", None, None
             record.config = event["config"] or record.config
             record.started_at = record.started_at or event["time"]
+            record.provenance = event.get("provenance") or record.provenance
         return
     record = trials.setdefault(trial_id, TrialRecord(trial_id, {}))
     if event["type"] == "epoch":

@@ -15,8 +15,7 @@ import torch
 
 from mixup_core.config import TrialConfig
 from mixup_core.training import Metrics, Trainer
-
-STD_SUFFIX = "_std"
+from sweeps.layout import STD_SUFFIX
 
 
 def aggregate(per_seed: Sequence[Metrics]) -> Metrics:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 
 from sweeps import tables
+from sweeps.layout import BEST_PREFIX, LAST_PREFIX
 from sweeps.records import FINAL_STATUSES, TrialRecord
 from sweeps.tracking import SweepTracker
 
@@ -20,7 +21,7 @@ def trial_summary(record: TrialRecord, *, metric: str, mode: str) -> dict[str, f
     """``best/<m>`` and ``last/<m>`` for every metric, and ``best_epoch``, of one trial."""
     row = tables.trial_rows([record], metric=metric, mode=mode)[0]
     summary = {k: float(v) for k, v in row.items()
-               if k.startswith(("best/", "last/")) and isinstance(v, float)}
+               if k.startswith((BEST_PREFIX, LAST_PREFIX)) and isinstance(v, float)}
     if row["best_epoch"] is not None:
         summary["best_epoch"] = float(row["best_epoch"])
     return summary

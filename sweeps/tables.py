@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from sweeps.layout import BEST_PREFIX, CONFIG_PREFIX, LAST_PREFIX
 from sweeps.records import TrialRecord
 
 Scope = Literal["best-epoch", "last"]
-CONFIG_PREFIX = "config/"
 
 
 def _best_epoch(epochs: dict[int, dict[str, float]], metric: str, mode: str) -> int | None:
@@ -47,9 +47,9 @@ def trial_rows(records: Iterable[TrialRecord], *, metric: str, mode: str) -> lis
         row.update({f"{CONFIG_PREFIX}{k}": v for k, v in r.config.items()})
         if r.epochs:
             last = r.epochs[r.last_epoch]
-            row.update({f"last/{k}": v for k, v in last.items() if k != "epoch"})
+            row.update({f"{LAST_PREFIX}{k}": v for k, v in last.items() if k != "epoch"})
             if best is not None:
-                row.update({f"best/{k}": v for k, v in r.epochs[best].items() if k != "epoch"})
+                row.update({f"{BEST_PREFIX}{k}": v for k, v in r.epochs[best].items() if k != "epoch"})
         rows.append(row)
     return rows
 

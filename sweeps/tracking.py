@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeps.errors import TrackingUnavailable
+from sweeps.layout import BEST_PREFIX, CONFIG_PREFIX, LAST_PREFIX
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,8 +60,7 @@ TAG_NODE = "mixup_sweeps.node_id"
 TAG_CONFIG = "mixup_sweeps.config_json"
 TAG_SUMMARY_KEYS = "mixup_sweeps.summary_keys"
 TAG_PARENT = "mlflow.parentRunId"
-SUMMARY_PREFIXES = ("best/", "last/")
-CONFIG_PREFIX = "config/"
+SUMMARY_PREFIXES = (BEST_PREFIX, LAST_PREFIX)
 MAX_ERROR_CHARS = 5000
 CHECK_TIMEOUT_S = 3
 

@@ -1,0 +1,63 @@
+"""``mixup-sweep plan``: what a sweep would run, printed before anything starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mixup_core.config import TrialConfig, to_flat
+from sweeps.spec import Dimension, SweepSpec
+
+
+def _describe_dimension(dim: Dimension) -> str:
+    if dim.kind in ("choice", "grid"):
+        return f"{dim.kind} {list(dim.values)}"
+    step = f" step {dim.q}" if dim.q is not None else ""
+    closing = ")" if dim.kind == "randint" else "]"
+    return f"{dim.kind} [{dim.low}, {dim.high}{closing}{step}"
+
+
+def _assignments(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in values.items())
+
+
+def format_plan(spec: SweepSpec) -> str:
+    """A human-readable plan of the sweep: what would run, with nothing started.
+
+    Args:
+        spec: The sweep.
+
+    Returns:
+        Several lines: the spec's settings, the trial count and every grid trial.
+    """
+    defaults = to_flat(TrialConfig())
+    changed = {key: value for key, value in to_flat(spec.base).items()
+               if key != "seed" and value != defaults[key]}
+    search, sched, count = spec.search, spec.scheduler, spec.trial_count()
+    lines = [f"Sweep {spec.name} ({spec.path})"]
+    if spec.description:
+        lines.append(f"  {spec.description}")
+    lines.append("Base trial (differences from the defaults):")
+    lines += [f"  {key} = {value!r}" for key, value in changed.items()] or ["  (none)"]
+    lines.append("Search space:")
+    width = max((len(key) for key in spec.search_space), default=0)
+    lines += [f"  {key:<{width}}  {_describe_dimension(dim)}"
+              for key, dim in spec.search_space.items()] or ["  (none)"]
+    lines.append(f"Search: {search.algorithm}, {search.num_samples} sample(s)"
+                 f"{' per grid point' if search.algorithm != 'optuna' else ''}, "
+                 f"{search.max_concurrent} at a time, seed {search.seed}")
+    lines.append(f"Objective: {spec.objective.mode} {spec.objective.metric} (mean over seeds)")
+    asha = (f" (grace_period {sched.grace_period}, max_t {sched.max_t}, "
+            f"reduction_factor {sched.reduction_factor})") if sched.kind == "asha" else ""
+    lines.append(f"Scheduler: {sched.kind}{asha}")
+    lines.append(f"Resources per trial: {spec.resources.cpu} CPU, {spec.resources.gpu} GPU")
+    lines.append(f"Seeds per trial: {', '.join(str(seed) for seed in spec.seeds)}")
+    if spec.smoke:
+        lines.append(f"Smoke overrides: {_assignments(spec.smoke)}")
+    lines.append(f"Trials: {count}")
+    points = spec.grid_points()
+    if points != [{}]:
+        repeat = f" (each {search.num_samples} times)" if search.num_samples > 1 else ""
+        lines.append(f"Grid trials{repeat}:")
+        lines += [f"  {i:>{len(str(len(points)))}}. {_assignments(point)}"
+                  for i, point in enumerate(points, start=1)]
+    return "\n".join(lines)
