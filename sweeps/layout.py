@@ -2,8 +2,9 @@
 
 ``<storage>/<name>/`` holds ``sweep.json`` (name, the spec as given, tracking URI, MLflow parent
 run, creation time), ``records.jsonl`` (sweeps.records), ``trials.parquet`` and
-``epochs.parquet`` (sweeps.tables), ``driver.lock`` (sweeps.lock) and ``tune/`` (Ray Tune's
-state and checkpoints). Every command finds a sweep through :func:`sweep_dir`, so a name can
+``epochs.parquet`` (sweeps.tables), ``driver.lock`` (sweeps.lock), ``trial_states/`` (each
+trial's latest state, what a retried or resumed trial goes on from) and ``tune/`` (Ray Tune's
+experiment state). Every command finds a sweep through :func:`sweep_dir`, so a name can
 never point outside ``--storage``. Nothing here imports torch, Ray or MLflow.
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 from sweeps.errors import UsageError
 
 META_FILE = "sweep.json"
+#: One state file per trial (``<trial_id>.pt``): its seed group and its last report.
+TRIAL_STATES = "trial_states"
 #: Table columns: ``config/<dotted key>``, the metrics at the best and at the last epoch, and the
 #: spread over seeds of a metric (``<metric>_std``).
 CONFIG_PREFIX = "config/"

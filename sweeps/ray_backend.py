@@ -28,11 +28,12 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from mixup_core.config import from_flat, to_flat
+from sweeps.layout import TRIAL_STATES
+from sweeps.scheduling import may_cut
 from sweeps.seed_group import SeedGroup
 from sweeps.spec import Dimension, SweepSpec
 
 TUNE_DIR = "tune"
-STATE_FILE = "state.pt"
 
 
 class EventSink(Protocol):
@@ -89,12 +90,10 @@ def _searcher(spec: SweepSpec) -> Searcher | BasicVariantGenerator:
 
 
 class SwitchOffAwareASHA(ASHAScheduler):
-    """ASHA that never cuts a trial before its Mixup switch-off epoch has passed.
+    """ASHA that never cuts a trial before its Mixup switch-off epoch (sweeps.scheduling).
 
     Rungs reached before the trial's ``mixup.stop_epoch`` are recorded as usual (they shape the
-    cut-offs for others), but a STOP decision there becomes CONTINUE: the point of a switch-off
-    trial is what happens after the switch, so judging it earlier would be judging ERM-vs-Mixup
-    at the wrong moment.
+    cut-offs for others); only the STOP decision there becomes CONTINUE.
     """
 
     def __init__(self, *, base_stop_epoch: int | None, **kwargs: Any) -> None:
@@ -104,9 +103,8 @@ class SwitchOffAwareASHA(ASHAScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
         stop = trial.config.get("mixup.stop_epoch", self._base_stop_epoch)
-        epoch = result.get("epoch", 0)
-        before_switch = stop is not None and epoch <= float(stop) and epoch < self._max_t
-        if decision == TrialScheduler.STOP and before_switch:
+        if decision == TrialScheduler.STOP and not may_cut(
+                epoch=result.get("epoch", 0), stop_epoch=stop, max_t=self._max_t):
             return TrialScheduler.CONTINUE
         return decision
 
@@ -164,12 +162,22 @@ class SweepTrainable(tune.Trainable):
     """One config over the spec's seeds; one ``step`` = every seed to its next logging epoch.
 
     A class trainable (not a function) so that reusing an actor for the next trial is our own
-    ``reset_config``, which rebuilds the seed group, and checkpoints are plain save/load calls.
+    ``reset_config``, which rebuilds the seed group.
+
+    Each trial keeps its own state file, ``<sweep>/trial_states/<trial_id>.pt``, replaced
+    atomically after every step together with the report of that step; Tune's own checkpoints
+    are not used. Tune deletes a trial's old checkpoints as soon as newer ones are registered but
+    writes its experiment state only now and then, so a driver killed in between left that state
+    pointing at a deleted checkpoint and ``resume`` failed the trial ("Could not recover from
+    checkpoint"). A trial that is retried (its node died) or resumed (its driver died) finds its
+    file wherever it restarts, and first re-sends the last report it saved: the driver may not
+    have received it, and records and MLflow keep one value per epoch, so nothing is lost or
+    duplicated.
     """
 
     def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
-              seeds: list[int]) -> None:
-        self._base, self._seeds = base, seeds
+              seeds: list[int], states: str) -> None:
+        self._base, self._seeds, self._states = base, seeds, Path(states)
         self._node_id = ray.get_runtime_context().get_node_id()
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
         torch.set_num_threads(max(1, int(cpus)))
@@ -181,6 +189,12 @@ class SweepTrainable(tune.Trainable):
     def _build(self, params: dict[str, Any]) -> None:
         config = from_flat({**self._base, **params})
         self._group = SeedGroup(config, self._seeds, device=self._device)
+        self._state_path = self._states / f"{self.trial_id}.pt"
+        self._resent: dict[str, Any] | None = None
+        if self._state_path.is_file():
+            state = torch.load(self._state_path, weights_only=True)
+            self._group.load_state_dict(state["group"])
+            self._resent = {**state["report"], "node_id": self._node_id}
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         _failpoint("reset", trial_id=self.trial_id)
@@ -188,24 +202,32 @@ class SweepTrainable(tune.Trainable):
         return True
 
     def step(self) -> dict[str, Any]:
+        if self._resent is not None:  # restarted: the last saved report first
+            report, self._resent = self._resent, None
+            return report
         _failpoint("step", trial_id=self.trial_id, epoch=self._group.epoch)
         metrics = self._group.advance()
-        return {**metrics, "node_id": self._node_id, "trial/device": self._device,
-                "trial/compute_seconds": self._group.compute_seconds, "done": self._group.done}
+        report = {**metrics, "node_id": self._node_id, "trial/device": self._device,
+                  "trial/compute_seconds": self._group.compute_seconds, "done": self._group.done}
+        self._save(report)
+        return report
+
+    def _save(self, report: dict[str, Any]) -> None:
+        self._states.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
+        torch.save({"group": self._group.state_dict(), "report": report}, tmp)
+        os.replace(tmp, self._state_path)
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        torch.save(self._group.state_dict(), Path(checkpoint_dir) / STATE_FILE)
-
-    def load_checkpoint(self, checkpoint_dir: str) -> None:  # type: ignore[override]
-        state = torch.load(Path(checkpoint_dir) / STATE_FILE, weights_only=True)
-        self._group.load_state_dict(state)
+        """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
 
 
-def _trainable(spec: SweepSpec) -> Any:
+def _trainable(spec: SweepSpec, sweep_dir: Path) -> Any:
     base = {k: v for k, v in to_flat(spec.base).items() if k not in spec.search_space}
     if base.get("data.root") and not Path(base["data.root"]).is_absolute():
         base["data.root"] = str(Path(base["data.root"]).resolve())  # as the driver sees it
-    trainable = tune.with_parameters(SweepTrainable, base=base, seeds=list(spec.seeds))
+    trainable = tune.with_parameters(SweepTrainable, base=base, seeds=list(spec.seeds),
+                                     states=str(sweep_dir.resolve() / TRIAL_STATES))
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     return tune.with_resources(trainable, resources)
 
@@ -356,8 +378,6 @@ def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory,
         storage_path=str(sweep_dir.resolve()),
         callbacks=[_Forwarder(factory)],
         failure_config=tune.FailureConfig(max_failures=max_retries),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=4, checkpoint_frequency=1,
-                                                checkpoint_at_end=True),
         verbose=0,
     )
 
@@ -377,7 +397,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
     """Runs ``spec`` to the end; results flow through the sink."""
     _prepare_tune()
     tuner = tune.Tuner(
-        _trainable(spec),
+        _trainable(spec, sweep_dir),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.objective.metric, mode=spec.objective.mode,
@@ -398,7 +418,7 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> None:
     """Continues an interrupted sweep: unfinished and errored trials go on from checkpoints."""
     _prepare_tune()
     tuner = tune.Tuner.restore(
-        str((sweep_dir / TUNE_DIR).resolve()), trainable=_trainable(spec),
+        str((sweep_dir / TUNE_DIR).resolve()), trainable=_trainable(spec, sweep_dir),
         resume_unfinished=True, resume_errored=True, param_space=param_space(spec),
     )
     tuner.fit()

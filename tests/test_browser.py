@@ -13,12 +13,8 @@ must be installed (Debian: ``apt-get install -y chromium``): without it these te
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -30,6 +26,7 @@ from PIL import Image
 
 from dashboards.report import ReportPaths, build_report
 from tests.browser import Chromium
+from tests.conftest import start_mlflow_server, stop_group
 from tests.sweep_helpers import mixup_sweep, sweep_runs, write_spec
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
@@ -72,44 +69,14 @@ def browser() -> Iterator[Chromium]:
         yield chromium
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def mlflow_ui(sweep: RealSweep) -> Iterator[str]:
     """``mlflow server`` on the sweep's store, in its own process group; its base URL."""
-    port = _free_port()
-    log = (sweep.storage / "mlflow-server.log").open("w")
-    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
-               sweep.tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                              start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_mlflow_server(sweep.tracking_uri, sweep.storage, timeout=SERVER_START_S)
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            assert server.poll() is None, (sweep.storage / "mlflow-server.log").read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"mlflow server not up in {SERVER_START_S} s"
-            time.sleep(0.5)
         yield base
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=15)
-        log.close()
+        stop_group(server)
 
 
 def _distinct_colours(png: Path) -> int:

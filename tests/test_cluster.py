@@ -17,6 +17,7 @@ import pytest
 from cluster import local
 from sweeps import ray_backend
 from sweeps.records import RecordLog
+from tests.conftest import wait_until
 from tests.sweep_helpers import CLI, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
 
 pytestmark = pytest.mark.slow
@@ -58,12 +59,8 @@ def start_on(state: local.ClusterState, spec: Path, cwd: Path, *, final_sync: fl
 
 
 def wait_for_epochs(records: Path, count: int, *, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if records.exists() and records.read_text().count('"type": "epoch"') >= count:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"fewer than {count} epoch reports in {records} after {timeout} s")
+    wait_until(lambda: records.exists() and records.read_text().count('"type": "epoch"') >= count,
+               timeout=timeout, what=f"{count} epoch reports in {records}")
 
 
 def long_spec(folder: Path, name: str, alphas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0),
@@ -200,12 +197,8 @@ NODE_LOSS_EPOCHS = list(range(20, 601, 20))
 
 
 def wait_for_json(path: Path, *, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return json.loads(path.read_text())
-        time.sleep(0.05)
-    raise AssertionError(f"{path.name} did not appear within {timeout} s")
+    return wait_until(lambda: path.exists() and json.loads(path.read_text()), timeout=timeout,
+                      what=f"{path.name} appearing")
 
 
 def node_process(state: local.ClusterState, node_id: str) -> local.Process:

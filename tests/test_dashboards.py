@@ -11,10 +11,8 @@ import base64
 import json
 import math
 import re
-import socket
 import subprocess
 import sys
-from argparse import Namespace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,11 @@ import yaml
 from dashboards import fig_importance, report
 from dashboards.fig_pareto import pareto_front
 from dashboards.sweep_data import _pool, load_sweep
+from mixup_cli.main import main
 from mixup_core.config import TrialConfig, to_flat
 from sweeps import parquet_io, tables
 from sweeps.records import TrialRecord
+from tests.conftest import free_port
 
 EPOCHS = (10, 20, 30, 40, 50, 60)
 BUDGET = 60
@@ -281,12 +281,6 @@ def test_pareto_front_keeps_exactly_the_undominated_points() -> None:
 # ------------------------------------------------------------------------------- MLflow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_report_is_logged_as_artifacts_of_the_parent_run(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -304,7 +298,7 @@ def test_report_is_logged_as_artifacts_of_the_parent_run(tmp_path: Path) -> None
 
 def test_unreachable_mlflow_is_one_warning_line_and_the_report_is_still_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     write_sweep(tmp_path, "offline", grid(alpha=[0.0, 1.0]), tracking_uri=uri)
     paths = report.build_report("offline", storage=tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
@@ -326,7 +320,7 @@ def test_main_prints_the_page_and_the_skipped_figures(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_sweep(tmp_path, "digits", grid(alpha=[0.0, 1.0]), curve=real_data_curve,
                 objective="test/acc")
-    code = report.main(Namespace(name="digits", storage=str(tmp_path), out=None, no_mlflow=True))
+    code = main(["report", "digits", "--storage", str(tmp_path), "--no-mlflow"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert lines[0].endswith("report.html")

@@ -24,6 +24,8 @@ from tests.sweep_helpers import (
     write_spec,
 )
 
+SPECS = Path(__file__).resolve().parent.parent / "sweeps" / "specs"
+
 pytestmark = pytest.mark.slow
 
 
@@ -180,7 +182,7 @@ def test_asha_never_cuts_a_trial_before_its_switch_off_epoch(tmp_path):
         assert record.last_epoch > record.config["mixup.stop_epoch"]
 
 
-@pytest.mark.parametrize("spec", sorted(Path("sweeps/specs").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_checked_in_spec_plans_and_runs_in_smoke_mode(spec, tmp_path):
     write_cifar10_fixture(tmp_path / "data")  # ./data/cifar10 in the real on-disk format
     plan = mixup_sweep("plan", str(spec.resolve()), cwd=tmp_path)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -22,6 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.tracking import SweepTracker, TrackingUnavailable, default_tracking_uri
+from tests.conftest import free_port, start_mlflow_server, stop_group
 
 EPOCHS = (10, 20, 30)
 #: Trial id -> how it ends (None: never finished, a leftover that finish_sweep kills).
@@ -109,12 +108,6 @@ def _copy_sqlite(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty sqlite store with MLflow's schema; creating one takes ~6 s, copying it none."""
@@ -130,53 +123,17 @@ def sqlite_uri(migrated_store: Path, tmp_path: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def _wait_until_healthy(uri: str, server: subprocess.Popen[bytes], log: Path,
-                        timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"mlflow server did not answer within {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=10)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(migrated_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``mlflow server`` on a free local port, in its own process group; yields its URI."""
     workdir = tmp_path_factory.mktemp("mlflow_server")  # also where it would put artifacts
-    database, log = workdir / "srv.db", workdir / "server.log"
+    database = workdir / "srv.db"
     _copy_sqlite(migrated_store, database)  # pre-migrated: the server starts seconds sooner
-    port = _free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-               f"sqlite:///{database}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, cwd=workdir, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
+    server, uri = start_mlflow_server(f"sqlite:///{database}", workdir, timeout=60)
     try:
-        _wait_until_healthy(uri, server, log)
         yield uri
     finally:
-        _stop_group(server)
+        stop_group(server)
 
 
 # ---------------------------------------------------------------------------- tests
@@ -328,7 +285,7 @@ def test_a_sweep_over_http_is_recorded_as_in_sqlite(mlflow_server: str) -> None:
 
 @pytest.mark.timeout(30)  # MLflow's own retries would take minutes
 def test_an_unreachable_server_fails_the_check_within_seconds_in_one_line() -> None:
-    uri = f"http://127.0.0.1:{_free_port()}"  # the port was free a moment ago: nothing listens
+    uri = f"http://127.0.0.1:{free_port()}"  # the port was free a moment ago: nothing listens
     before = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
     started = time.monotonic()
     with pytest.raises(TrackingUnavailable) as caught:
