@@ -113,9 +113,17 @@ def build_report(name: str, *, storage: str | Path = "sweep_results",
     Raises:
         sweeps.errors.UsageError: No such sweep under ``storage``.
     """
+    from sweeps import lock
+    from sweeps.errors import UsageError
     from sweeps.layout import read_meta, sweep_dir
 
     data = load_sweep(name, storage=storage)
+    if out is None:
+        with lock.idle(sweep_dir(storage, name)) as idle:
+            if not idle:  # a running driver owns its folder: write nothing there
+                raise UsageError(f"sweep {name!r} is being run by "
+                                 f"{lock.holder(sweep_dir(storage, name))}; pass --out DIR to "
+                                 "write its report elsewhere while it runs")
     folder = Path(out) if out is not None else sweep_dir(storage, name) / "report"
     report = write_report(data, folder)
     if mlflow:

@@ -27,6 +27,10 @@ CONFIG_PREFIX = "config/"
 BEST_PREFIX = "best/"
 LAST_PREFIX = "last/"
 STD_SUFFIX = "_std"
+#: Trial statuses in records and tables: RUNNING, TERMINATED (full budget), STOPPED (cut by the
+#: scheduler), ERROR (failed; the record's ``error`` says why).
+TRIAL_STATUSES = ("RUNNING", "TERMINATED", "STOPPED", "ERROR")
+FINAL_STATUSES = ("TERMINATED", "STOPPED", "ERROR")
 DEFAULT_STORAGE = "sweep_results"
 MAX_NAME_CHARS = 100
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-RECORDS_FILE = "records.jsonl"
+from sweeps.layout import FINAL_STATUSES
 
-#: Trial statuses in records: RUNNING, TERMINATED (full budget), STOPPED (cut by the scheduler),
-#: ERROR (failed; ``error`` says why).
-FINAL_STATUSES = ("TERMINATED", "STOPPED", "ERROR")
+__all__ = ["FINAL_STATUSES", "RECORDS_FILE", "RecordLog", "TrialRecord"]
+
+RECORDS_FILE = "records.jsonl"
 
 
 @dataclass

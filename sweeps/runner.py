@@ -19,7 +19,7 @@ from mixup_core.data import check_available
 from sweeps import provenance, yaml_numbers
 from sweeps.errors import TrackingUnavailable, UsageError
 from sweeps.layout import META_FILE, check_name, read_meta, sweep_dir, writable_storage, write_meta
-from sweeps.lock import DriverLock
+from sweeps.lock import LOCK_FILE, DriverLock
 from sweeps.mirror import OPEN_SINKS, DriverSink, SinkFactory
 from sweeps.records import FINAL_STATUSES, RecordLog
 from sweeps.results import write_tables
@@ -189,6 +189,10 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
         return _drive(resolved, directory, meta, address=address, resume=False, stream=stream)
     finally:
         lock.release()
+        if not (directory / META_FILE).exists():  # failed before it began: leave no trace
+            with contextlib.suppress(OSError):
+                (directory / LOCK_FILE).unlink()
+                directory.rmdir()
 
 
 def _exists(name: str, directory: Path) -> UsageError:

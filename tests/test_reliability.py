@@ -110,6 +110,11 @@ def test_best_on_a_live_sweep_reads_its_records_and_writes_nothing_there(tmp_pat
         ranked = best_configs("live", storage=tmp_path, scope="last")
         assert ranked.iloc[0]["trial_id"] == "t0" and ranked.iloc[0]["value"] == 0.99
         assert sorted(p.name for p in folder.iterdir()) == before  # no Parquet written
+        assert main(["report", "live", "--storage", str(tmp_path), "--no-mlflow"]) == 2
+        assert main(["report", "live", "--storage", str(tmp_path), "--no-mlflow",
+                     "--out", str(tmp_path / "elsewhere")]) == 0
+        assert (tmp_path / "elsewhere" / "report.html").is_file()
+        assert sorted(p.name for p in folder.iterdir()) == before  # no report there either
     finally:
         driver.kill()
         driver.wait()
