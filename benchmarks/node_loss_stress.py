@@ -61,22 +61,6 @@ def _read_json(path: Path) -> dict | None:  # type: ignore[type-arg]
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _node_process(state: local.ClusterState, node_id: str) -> local.Process:
-    resources = next(n["resources"] for n in local.alive_nodes(state) if n["node_id"] == node_id)
-    return next(p for p in state.processes if p.resource in resources)
-
-
-def _replace(state: local.ClusterState, victim: local.Process) -> None:
-    state.processes.remove(victim)
-    local.start_worker(state, int(victim.role.split("-")[1]), cpus=1)
-
-    def whole() -> bool:
-        alive = {r for n in local.alive_nodes(state) for r in n["resources"]}
-        return all(p.resource in alive for p in state.processes if p.resource)
-
-    _wait_for(whole, 120, "the replacement node joining")
-
-
 def _check(state: local.ClusterState, folder: Path, name: str, code: int) -> str:
     """'' when the run lost nothing, else what was lost."""
     from mlflow.tracking import MlflowClient
@@ -149,13 +133,13 @@ def one_run(state: local.ClusterState, folder: Path, index: int, rng: random.Ran
         reports = [json.loads(line) for line in records.read_text().splitlines()
                    if '"type": "epoch"' in line]
         node = reports[-1]["node_id"]
-    victim = _node_process(state, node)
+    victim = local.worker_of(state, node)
     killed = local.kill_machine(victim)
     _, stderr = driver.communicate(timeout=600)
     problem = _check(state, folder, name, driver.returncode)
     if problem and driver.returncode != 0:
         problem += f" ({stderr.strip().splitlines()[-1] if stderr.strip() else ''})"
-    _replace(state, victim)
+    local.replace_worker(state, victim)
     return f"{moment}, {victim.role} ({len(killed)} processes)", problem
 
 

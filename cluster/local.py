@@ -245,6 +245,28 @@ def alive_nodes(state: ClusterState) -> list[dict[str, Any]]:
     return nodes
 
 
+def worker_of(state: ClusterState, node_id: str) -> Process:
+    """The launcher's process of the worker node whose Ray node id is ``node_id``."""
+    resources = next(n["resources"] for n in alive_nodes(state) if n["node_id"] == node_id)
+    return next(p for p in state.processes if p.resource in resources)
+
+
+def replace_worker(state: ClusterState, victim: Process, *, cpus: float = 1,
+                   timeout: float = 120) -> Process:
+    """Starts a new worker node in the place of ``victim`` (dead) and waits until Ray lists it
+    among the alive nodes; returns the new node's process."""
+    known = {n["node_id"] for n in alive_nodes(state)}  # the dead node may still be listed
+    state.processes.remove(victim)
+    process = start_worker(state, int(victim.role.split("-")[1]), cpus=cpus)
+    deadline = time.monotonic() + timeout
+    while not any(n["node_id"] not in known and process.resource in n["resources"]
+                  for n in alive_nodes(state)):
+        if time.monotonic() >= deadline:
+            raise ClusterError(f"{process.role} did not join within {timeout:.0f} s")
+        time.sleep(0.5)
+    return process
+
+
 def wait_for_nodes(state: ClusterState, count: int, *, timeout: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     nodes: list[dict[str, Any]] = []

@@ -201,23 +201,6 @@ def wait_for_json(path: Path, *, timeout: float) -> dict:
                       what=f"{path.name} appearing")
 
 
-def node_process(state: local.ClusterState, node_id: str) -> local.Process:
-    resources = next(n["resources"] for n in local.alive_nodes(state) if n["node_id"] == node_id)
-    return next(p for p in state.processes if p.resource in resources)
-
-
-def replace_worker(state: local.ClusterState, victim: local.Process) -> None:
-    """Leaves the cluster whole for what follows: a new node in the dead one's place."""
-    state.processes.remove(victim)
-    local.start_worker(state, int(victim.role.split("-")[1]), cpus=1)
-    deadline = time.monotonic() + 120
-    while len(local.alive_nodes(state)) < 3 or any(  # until Ray has also marked the dead one
-            p.resource not in {r for n in local.alive_nodes(state) for r in n["resources"]}
-            for p in state.processes if p.resource):
-        assert time.monotonic() < deadline, "the replacement worker did not join"
-        time.sleep(0.5)
-
-
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     failpoint, condition = MOMENTS[moment]
@@ -231,7 +214,7 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     records_path = tmp_path / "res" / name / "records.jsonl"
     driver = start_on(cluster, spec, tmp_path, env={ray_backend.FAILPOINT_ENV: str(failpoints)})
     hit = wait_for_json(failpoints / f"{failpoint}.hit", timeout=300)
-    victim = node_process(cluster, hit["node_id"])
+    victim = local.worker_of(cluster, hit["node_id"])
     killed_at = time.time()
     killed = local.kill_machine(victim)
     stdout, stderr = driver.communicate(timeout=500)
@@ -253,7 +236,7 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     record_fault(f"worker node killed {moment}", f"{victim.role}: {len(killed)} processes "
                  f"(SIGKILL), holding trial {hit['trial_id']} at epoch {hit['epoch']} in "
                  f"{failpoint}", records_path, values)
-    replace_worker(cluster, victim)
+    local.replace_worker(cluster, victim)  # leave the cluster whole for what follows
 
 
 def test_cluster_down_stops_exactly_the_processes_it_started(tmp_path):
