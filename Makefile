@@ -3,6 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SPEC ?= sweeps/specs/paper_feature_noise.yaml
+SWEEP ?= paper_feature_noise
 
 .PHONY: install sweep test lint bench chromium report
 
@@ -14,8 +15,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Re-runnable: once the sweep exists, `make sweep` continues it (`resume`: an interrupted sweep goes
+# on from its trials' states, a finished one only prints its results again).
 sweep: install
-	$(VENV)/bin/mixup-sweep run $(SPEC)
+	@if [ -f sweep_results/$(SWEEP)/sweep.json ]; then \
+		echo "sweep_results/$(SWEEP) exists: mixup-sweep resume $(SWEEP)"; \
+		$(VENV)/bin/mixup-sweep resume $(SWEEP); \
+	else \
+		$(VENV)/bin/mixup-sweep run $(SPEC); \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check .
