@@ -89,9 +89,9 @@ def test_a_missing_table_is_rebuilt_from_the_records(tmp_path, missing):
 
 def hold_driver_lock(folder: Path) -> subprocess.Popen[str]:
     """Another process that holds the sweep's driver lock, as a running driver does."""
-    code = ("import sys, time; from pathlib import Path; from sweeps.lock import DriverLock; "
+    code = ("import signal, sys; from pathlib import Path; from sweeps.lock import DriverLock; "
             "held = DriverLock(Path(sys.argv[1]), name='x'); print('locked', flush=True); "
-            "time.sleep(600)")
+            "signal.pause()")  # held until the test kills it
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
