@@ -140,12 +140,13 @@ class SweepTracker:
         Raises:
             TrackingUnavailable: One line naming the URI and why it cannot be used.
         """
-        quick = _one_quick_try() if _is_http(self.tracking_uri) else contextlib.nullcontext()
+        quick = (bounded_http(CHECK_TIMEOUT_S) if _is_http(self.tracking_uri)
+                 else contextlib.nullcontext())
         try:
             with quick:
                 self._client.search_experiments(max_results=1)
         except Exception as err:  # whatever failed, the store is unusable: say why on one line
-            raise _unavailable(self.tracking_uri, err) from err
+            raise tracking_unusable(self.tracking_uri, err) from err
 
     def ensure_experiment(self) -> str:
         """The experiment's id, creating it the first time. Call it before trials start.
@@ -495,10 +496,6 @@ def bounded_http(timeout_s: float, *, keep_user_settings: bool = False) -> Itera
                 os.environ[name] = before
 
 
-def _one_quick_try() -> contextlib.AbstractContextManager[None]:
-    return bounded_http(CHECK_TIMEOUT_S)
-
-
 def server_command(backend_uri: str, *, host: str, port: int,
                    artifacts_destination: str | None = None) -> list[str]:
     """The ``mlflow server`` command line: one worker process, bound to ``host``."""
@@ -553,10 +550,6 @@ def absolute_uri(uri: str, cwd: Path) -> str:
 
 
 def tracking_unusable(uri: str, err: BaseException) -> TrackingUnavailable:
-    return _unavailable(uri, err)
-
-
-def _unavailable(uri: str, err: BaseException) -> TrackingUnavailable:
     cause, network = _cause(err)
     if not _is_http(uri):
         return TrackingUnavailable(f"tracking store {uri} is not usable ({cause}); "

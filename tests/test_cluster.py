@@ -133,7 +133,7 @@ def test_a_restarted_tracking_server_loses_no_metric(cluster, tmp_path):
     port = int(str(cluster.tracking_uri).rsplit(":", 1)[1])
     local.kill_process(server, sig=signal.SIGKILL)
     down_at = records.read_text().count('"type": "epoch"')
-    time.sleep(3)
+    time.sleep(3)  # the outage itself: the server stays down this long, on purpose
     local.start_tracking_server(cluster, port=port)  # the same store, the same port
     up_at = records.read_text().count('"type": "epoch"')
     _, stderr = driver.communicate(timeout=400)
