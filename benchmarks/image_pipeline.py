@@ -47,7 +47,8 @@ def random_cifar_like(n: int, *, seed: int = 0) -> TaskData:
     y = torch.arange(n) % 10
     spec = ImageSpec(CIFAR10_MEAN, CIFAR10_STD, crop_padding=4, flip=True)
     none = torch.zeros(n, dtype=torch.bool)
-    return TaskData(x, y, none, x[:10], y[:10], none[:10], num_classes=10, image=spec)
+    return TaskData(x, y, none, x[:10], y[:10], none[:10], x[:10], y[:10], none[:10],
+                    num_classes=10, image=spec)
 
 
 def fast_epoch(trainer: Trainer) -> Callable[[], int]:

@@ -1,9 +1,11 @@
 """The best-configs table: each configuration's accuracies at its best and at its last epoch.
 
-Best-epoch values say what a configuration can reach (with early stopping on the objective);
-last-epoch values say what it keeps at the end of its budget. The gap between the two is the
-paper's point about switching Mixup off too early: rare-feature accuracy that was reached
-and then lost.
+Configurations are chosen and ranked on the sweep's objective, a validation metric; the test
+columns are the test values at the epoch chosen on validation ("best epoch"), never chosen on
+themselves. Last-epoch values say what a configuration keeps at the end of its budget. The gap
+between the two is the paper's point about switching Mixup off too early: rare-feature accuracy
+that was reached and then lost. Every value is mean ± sample std over seeds with its 95% t
+interval (:mod:`sweeps.spread`); ties are broken by ``sweeps.tables.TIE_RULE``, as in ``best``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dashboards import labels as L
 from dashboards.section import Section
 from dashboards.sweep_data import ConfigGroup, Scope, SweepData
 from sweeps.layout import STD_SUFFIX
+from sweeps.spread import format_spread
+from sweeps.tables import TIE_RULE, optimistic_warning
 
 TOP = 10
 SCOPES: tuple[Scope, ...] = ("best", "last")
@@ -53,6 +57,7 @@ def best_frame(data: SweepData) -> pd.DataFrame:
             row[L.key_name(key)] = "—" if value == L.ERM else L.format_value(key, value)
         row["trials"] = _ids(group)
         row["best epoch"] = _best_epoch(data, group)
+        row["seed runs"] = data.seeds_in(group)
         for metric in table_metrics(data):
             for scope in SCOPES:
                 mean, std = data.summary(group, metric, scope)
@@ -69,8 +74,8 @@ def _shown(data: SweepData, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([top, erm])
 
 
-def _cell(mean: float, std: float) -> str:
-    return html.escape(L.format_mean_std(mean, std))
+def _cell(mean: float, std: float, n: int) -> str:
+    return html.escape(format_spread(mean, std, n))
 
 
 def best_table_html(data: SweepData, frame: pd.DataFrame) -> str:
@@ -81,30 +86,50 @@ def best_table_html(data: SweepData, frame: pd.DataFrame) -> str:
     head1 = "".join(f'<th rowspan="2">{html.escape(s)}</th>' for s in settings)
     head1 += "".join(f'<th colspan="2" data-metric="{html.escape(m)}">'
                      f"{html.escape(L.metric_name(m))}</th>" for m in metrics)
-    head2 = "<th>best epoch</th><th>last epoch</th>" * len(metrics)
+    head2 = "".join(f"<th>{'chosen' if m == data.objective else 'at the'} best epoch</th>"
+                    "<th>last epoch</th>" for m in metrics)
     body = []
     for _, row in _shown(data, frame).iterrows():
         cells = "".join(f"<td>{html.escape(str(row[s]))}</td>" for s in settings)
         for metric in metrics:
             for scope in SCOPES:
                 mean, std = row[f"{scope}/{metric}"], row[f"{scope}/{metric}{STD_SUFFIX}"]
-                cells += f'<td class="num">{_cell(mean, std)}</td>'
+                cells += f'<td class="num">{_cell(mean, std, int(row["seed runs"]))}</td>'
         css = ' class="erm"' if row["training"] == L.ERM else ""
         body.append(f"<tr{css}>{cells}</tr>")
     return (f'<table class="best"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
+def _ties(data: SweepData) -> int:
+    """How many configurations share the top objective value (as ``best`` counts trials)."""
+    ranked = data.ranked()
+    if not ranked:
+        return 0
+    top = data.objective_value(ranked[0])
+    return sum(1 for g in ranked if abs(data.objective_value(g) - top) <= 1e-12)
+
+
 def best_configs(data: SweepData, csv_path: Path) -> Section:
     """(f) The best-configs table (HTML in the report) and every configuration as CSV."""
-    slug, title = "best_configs", "Best configurations: best-epoch and last-epoch values"
+    slug, title = ("best_configs", "Best configurations: chosen on validation, test values at "
+                   "the chosen epoch")
     frame = best_frame(data)
     frame.to_csv(csv_path, index=False)
     objective = L.metric_name(data.objective)
     better = "higher" if data.mode == "max" else "lower"
-    caption = (f"Configurations ranked by {objective} at their best epoch ({better} is better), "
-               f"top {TOP} plus ERM; values are mean ± std over seeds at the best epoch (the "
-               "epoch where the objective peaked) and at the last logged epoch. A large drop "
+    n = max(1, len(data.seeds))
+    spread = (f"values are mean ± sample std over {n} seeds [95% t interval of the mean]"
+              if n > 1 else "one seed per trial, so no spread is shown")
+    tied = _ties(data)
+    caption = (f"Chosen on {objective} (the objective, {better} is better): configurations are "
+               f"ranked by it at their best epoch, the epoch where it peaked; the test columns "
+               f"are the test values at that same epoch, reported, never chosen on. Top {TOP} "
+               f"plus ERM; {spread}, at the best epoch and at the last logged epoch. A large drop "
                "from best to last means the configuration reached the rare feature and lost it. "
-               f"All {len(frame)} configurations: {csv_path.name}.")
+               + (f"{tied} configurations tie at the top value; {TIE_RULE}. " if tied > 1 else "")
+               + f"All {len(frame)} configurations: {csv_path.name}.")
+    warning = optimistic_warning(data.objective)
+    if warning is not None:
+        caption = warning[len("warning: "):].capitalize() + ". " + caption
     return Section(slug, title, caption, html=best_table_html(data, frame))

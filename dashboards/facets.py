@@ -127,8 +127,7 @@ def panel_groups(data: SweepData, layout: Layout, row: Any, col: Any
     mixup = [g for g in members if g.kind != "ERM"]
     dropped = max(0, len(mixup) - MAX_LINES)
     if dropped:
-        keep = {id(g) for g in sorted(mixup, key=data.objective_value,
-                                      reverse=data.mode == "max")[:MAX_LINES]}
+        keep = {id(g) for g in sorted(mixup, key=data.order)[:MAX_LINES]}
         mixup = [g for g in mixup if id(g) in keep]
     hue = layout.hue
     if hue is not None:

@@ -142,7 +142,7 @@ def rare_heatmap(data: SweepData) -> Section:
 def _caption(data: SweepData, metric: str, layout: facets.Layout, continuous: bool,
              budget: float) -> str:
     parts = [f"Each cell: {L.metric_name(metric)} (mean over seeds) at the last logged epoch "
-             "(top) and at the epoch where the objective peaked (bottom). Switch-off epoch "
+             f"(top) and at the epoch chosen on {data.objective} (bottom). Switch-off epoch "
              "0 and α = 0 are ERM; \"never\" is Mixup throughout."]
     if metric != L.RARE:
         parts.append("This sweep's test set has no rare/common split: overall test accuracy.")

@@ -65,7 +65,8 @@ def _facts(data: SweepData) -> str:
         f'<p class="facts"><b>Trials:</b> {sum(data.all_trials.values())} ({statuses}) in '
         f"{len(data.groups)} configurations. <b>Objective:</b> "
         f"{html.escape(L.metric_name(data.objective))} (<code>{html.escape(data.objective)}</code>,"
-        f" {data.mode}) at each trial's best epoch. <b>Seeds per trial:</b> {seeds}. "
+        f" {data.mode}) at each trial's best epoch: answers are chosen on it, test metrics are "
+        f"reported at the chosen epoch. <b>Seeds per trial:</b> {seeds}. "
         f"<b>Searched:</b> {varying}.<br><b>Metrics:</b> {metric_list}.</p>")
 
 

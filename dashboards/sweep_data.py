@@ -26,6 +26,7 @@ import pandas as pd
 from dashboards import labels as L
 from sweeps import yaml_numbers
 from sweeps.layout import CONFIG_PREFIX, STD_SUFFIX
+from sweeps.tables import order_key
 
 Kind = Literal["ERM", "Mixup", "switched-off"]
 Scope = Literal["best", "last"]
@@ -192,9 +193,23 @@ class SweepData:
             return value
         return -math.inf if self.mode == "max" else math.inf
 
+    def order(self, group: ConfigGroup) -> tuple[float, float, int, str]:
+        """The group's place in every ranking: ``sweeps.tables.order_key`` (the rule ``best``
+        uses) of its objective, pooled std, earliest best epoch and first trial id."""
+        mean, std = self.summary(group, self.objective, "best")
+        value = mean if math.isfinite(mean) else self.objective_value(group)
+        rows = self.trials[self.trials["trial_id"].isin(group.trial_ids)]
+        epochs = rows["best_epoch"].dropna() if "best_epoch" in rows else pd.Series(dtype=float)
+        epoch = int(epochs.min()) if len(epochs) else 0
+        return order_key(value, std, epoch, min(group.trial_ids), self.mode)
+
+    def seeds_in(self, group: ConfigGroup) -> int:
+        """How many seed runs a group's values pool (seeds × trials): its intervals' n."""
+        return max(1, len(self.seeds)) * len(group.trial_ids)
+
     def ranked(self) -> list[ConfigGroup]:
-        """Groups best first by the objective at their best epoch."""
-        return sorted(self.groups, key=self.objective_value, reverse=self.mode == "max")
+        """Groups best first by the objective at their best epoch (ties: ``TIE_RULE``)."""
+        return sorted(self.groups, key=self.order)
 
     def best_group(self) -> ConfigGroup | None:
         """The group with the best objective at its best epoch (None for an empty sweep)."""
@@ -259,5 +274,5 @@ def load_sweep(name: str, *, storage: str | Path) -> SweepData:
     return SweepData.from_tables(
         name, trials, epochs, objective=meta["objective"]["metric"],
         mode=meta["objective"]["mode"], description=" ".join(str(spec.get("description", "")).split()),
-        seeds=spec.get("seeds") or [],
+        seeds=meta.get("seeds") or spec.get("seeds") or [],
     )

@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("best", help="the best configs of a sweep")
     p.add_argument("name", metavar="NAME")
     _add_storage(p)
-    p.add_argument("--metric", help="rank by this metric (default: the sweep's objective)")
+    p.add_argument("--metric", help="choose by this metric (default: the sweep's objective, a "
+                   "val/ metric; a test/ metric works but warns that it is optimistic)")
     p.add_argument("--mode", choices=["max", "min"])
     p.add_argument("--scope", choices=["best-epoch", "last"], default="best-epoch",
                    help="rank each trial by its best logged epoch or by its last one")
@@ -137,9 +138,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from sweeps.spec import format_plan, load_spec
+    from sweeps.tables import optimistic_warning
 
     spec = load_spec(args.spec)
     print(format_plan(spec.shrunk() if args.smoke else spec))
+    if (warning := optimistic_warning(spec.objective.metric)) is not None:
+        print(warning, file=sys.stderr)
     return 0
 
 

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sweeps.errors import UsageError
-from sweeps.layout import CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX, read_meta
+from sweeps.layout import CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX, read_meta, seed_count
+from sweeps.results import best_mode
+from sweeps.spread import format_spread
+from sweeps.tables import STANDS_FOR, TIE_RULE, is_selection_on_test, optimistic_warning
 
 if TYPE_CHECKING:
     from sweeps.runner import SweepOutcome
@@ -38,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from sweeps.spec import load_spec
 
     spec = load_spec(args.spec)
+    if (warning := optimistic_warning(spec.objective.metric)) is not None:
+        print(warning, file=sys.stderr)
     if args.address:
         from cluster.local import join_env
 
@@ -62,21 +67,63 @@ def resume(args: argparse.Namespace) -> int:
                       args.storage)
 
 
-def format_best(ranked: pd.DataFrame, *, metric: str, scope: str) -> str:
-    """A plain-text table: rank, trial, value, epoch and the config keys that vary."""
+def reported_metrics(metric: str, columns: list[str]) -> list[str]:
+    """The test metrics shown beside a selection metric: its test counterpart first (for
+    ``val/acc_rare``, ``test/acc_rare``), then rare-feature, common-feature and overall test
+    accuracy, those the sweep reports."""
+    wanted = ["test/" + metric.split("/", 1)[1]] if metric.startswith("val/") else []
+    wanted += ["test/acc_rare", "test/acc_common", "test/acc"]
+    out: list[str] = []
+    for name in wanted:
+        if name != metric and name in columns and name not in out:
+            out.append(name)
+    return out[:2]
+
+
+def best_header(ranked: pd.DataFrame, *, metric: str, mode: str, scope: str,
+                seeds: int) -> list[str]:
+    """What the table is: where it chose, what it reports, the spread, and the ties."""
+    where = ("each trial's best epoch by that metric" if scope == "best-epoch"
+             else "each trial's last epoch")
+    shown = reported_metrics(metric, list(ranked.columns))
+    data = "validation" if metric.startswith("val/") else (
+        "test" if is_selection_on_test(metric) else "training")
+    lines = [f"Chosen on {metric} ({mode}, {data} data) at {where}"
+             + (f"; reported: {', '.join(shown)} at that epoch." if shown else ".")]
+    lines.append(f"Values: mean ± sample std over {seeds} seeds [95% t interval of the mean]."
+                 if seeds > 1 else "Values: one seed per trial, so no spread is shown.")
+    ties = int(ranked["ties"].iloc[0]) if len(ranked) and "ties" in ranked else 0
+    if ties > 1:
+        lines.append(f"{ties} trials tie at {metric} = {ranked['value'].iloc[0]:.4f}; "
+                     f"{TIE_RULE}.")
+    return lines
+
+
+def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
+                mode: str = "max") -> str:
+    """A plain-text table: rank, trial, the chosen value, the test values at the chosen epoch,
+    epoch and the config keys that vary; a header says what was chosen on and what is shown."""
     config_cols = [c for c in ranked.columns if c.startswith(CONFIG_PREFIX)]
     varying = [c for c in config_cols if ranked[c].astype(str).nunique() > 1] or config_cols[:0]
-    header = ["#", "trial", f"{metric} ({scope})", "epoch", *[c[len(CONFIG_PREFIX):] for c in varying]]
+    shown = reported_metrics(metric, list(ranked.columns))
+    merged = STANDS_FOR in ranked and bool((ranked[STANDS_FOR].fillna(1) > 1).any())
+    header = ["#", "trial", f"{metric} ({scope})", *shown, "epoch",
+              *[c[len(CONFIG_PREFIX):] for c in varying], *(["stands for"] if merged else [])]
     rows = []
     for i, (_, r) in enumerate(ranked.iterrows(), start=1):
-        std = r.get(metric + STD_SUFFIX)
-        value = f"{r['value']:.4f}" + (f" ± {std:.4f}" if std is not None and pd.notna(std) else "")
-        rows.append([str(i), str(r["trial_id"]), value, str(int(r["epoch"])),
-                     *[str(r[c]) for c in varying]])
+        cells = [format_spread(r["value"], r.get(metric + STD_SUFFIX), seeds, digits=4,
+                               ci=False)]
+        cells += [format_spread(r.get(m), r.get(m + STD_SUFFIX), seeds, digits=4) for m in shown]
+        stands = ([f"{int(r[STANDS_FOR])} grid points" if r[STANDS_FOR] > 1 else ""]
+                  if merged else [])
+        rows.append([str(i), str(r["trial_id"]), *cells, str(int(r["epoch"])),
+                     *[str(r[c]) for c in varying], *stands])
     widths = [max(len(h), *(len(row[j]) for row in rows)) if rows else len(h)
               for j, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    lines = best_header(ranked, metric=metric, mode=mode, scope=scope, seeds=seeds)
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+              for row in rows]
     return "\n".join(lines)
 
 
@@ -87,7 +134,7 @@ def _summarise(outcome: SweepOutcome, storage: str) -> int:
     print(f"\nSweep {name!r}: {outcome.trials} trials ({outcome.errored} errored) "
           f"in {outcome.wall_seconds:.1f} s")
     meta = read_meta(storage, name)
-    metric = meta["objective"]["metric"]
+    metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
     for scope in ("best-epoch", "last"):
         try:
             ranked = best_configs(name, storage=storage, scope=scope, top=TOP_IN_SUMMARY)
@@ -95,7 +142,7 @@ def _summarise(outcome: SweepOutcome, storage: str) -> int:
             print(f"no ranking: {err}")
             break
         print(f"\nBest configs by {metric} ({scope}):")
-        print(format_best(ranked, metric=metric, scope=scope))
+        print(format_best(ranked, metric=metric, scope=scope, seeds=seed_count(meta), mode=mode))
     _print_marginals(name, storage, metric)
     print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
     print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: "
@@ -132,13 +179,18 @@ def best(args: argparse.Namespace) -> int:
     from sweeps.tables import ranked_records
 
     top = _positive(args.top, "--top")
+    meta = read_meta(args.storage, args.name)
     ranked = best_configs(args.name, storage=args.storage, metric=args.metric, mode=args.mode,
                           scope=args.scope, top=top, source=args.source)
+    metric = args.metric or meta["objective"]["metric"]
+    if (warning := optimistic_warning(metric)) is not None:
+        print(warning, file=sys.stderr)
+    seeds = seed_count(meta)
     if args.json:
-        print(json.dumps(ranked_records(ranked)))
+        print(json.dumps(ranked_records(ranked, seeds=seeds)))
     else:
-        metric = args.metric or read_meta(args.storage, args.name)["objective"]["metric"]
-        print(format_best(ranked, metric=metric, scope=args.scope))
+        mode = args.mode or best_mode(meta, metric)
+        print(format_best(ranked, metric=metric, scope=args.scope, seeds=seeds, mode=mode))
     return 0
 
 

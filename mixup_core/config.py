@@ -21,7 +21,7 @@ from mixup_core.schemes import LABEL_SCHEMES
 
 __all__ = [
     "ConfigError", "DataConfig", "MixupConfig", "ModelConfig", "OptimConfig", "TrialConfig",
-    "flat_keys", "flatten_nested", "from_flat", "to_flat",
+    "flat_keys", "flatten_nested", "from_flat", "to_flat", "trains_as",
 ]
 
 
@@ -40,7 +40,7 @@ def _in_range(key: str, value: float, lo: float, hi: float, *, open_lo: bool = F
 
 #: Upper bounds that keep a typo from exhausting memory or time; each error names its key.
 MAX_DIM = 1_000_000
-MAX_POINTS = 10_000_000  # data.n_train, data.n_test
+MAX_POINTS = 10_000_000  # data.n_train, data.n_val, data.n_test
 MAX_EPOCHS = 10_000_000
 #: Patch-task tensors, in float32 values: the data (points × patches × dim) and the filters
 #: (classes × width × dim). 250 M values = 1 GB, far above any task of the paper's kind.
@@ -73,8 +73,10 @@ class DataConfig(_Section):
     """The task: the paper's feature-noise generator, or a registered real image data set.
 
     ``num_classes`` to ``test_rare_fraction`` describe the feature-noise generator and are ignored
-    by image data sets, whose classes and sizes come from their files. ``root`` to ``max_test``
+    by image data sets, whose classes and sizes come from their files. ``root`` to ``val_fraction``
     apply to image data sets only (see :mod:`mixup_core.data.images`); ``rho`` serves both.
+    Both kinds have a validation split, what sweeps choose on: ``n_val`` points drawn for the
+    feature-noise task, a held-out ``val_fraction`` of the training images for image data.
     """
 
     section: ClassVar[str] = "data"
@@ -87,6 +89,8 @@ class DataConfig(_Section):
     rho: float = 0.1
     n_train: int = 200
     n_test: int = 1000
+    # Validation points, drawn from their own seeded stream; rare share as the test set's.
+    n_val: int = 1000
     feature_norm: float = 1.0  # norm of every common and rare feature vector
     feature_noise: float = 0.05  # α_fn: strength of the other-class common feature in patch 1
     noise_std: float | None = None  # σ_p; None means 4/sqrt(dim), a noise norm of about 4
@@ -102,16 +106,20 @@ class DataConfig(_Section):
     augment: bool = False  # random crop with zero padding, plus a horizontal flip where it fits
     max_train: int | None = None  # at most this many training images (random, before the view)
     max_test: int | None = None  # at most this many test images (random, before the view)
+    # Image data: the share of each class's training images held out for validation.
+    val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         _require(self.name in DATASETS, "data.name", f"unknown data set (known: {DATASETS.names()})",
                  self.name)
         _in_range("data.num_classes", self.num_classes, 2, 1000)
         _in_range("data.num_patches", self.num_patches, 2, 1000)
-        self._positive("dim", "n_train", "n_test", "feature_norm")
+        self._positive("dim", "n_train", "n_val", "n_test", "feature_norm")
         _at_most("data.dim", self.dim, MAX_DIM)
         _at_most("data.n_train", self.n_train, MAX_POINTS)
+        _at_most("data.n_val", self.n_val, MAX_POINTS)
         _at_most("data.n_test", self.n_test, MAX_POINTS)
+        _in_range("data.val_fraction", self.val_fraction, 0.0, 0.5, open_lo=True)
         _require(self.dim >= 2 * self.num_classes, "data.dim",
                  f"must be >= 2 * data.num_classes = {2 * self.num_classes}", self.dim)
         _in_range("data.rho", self.rho, 0.0, 1.0)
@@ -273,9 +281,10 @@ class TrialConfig:
 
     def _check_tensor_sizes(self) -> None:
         d = self.data
-        values = (d.n_train + d.n_test) * d.num_patches * d.dim
+        values = (d.n_train + d.n_val + d.n_test) * d.num_patches * d.dim
         _require(values <= MAX_TENSOR_VALUES, "data.dim",
-                 f"(data.n_train + data.n_test) × data.num_patches × data.dim = {values:,} values "
+                 f"(data.n_train + data.n_val + data.n_test) × data.num_patches × data.dim = "
+                 f"{values:,} values "
                  f"({values * 4 / 1e9:,.1f} GB); the limit is {MAX_TENSOR_VALUES:,} (1 GB)", d.dim)
         filters = d.num_classes * self.model.width * d.dim
         _require(filters <= MAX_TENSOR_VALUES, "model.width",
@@ -293,6 +302,41 @@ class TrialConfig:
         if self.mixup.stop_mode == "end_training" and stop is not None and self.mixup.alpha > 0:
             return min(self.optim.epochs, max(stop, 1))
         return self.optim.epochs
+
+
+def trains_as(config: TrialConfig) -> TrialConfig:
+    """The one representative of every config that trains exactly like ``config``.
+
+    Two configs with the same representative run the same computation, draw for draw, and
+    report the same numbers, so a sweep runs only one of them. The rules follow
+    :func:`mixup_core.schedule.mixup_active` and ``TrialConfig.epochs_to_train``:
+
+    * Mixup never mixes when α = 0 or ``stop_epoch`` = 0: α, label scheme, label parameter, fold
+      and stop mode are then irrelevant and the representative is standard training (α = 0).
+      The one exception is ``stop_epoch: 0`` with ``stop_mode: end_training`` and α > 0, which
+      trains a single epoch: it keeps its stop and mode (α = 1, the rest irrelevant).
+    * A ``stop_epoch`` at or after ``optim.epochs`` never stops Mixup: it reads as None, and the
+      stop mode is irrelevant whenever the stop is None.
+    * A label parameter equal to its scheme's default reads as None (the default).
+
+    Folding is never merged away: ``fold`` changes which input a draw weighs, not its law, so
+    the draws differ even where the distributions agree.
+    """
+    mix = config.mixup
+    scheme = LABEL_SCHEMES.get(mix.label_scheme)
+    label_param = None if mix.label_param == scheme.param_default else mix.label_param
+    stop = None if mix.stop_epoch is not None and mix.stop_epoch >= config.optim.epochs \
+        else mix.stop_epoch
+    if mix.alpha == 0 or stop == 0:
+        if mix.alpha > 0 and mix.stop_mode == "end_training":
+            canon = MixupConfig(alpha=1.0, stop_epoch=0, stop_mode="end_training")
+        else:
+            canon = MixupConfig(alpha=0.0)
+    else:
+        canon = dataclasses.replace(mix, label_param=label_param, stop_epoch=stop,
+                                    stop_mode=mix.stop_mode if stop is not None
+                                    else MixupConfig.stop_mode)
+    return dataclasses.replace(config, mixup=canon)
 
 
 _SECTIONS: dict[str, type] = {

@@ -19,6 +19,7 @@ class Stream(IntEnum):
     MIX = 2
     BATCHES = 3
     AUGMENT = 4
+    VAL = 5  # the validation split: its own points, or which training images are held out
 
 
 def derive_seed(seed: int, stream: Stream) -> int:

@@ -45,8 +45,10 @@ Metrics = dict[str, float]
 LogCallback = Callable[[int, Metrics], None]
 
 #: Every metric a trial reports at each logging epoch, namespaced by what it measures.
+#: ``val/*`` is what sweeps choose on; ``test/*`` is only reported.
 METRIC_NAMES = (
-    "train/loss", "train/acc", "test/loss", "test/acc", "test/acc_common", "test/acc_rare",
+    "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_common", "val/acc_rare",
+    "test/loss", "test/acc", "test/acc_common", "test/acc_rare",
     "features/common_alignment", "features/rare_alignment", "features/noise_memorization",
     "mixup/active",
 )
@@ -84,7 +86,7 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device) if device is None else torch.device(device)
         if data is None:
-            data = build_data(config.data, make_generator(config.seed, Stream.DATA))
+            data = build_data(config.data, config.seed)
         self.data = data.to(self.device)
         self.model = build_model(config.model, data, make_generator(config.seed, Stream.INIT))
         # bfloat16 and channels-last pay off for convolutions on CUDA only.
@@ -195,15 +197,17 @@ class Trainer:
         d = self.data
         self.model.eval()
         train_logits = self._logits(d.x_train)
-        test_logits = self._logits(d.x_test)
+        metrics = {"train/acc": accuracy(train_logits, d.y_train)}
+        for split, x, y, rare in (("val", d.x_val, d.y_val, d.rare_val),
+                                  ("test", d.x_test, d.y_test, d.rare_test)):
+            logits = self._logits(x)
+            metrics |= {
+                f"{split}/loss": float(torch.nn.functional.cross_entropy(logits, y)),
+                f"{split}/acc": accuracy(logits, y),
+                f"{split}/acc_common": accuracy(logits, y, ~rare),
+                f"{split}/acc_rare": accuracy(logits, y, rare),
+            }
         self.model.train()
-        metrics = {
-            "train/acc": accuracy(train_logits, d.y_train),
-            "test/loss": float(torch.nn.functional.cross_entropy(test_logits, d.y_test)),
-            "test/acc": accuracy(test_logits, d.y_test),
-            "test/acc_common": accuracy(test_logits, d.y_test, ~d.rare_test),
-            "test/acc_rare": accuracy(test_logits, d.y_test, d.rare_test),
-        }
         if (isinstance(self.model, HasFilters) and d.common_features is not None
                 and d.rare_features is not None):
             w = self.model.filters()

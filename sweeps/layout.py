@@ -102,6 +102,17 @@ def read_meta(storage: str | Path, name: str) -> dict[str, Any]:
     return meta
 
 
+def seed_count(meta: dict[str, Any]) -> int:
+    """How many seeds each trial of the sweep averages over (what its intervals are over)."""
+    seeds = meta.get("seeds")
+    if not isinstance(seeds, list) or not seeds:  # sweeps started before meta kept its seeds
+        from sweeps import yaml_numbers
+
+        spec = yaml_numbers.safe_load(meta.get("spec_text") or "") or {}
+        seeds = [0] if meta.get("smoke") else (spec.get("seeds") or [0])
+    return len(seeds)
+
+
 def write_meta(directory: Path, meta: dict[str, Any]) -> None:
     tmp = directory / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))

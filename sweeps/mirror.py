@@ -8,6 +8,7 @@ writer of records and of MLflow, which is why parallel trials never contend for 
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from mixup_core.config import from_flat, to_flat
+from mixup_core.config import from_flat, to_flat, trains_as
 from mixup_core.training import METRIC_NAMES
 from sweeps import provenance
 from sweeps.layout import STD_SUFFIX
@@ -26,6 +27,10 @@ from sweeps.sync import replay_trial, trial_summary, trial_tags
 from sweeps.tracking import SweepTracker
 
 REPORTED = {"epoch", *METRIC_NAMES, *(m + STD_SUFFIX for m in METRIC_NAMES)}
+
+
+def _training_key(flat: dict[str, Any]) -> str:
+    return repr(sorted(to_flat(trains_as(from_flat(flat))).items()))
 
 
 class DriverSink:
@@ -52,6 +57,9 @@ class DriverSink:
         self._outage_reported = False
         #: This driver's provenance, written into every trial it starts.
         self.provenance = provenance.collect()
+        #: The grid points merged into each trial that runs, by what the trial trains.
+        self.merged = {_training_key(to_flat(spec.base.replace(**t.point))): t.merged
+                       for t in spec.grid_trials() if t.merged}
 
     # -- MLflow, buffered
 
@@ -112,11 +120,16 @@ class DriverSink:
 
     def tags_of(self, record: TrialRecord) -> dict[str, str]:
         """MLflow tags from what the record says (its provenance), never from this process."""
-        return trial_tags(provenance.as_tags(record.provenance), list(self.spec.seeds))
+        tags = trial_tags(provenance.as_tags(record.provenance), list(self.spec.seeds))
+        if record.merged:  # MLflow tag values are capped (8,000 characters): a count, and a list
+            tags["mixup_sweeps.stands_for"] = str(1 + len(record.merged))
+            tags["mixup_sweeps.merged"] = json.dumps(record.merged)[:4000]
+        return tags
 
     def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
         config = to_flat(from_flat({**self.base, **params}))
-        self.log.trial_started(trial_id, config, provenance=self.provenance)
+        merged = self.merged.get(_training_key(config), ())
+        self.log.trial_started(trial_id, config, provenance=self.provenance, merged=list(merged))
         self._send(trial_id, self.tracker.start_trial, trial_id, config=config,
                    tags=self.tags_of(self.log.trials[trial_id]))
 
@@ -135,7 +148,8 @@ class DriverSink:
         self._send(trial_id, self.tracker.log_epoch, trial_id, epoch, metrics)
         value = metrics.get(self.spec.objective.metric)
         if value is not None and math.isfinite(value):
-            self.display.offer(trial_id, epoch, value)
+            self.display.offer(trial_id, epoch, value,
+                               metrics.get(self.spec.objective.metric + STD_SUFFIX))
             self.display.maybe_print()
 
     def trial_finished(self, trial_id: str, status: str, error: str | None) -> None:

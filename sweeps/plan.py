@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mixup_core.config import TrialConfig, to_flat
-from sweeps.spec import Dimension, SweepSpec
+from sweeps.spec import Dimension, GridTrial, SweepSpec
 
 
 def _describe_dimension(dim: Dimension) -> str:
@@ -27,7 +27,8 @@ def format_plan(spec: SweepSpec) -> str:
         spec: The sweep.
 
     Returns:
-        Several lines: the spec's settings, the trial count and every grid trial.
+        Several lines: the spec's settings, the trial count (grid points, and distinct trials
+        when some train alike), every grid trial, and the points merged into each.
     """
     defaults = to_flat(TrialConfig())
     changed = {key: value for key, value in to_flat(spec.base).items()
@@ -53,11 +54,23 @@ def format_plan(spec: SweepSpec) -> str:
     lines.append(f"Seeds per trial: {', '.join(str(seed) for seed in spec.seeds)}")
     if spec.smoke:
         lines.append(f"Smoke overrides: {_assignments(spec.smoke)}")
-    lines.append(f"Trials: {count}")
-    points = spec.grid_points()
-    if points != [{}]:
+    trials = spec.grid_trials()
+    merged = [t for t in trials if t.merged]
+    if merged:
+        lines.append(f"Trials: {spec.grid_size()} trials, {count} distinct "
+                     "(grid points that train exactly alike run once)")
+    else:
+        lines.append(f"Trials: {count}")
+    if trials != [GridTrial({})]:
         repeat = f" (each {search.num_samples} times)" if search.num_samples > 1 else ""
         lines.append(f"Grid trials{repeat}:")
-        lines += [f"  {i:>{len(str(len(points)))}}. {_assignments(point)}"
-                  for i, point in enumerate(points, start=1)]
+        width = len(str(len(trials)))
+        lines += [f"  {i:>{width}}. {_assignments(t.point)}"
+                  + (f"  (+{len(t.merged)} merged)" if t.merged else "")
+                  for i, t in enumerate(trials, start=1)]
+    for i, t in enumerate(trials, start=1):
+        if t.merged:
+            lines.append(f"Merged into trial {i} (they train exactly like it, "
+                         "mixup_core.config.trains_as):")
+            lines += [f"  {_assignments(point)}" for point in t.merged]
     return "\n".join(lines)

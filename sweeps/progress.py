@@ -10,6 +10,8 @@ import sys
 import time
 from typing import TextIO
 
+from sweeps.tables import order_key
+
 _ORDER = ("PENDING", "RUNNING", "PAUSED", "TERMINATED", "ERROR")
 _LABELS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused",
            "TERMINATED": "done", "ERROR": "errored"}
@@ -26,12 +28,13 @@ class ProgressLine:
         self._last_key: tuple[object, ...] = ()
         self.counts: dict[str, int] = {}
         self.best: tuple[float, str, int] | None = None  # value, trial, epoch
+        self._best_key: tuple[float, float, int, str] | None = None
 
-    def offer(self, trial_id: str, epoch: int, value: float) -> None:
-        better = (self.best is None or (value > self.best[0] if self.mode == "max"
-                                        else value < self.best[0]))
-        if better:
-            self.best = (value, trial_id, epoch)
+    def offer(self, trial_id: str, epoch: int, value: float, std: float | None = None) -> None:
+        """A reported value; the best is kept by the rule ``best`` and the report use."""
+        key = order_key(value, std, epoch, trial_id, self.mode)
+        if self._best_key is None or key < self._best_key:
+            self._best_key, self.best = key, (value, trial_id, epoch)
 
     def update(self, counts: dict[str, int]) -> None:
         self.counts = dict(counts)

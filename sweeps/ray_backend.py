@@ -72,8 +72,23 @@ def _dimension(dim: Dimension) -> Any:
     raise ValueError(f"unknown dimension kind {dim.kind!r}")  # the spec loader refuses these
 
 
+#: The one Tune grid dimension: whole grid points, with the points that train alike merged away
+#: (``SweepSpec.grid_trials``); a trial's own keys are :func:`trial_params` of its config.
+GRID_KEY = "grid_point"
+
+
 def param_space(spec: SweepSpec) -> dict[str, Any]:
-    return {key: _dimension(dim) for key, dim in spec.search_space.items()}
+    space = {key: _dimension(dim) for key, dim in spec.search_space.items() if dim.kind != "grid"}
+    if any(dim.kind == "grid" for dim in spec.search_space.values()):
+        space[GRID_KEY] = tune.grid_search([trial.point for trial in spec.grid_trials()])
+    return space
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A Tune trial config as dotted trial keys (its grid point unpacked)."""
+    params = {key: value for key, value in config.items() if key != GRID_KEY}
+    params.update(config.get(GRID_KEY) or {})
+    return params
 
 
 def _searcher(spec: SweepSpec) -> Searcher | BasicVariantGenerator:
@@ -102,7 +117,7 @@ class SwitchOffAwareASHA(ASHAScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
-        stop = trial.config.get("mixup.stop_epoch", self._base_stop_epoch)
+        stop = trial_params(trial.config).get("mixup.stop_epoch", self._base_stop_epoch)
         if decision == TrialScheduler.STOP and not may_cut(
                 epoch=result.get("epoch", 0), stop_epoch=stop, max_t=self._max_t):
             return TrialScheduler.CONTINUE
@@ -187,7 +202,7 @@ class SweepTrainable(tune.Trainable):
         self._build(config)
 
     def _build(self, params: dict[str, Any]) -> None:
-        config = from_flat({**self._base, **params})
+        config = from_flat({**self._base, **trial_params(params)})
         self._group = SeedGroup(config, self._seeds, device=self._device)
         self._state_path = self._states / f"{self.trial_id}.pt"
         self._resent: dict[str, Any] | None = None
@@ -311,7 +326,7 @@ class _Forwarder(tune.Callback):
         _ = self.sink
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.sink.trial_started(trial.trial_id, dict(trial.config))
+        self.sink.trial_started(trial.trial_id, trial_params(trial.config))
         self._counts(trials)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,

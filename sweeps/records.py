@@ -37,6 +37,8 @@ class TrialRecord:
     epochs: dict[int, dict[str, float]] = field(default_factory=dict)
     #: Git commit, package versions and host of the driver that started the trial.
     provenance: dict[str, Any] | None = None
+    #: The other grid points this trial stands for: they train exactly like it (merged).
+    merged: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def last_epoch(self) -> int:
@@ -73,10 +75,13 @@ class RecordLog:
         _apply(self.trials, event)
 
     def trial_started(self, trial_id: str, config: dict[str, Any], *,
-                      provenance: dict[str, Any] | None = None) -> None:
+                      provenance: dict[str, Any] | None = None,
+                      merged: list[dict[str, Any]] | None = None) -> None:
         event = {"type": "start", "trial_id": trial_id, "config": config, "time": time.time()}
         if provenance is not None:
             event["provenance"] = provenance
+        if merged:
+            event["merged"] = merged
         self._append(event)
 
     def epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any], *,
@@ -155,7 +160,10 @@ def _event(raw: bytes) -> dict[str, Any] | None:
     if not _number(event.get("time")):
         return None
     if kind == "start":
-        ok = isinstance(event.get("config"), dict) and isinstance(event.get("provenance", {}), dict)
+        ok = (isinstance(event.get("config"), dict)
+              and isinstance(event.get("provenance", {}), dict)
+              and isinstance(merged := event.get("merged", []), list)
+              and all(isinstance(point, dict) for point in merged))
     elif kind == "epoch":
         metrics = event.get("metrics")
         ok = (isinstance(event.get("epoch"), int) and isinstance(metrics, dict)
@@ -173,12 +181,14 @@ def _apply(trials: dict[str, TrialRecord], event: dict[str, Any]) -> None:
         record = trials.get(trial_id)
         if record is None:
             trials[trial_id] = TrialRecord(trial_id, event["config"], started_at=event["time"],
-                                           provenance=event.get("provenance"))
+                                           provenance=event.get("provenance"),
+                                           merged=event.get("merged", []))
         else:  # restarted after a failure or a driver restart
             record.status, record.error, record.finished_at = "RUNNING", None, None
             record.config = event["config"] or record.config
             record.started_at = record.started_at or event["time"]
             record.provenance = event.get("provenance") or record.provenance
+            record.merged = event.get("merged", record.merged)
         return
     record = trials.setdefault(trial_id, TrialRecord(trial_id, {}))
     if event["type"] == "epoch":

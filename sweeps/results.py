@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -66,6 +66,13 @@ def load_tables(name: str, *, storage: str | Path = DEFAULT_STORAGE,
             parquet_io.frame(tables.epoch_rows(records)))
 
 
+def best_mode(meta: dict[str, Any], metric: str) -> Literal["max", "min"]:
+    """The sweep's mode for its objective; for another metric, min for losses and stds."""
+    if metric == meta["objective"]["metric"]:
+        return "min" if meta["objective"]["mode"] == "min" else "max"
+    return "min" if "loss" in metric or metric.endswith("_std") else "max"
+
+
 def best_configs(
     name: str, *, storage: str | Path = DEFAULT_STORAGE, metric: str | None = None,
     mode: Literal["max", "min"] | None = None, scope: Scope = "best-epoch",
@@ -74,14 +81,13 @@ def best_configs(
     """The sweep's trials ranked by ``metric`` (default: the sweep's objective), best first.
 
     ``scope="best-epoch"`` ranks each trial by its best logged epoch, ``"last"`` by its final
-    one. Columns: ``trial_id``, ``status``, ``epoch``, ``value``, ``config/<dotted key>`` and
-    every metric at that epoch.
+    one; the sweep's objective is a validation metric, and the test metrics in the result are
+    those at the epoch chosen on it. Columns: ``trial_id``, ``status``, ``epoch``, ``value``,
+    ``ties``, ``config/<dotted key>``, ``stands_for`` and every metric at that epoch.
     """
     meta = read_meta(storage, name)
     metric = metric or meta["objective"]["metric"]
-    if mode is None:
-        same = metric == meta["objective"]["metric"]
-        mode = meta["objective"]["mode"] if same else ("min" if "loss" in metric else "max")
+    mode = mode or best_mode(meta, metric)
     trials, epochs = load_tables(name, storage=storage, source=source)
     if epochs.empty:
         raise UsageError(f"sweep {name!r} has no reported epochs yet")

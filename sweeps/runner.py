@@ -177,6 +177,7 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
         "provenance": provenance.collect(),
     }
     resolved = spec_from_meta(meta)
+    meta["seeds"] = list(resolved.seeds)
     check_available(resolved.base.data)  # missing data: one line, before anything is written
     directory = writable_storage(storage) / sweep_name
     if (directory / META_FILE).exists():

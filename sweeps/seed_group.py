@@ -1,8 +1,9 @@
 """One sweep trial = one config trained over several seeds in lockstep.
 
 Each report carries, for every metric, the mean over seeds under the metric's own name (what the
-searcher and scheduler see) and the population std under ``<name>_std``. The seeds advance
-together, so the scheduler can compare trials at every logging epoch.
+searcher and scheduler see) and the sample std under ``<name>_std`` (left out with one seed,
+which has no spread). The seeds advance together, so the scheduler can compare trials at every
+logging epoch.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from sweeps.layout import STD_SUFFIX
 
 
 def aggregate(per_seed: Sequence[Metrics]) -> Metrics:
-    """Mean and population std over seeds of every metric the seeds share (``epoch`` kept)."""
+    """Mean and sample std over seeds of every metric the seeds share (``epoch`` kept); no std
+    with one seed."""
     keys = [k for k in per_seed[0] if all(k in m for m in per_seed)]
     out: Metrics = {}
     for key in keys:
         values = [m[key] for m in per_seed]
         out[key] = statistics.fmean(values)
-        if key != "epoch":
-            out[key + STD_SUFFIX] = statistics.pstdev(values) if len(values) > 1 else 0.0
+        if key != "epoch" and len(values) > 1:
+            out[key + STD_SUFFIX] = statistics.stdev(values)
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from mixup_core.reproduce import TABLE_METRICS, RowSummary, reproduce
 from mixup_core.training import METRIC_NAMES, Trainer, TrainingDiverged
+from sweeps.spread import format_spread, interval
 from sweeps.trial_io import build_trial_config
 
 _COLUMNS = ("epoch", *METRIC_NAMES)
@@ -53,8 +54,13 @@ def run_single_trial(path: str | None, assignments: list[str], *, as_json: bool)
     return 0
 
 
+_CELL = 27  # "0.938 ± 0.058 [0.897, 0.979]"
+
+
 def _format_row(row: RowSummary, width: int) -> str:
-    cells = [f"{row.mean[m]:.3f} ± {row.std[m]:.3f}".rjust(len(m) + 4) for m in TABLE_METRICS]
+    n = len(row.seeds)
+    cells = [format_spread(row.mean[m], row.std[m], n).rjust(max(len(m), _CELL))
+             for m in TABLE_METRICS]
     return f"{row.label:<{width}}  " + "  ".join(cells)
 
 
@@ -62,8 +68,12 @@ def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
                      as_json: bool) -> int:
     base = build_trial_config(path, assignments)
     width = 38
-    print(f"{'training':<{width}}  " + "  ".join(m.rjust(len(m) + 4) for m in TABLE_METRICS))
-    print(f"(mean ± std over seeds 0..{seeds - 1}; {base.optim.epochs} epochs each)", flush=True)
+    print(f"{'training':<{width}}  " + "  ".join(m.rjust(max(len(m), _CELL))
+                                                for m in TABLE_METRICS))
+    spread = ("mean ± sample std [95% t interval of the mean]" if seeds > 1
+              else "one seed: no spread")
+    print(f"(test metrics at the last epoch, {spread} over seeds 0..{seeds - 1}; "
+          f"{base.optim.epochs} epochs each)", flush=True)
     try:
         rows = reproduce(base, seeds=range(seeds),
                          on_row=lambda row: print(_format_row(row, width), flush=True))
@@ -72,7 +82,10 @@ def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
         return 1
     if as_json:
         payload: list[dict[str, Any]] = [
-            {"label": r.label, "overrides": r.overrides, "mean": r.mean, "std": r.std}
+            {"label": r.label, "overrides": r.overrides, "seeds": list(r.seeds), "mean": r.mean,
+             "std": r.std,
+             "ci95": {m: interval(r.mean[m], r.std[m], len(r.seeds)) for m in TABLE_METRICS},
+             "per_seed": {m: [f[m] for f in r.finals] for m in TABLE_METRICS}}
             for r in rows
         ]
         print(json.dumps(payload))

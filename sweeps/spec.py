@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mixup_core.config import TrialConfig
+from mixup_core.config import TrialConfig, to_flat, trains_as
 from sweeps.errors import SpecError
 
 DimensionKind = Literal["choice", "grid", "uniform", "loguniform", "quniform", "randint"]
@@ -85,6 +85,23 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class GridTrial:
+    """A grid point that runs, and the other grid points that train exactly like it.
+
+    ``merged`` is empty unless :func:`mixup_core.config.trains_as` maps several points of the
+    grid to one representative (e.g. every ``mixup.stop_epoch: 0`` point is the same ERM run,
+    whatever α and the label scheme say); the first of them in grid order runs.
+    """
+
+    point: dict[str, Any]
+    merged: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def stands_for(self) -> int:
+        return 1 + len(self.merged)
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep; build one with :func:`load_spec` or :func:`parse_spec`."""
 
@@ -105,12 +122,33 @@ class SweepSpec:
         grid = {key: dim.values for key, dim in self.search_space.items() if dim.kind == "grid"}
         return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
-    def trial_count(self) -> int:
-        """How many trials the sweep runs (each runs every seed)."""
+    def grid_trials(self) -> list[GridTrial]:
+        """The grid points that run, each with the points merged into it, in grid order.
+
+        Points merge only when every searched key is a grid key: with a sampled key beside the
+        grid, two points train alike only if they do for every sample, which is not checked.
+        """
+        points = self.grid_points()
+        if any(dim.kind != "grid" for dim in self.search_space.values()):
+            return [GridTrial(point) for point in points]
+        runs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        for point in points:
+            flat = to_flat(trains_as(self.base.replace(**point)))
+            runs.setdefault(repr(sorted(flat.items())), (point, []))[1].append(point)
+        return [GridTrial(first, tuple(same[1:])) for first, same in runs.values()]
+
+    def grid_size(self) -> int:
+        """num_samples × grid points, before equivalent points are merged."""
         if self.search.algorithm == "optuna":
             return self.search.num_samples
         sizes = [len(dim.values) for dim in self.search_space.values() if dim.kind == "grid"]
         return self.search.num_samples * math.prod(sizes)
+
+    def trial_count(self) -> int:
+        """How many trials the sweep runs (each runs every seed), equivalent points merged."""
+        if self.search.algorithm == "optuna":
+            return self.search.num_samples
+        return self.search.num_samples * len(self.grid_trials())
 
     def shrunk(self) -> SweepSpec:
         """The ``--smoke`` version: ``smoke`` overrides, at most 20 epochs, 2 samples, 1 seed.
@@ -156,5 +194,5 @@ class SweepSpec:
 from sweeps.plan import format_plan  # noqa: E402
 from sweeps.spec_loader import load_spec, parse_spec  # noqa: E402
 
-__all__ = ["MAX_TRIALS", "Dimension", "Objective", "Resources", "SchedulerSettings",
+__all__ = ["MAX_TRIALS", "Dimension", "GridTrial", "Objective", "Resources", "SchedulerSettings",
            "SearchSettings", "SpecError", "SweepSpec", "format_plan", "load_spec", "parse_spec"]

@@ -136,8 +136,8 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
 
 
 def _check_budget(r: _Reader, spec: SweepSpec) -> None:
-    if spec.trial_count() > MAX_TRIALS:
-        r.fail("search.num_samples", f"{spec.trial_count():,} trials planned (num_samples × grid "
+    if spec.grid_size() > MAX_TRIALS:
+        r.fail("search.num_samples", f"{spec.grid_size():,} trials planned (num_samples × grid "
                f"points); the limit is {MAX_TRIALS:,}")
 
 
@@ -407,11 +407,15 @@ def _parse_values(
     return tuple(normal)
 
 
+#: What a spec without ``objective.metric`` chooses on: validation data, never the test set.
+DEFAULT_OBJECTIVE = "val/acc_rare"
+
+
 def _parse_objective(r: _Reader, value: object) -> Objective:
     raw = r.section(value, "objective", ("metric", "mode"))
     metrics = [*METRIC_NAMES, *(f"{name}_std" for name in METRIC_NAMES)]
     return Objective(
-        metric=r.choice(raw.get("metric", "test/acc_rare"), "objective.metric", metrics),
+        metric=r.choice(raw.get("metric", DEFAULT_OBJECTIVE), "objective.metric", metrics),
         mode=cast(Mode, r.choice(raw.get("mode", "max"), "objective.mode", get_args(Mode))),
     )
 

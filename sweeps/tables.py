@@ -1,37 +1,70 @@
 """The sweep's records as two tables, and the ranking that ``best`` prints.
 
 * trials: one row per trial: ``trial_id``, ``status``, ``node_id``, ``error``, timings,
-  ``epochs`` (last reported), ``best_epoch`` (by the sweep's objective), ``config/<dotted key>``
-  for the whole resolved trial config, and ``best/<metric>`` / ``last/<metric>`` summaries
-  (the metrics at the best epoch, and at the last one).
+  ``epochs`` (last reported), ``best_epoch`` (by the sweep's objective, a validation metric),
+  ``stands_for`` and ``merged`` (the grid points that train like this trial and were not run),
+  ``config/<dotted key>`` for the whole resolved trial config, and ``best/<metric>`` /
+  ``last/<metric>`` summaries (every metric, test ones included, at the best epoch and at the
+  last one).
 * epochs: one row per (trial, logged epoch): ``trial_id``, ``epoch`` and every metric.
 
-The same ranking runs on tables read from Parquet or from MLflow, so both sources agree.
+The same ranking runs on tables read from Parquet or from MLflow, so both sources agree, and
+one ordering (:func:`order_key`, :data:`TIE_RULE`) decides every "best" the package prints.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
 import pandas as pd
 
-from sweeps.layout import BEST_PREFIX, CONFIG_PREFIX, LAST_PREFIX
+from sweeps import spread
+from sweeps.layout import BEST_PREFIX, CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX
 from sweeps.records import TrialRecord
 
 Scope = Literal["best-epoch", "last"]
+#: Values closer than this count as tied (means of the same seeds' accuracies tie exactly).
+TIE_TOLERANCE = 1e-12
+#: Trials-table columns: how many grid points of the plan the trial stands for (itself and the
+#: points merged into it), and those merged points as JSON (None when there are none).
+STANDS_FOR = "stands_for"
+MERGED = "merged"
+
+
+#: How trials and epochs are ordered wherever an answer is chosen: ``best``, the report, the
+#: live display and each trial's best epoch all use :func:`order_key`.
+TIE_RULE = ("ties on the value are broken by the lower std over seeds, then the earlier epoch, "
+            "then the earlier trial id")
+
+
+def order_key(value: float, std: float | None, epoch: int, trial_id: str,
+              mode: str) -> tuple[float, float, int, str]:
+    """Sorts best first: by ``value`` (mean over seeds), then :data:`TIE_RULE`."""
+    spread = std if std is not None and math.isfinite(std) else 0.0
+    return (-value if mode == "max" else value, spread, epoch, trial_id)
+
+
+def is_selection_on_test(metric: str) -> bool:
+    return metric.startswith("test/")
+
+
+def optimistic_warning(metric: str) -> str | None:
+    """The one warning printed when an answer is chosen on the test set; None otherwise."""
+    if not is_selection_on_test(metric):
+        return None
+    honest = "val/" + metric[len("test/"):]
+    return (f"warning: choosing by {metric} picks the answer on the test set that then reports "
+            f"it, so its test value is optimistic; choose by {honest} instead")
 
 
 def _best_epoch(epochs: dict[int, dict[str, float]], metric: str, mode: str) -> int | None:
-    """The epoch with the best finite value of ``metric`` (earliest on ties)."""
-    candidates = [(e, m[metric]) for e, m in sorted(epochs.items())
-                  if metric in m and math.isfinite(m[metric])]
-    if not candidates:
-        return None
-    pick = max if mode == "max" else min
-    best_value = pick(v for _, v in candidates)
-    return next(e for e, v in candidates if v == best_value)
+    """The epoch with the best finite value of ``metric`` (ties: :data:`TIE_RULE`)."""
+    candidates = [order_key(m[metric], m.get(metric + STD_SUFFIX), e, "", mode)
+                  for e, m in epochs.items() if metric in m and math.isfinite(m[metric])]
+    return min(candidates)[2] if candidates else None
 
 
 def trial_rows(records: Iterable[TrialRecord], *, metric: str, mode: str) -> list[dict[str, Any]]:
@@ -41,6 +74,8 @@ def trial_rows(records: Iterable[TrialRecord], *, metric: str, mode: str) -> lis
             "trial_id": r.trial_id, "status": r.status, "node_id": r.node_id, "error": r.error,
             "started_at": r.started_at, "finished_at": r.finished_at,
             "compute_seconds": r.compute_seconds, "epochs": r.last_epoch,
+            STANDS_FOR: 1 + len(r.merged),
+            MERGED: json.dumps(r.merged, sort_keys=True) if r.merged else None,
         }
         best = _best_epoch(r.epochs, metric, mode)
         row["best_epoch"] = best
@@ -87,44 +122,83 @@ def rank(trials: pd.DataFrame, epochs: pd.DataFrame, *, metric: str, mode: str,
     """Trials ordered by ``metric`` at their best epoch or last epoch, best first.
 
     Returns one row per trial that reported ``metric``: ``trial_id``, ``status``, ``epoch``
-    (the chosen epoch), ``value``, the trial's ``config/...`` columns and every metric at that
-    epoch. Trials without a finite value are left out.
+    (the chosen epoch), ``value``, ``ties`` (how many trials share the top value), the trial's
+    ``config/...`` columns and every metric at that epoch. Trials without a finite value are
+    left out. The best epoch of a trial and the order of trials both follow :func:`order_key`.
     """
     if metric not in epochs.columns:
         known = sorted(c for c in epochs.columns if c not in ("trial_id", "epoch"))
         raise KeyError(f"--metric {metric!r}: not a reported metric (known: {', '.join(known)})")
     finite = epochs[epochs[metric].notna()].sort_values(["trial_id", "epoch"])
+    finite = finite[finite[metric].map(math.isfinite)]
+    std_col = metric + STD_SUFFIX
+    stds = finite[std_col] if std_col in finite.columns else pd.Series(math.nan, finite.index)
+    keys = [order_key(float(v), None if pd.isna(s) else float(s), int(e), str(t), mode)
+            for v, s, e, t in zip(finite[metric], stds, finite["epoch"], finite["trial_id"],
+                                  strict=True)]
+    finite = finite.assign(_key=keys)
     if scope == "last":
         chosen = finite.groupby("trial_id", sort=True).tail(1)
     else:
-        ascending = mode == "min"
-        ordered = finite.sort_values([metric, "epoch"], ascending=[ascending, True], kind="stable")
-        chosen = ordered.groupby("trial_id", sort=True).head(1)
-    chosen = chosen.rename(columns={metric: "value"}).assign(**{metric: lambda d: d["value"]})
-    config_cols = ["trial_id", "status", *[c for c in trials.columns if c.startswith(CONFIG_PREFIX)]]
-    merged = chosen.merge(trials[config_cols], on="trial_id", how="left")
-    merged = merged.sort_values(["value", "trial_id"], ascending=[mode == "min", True], kind="stable")
+        chosen = finite.sort_values("_key").groupby("trial_id", sort=True).head(1)
+    chosen = chosen.sort_values("_key")
+    top_value = chosen[metric].iloc[0] if len(chosen) else math.nan
+    ties = int((chosen[metric] - top_value).abs().le(TIE_TOLERANCE).sum()) if len(chosen) else 0
+    chosen = chosen.drop(columns="_key").rename(columns={metric: "value"})
+    chosen = chosen.assign(**{metric: lambda d: d["value"]}, ties=ties)
+    config_cols = ["trial_id", "status",
+                   *[c for c in trials.columns
+                     if c.startswith(CONFIG_PREFIX) or c in (STANDS_FOR, MERGED)]]
+    merged = chosen.merge(trials[config_cols], on="trial_id", how="left", sort=False)
     merged = merged.reset_index(drop=True)
     return merged.head(top) if top is not None else merged
 
 
-def ranked_records(ranked: pd.DataFrame) -> list[dict[str, Any]]:
-    """``best --json``: objects with ``trial_id``, ``config`` (flat dotted keys) and ``metrics``."""
+def ranked_records(ranked: pd.DataFrame, *, seeds: int) -> list[dict[str, Any]]:
+    """``best --json``: objects with ``trial_id``, ``epoch``, ``value``, ``ties``, ``config``
+    (flat dotted keys), ``metrics`` (means and ``_std``), ``ci95`` ([low, high] of each metric
+    with a spread over ``seeds`` seeds) and ``stands_for`` (grid points merged into the trial)."""
     out = []
     metric_cols = [c for c in ranked.columns
-                   if c not in ("trial_id", "status", "value", "epoch")
+                   if c not in ("trial_id", "status", "value", "epoch", "ties", STANDS_FOR, MERGED)
                    and not c.startswith(CONFIG_PREFIX)]
     for _, row in ranked.iterrows():
         metrics = {c: (None if _missing(row[c]) else float(row[c])) for c in metric_cols}
+        ci95 = {}
+        for name, mean in metrics.items():
+            std = metrics.get(name + STD_SUFFIX)
+            if mean is not None and not name.endswith(STD_SUFFIX):
+                bounds = spread.interval(mean, std, seeds)
+                if bounds is not None:
+                    ci95[name] = list(bounds)
+        stands = row.get(STANDS_FOR)
         out.append({
             "trial_id": row["trial_id"], "status": row["status"], "epoch": int(row["epoch"]),
-            "value": float(row["value"]), "config": config_of(row), "metrics": metrics,
+            "value": float(row["value"]), "ties": int(row["ties"]), "config": config_of(row),
+            "metrics": metrics, "ci95": ci95, "seeds": seeds,
+            "stands_for": 1 if stands is None or _missing(stands) else int(stands),
         })
     return out
 
 
+def _expanded(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid point: a trial that stands for merged points is repeated for each."""
+    if MERGED not in trials.columns:
+        return trials
+    rows = []
+    for _, row in trials.iterrows():
+        rows.append(row)
+        merged = row[MERGED]
+        for point in (json.loads(merged) if isinstance(merged, str) and merged else []):
+            copy = row.copy()
+            for key, value in point.items():
+                copy[f"{CONFIG_PREFIX}{key}"] = value
+            rows.append(copy)
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
 def marginals(trials: pd.DataFrame, column: str) -> dict[str, list[tuple[Any, float, int]]]:
-    """For each config key that varies across trials: (value, mean of ``column``, trials).
+    """For each config key that varies across grid points: (value, mean of ``column``, points).
 
     A quick read of which factor matters, printed at the end of a sweep; with a full grid each
     value's mean is over the same mix of the other factors, so the means compare fairly.
@@ -132,6 +206,7 @@ def marginals(trials: pd.DataFrame, column: str) -> dict[str, list[tuple[Any, fl
     out: dict[str, list[tuple[Any, float, int]]] = {}
     if column not in trials.columns:
         return out
+    trials = _expanded(trials)  # a merged trial counts once for every grid point it stands for
     for config_col in [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]:
         keys = trials[config_col].map(lambda v: "null" if _missing(v) else _plain(v))
         if keys.nunique() < 2:

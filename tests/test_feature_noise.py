@@ -2,12 +2,11 @@ import torch
 
 from mixup_core import TrialConfig
 from mixup_core.data import build_data
-from mixup_core.seeding import Stream, make_generator
 
 
 def data_for(**updates):
     config = TrialConfig().replace(**updates)
-    return config, build_data(config.data, make_generator(config.seed, Stream.DATA))
+    return config, build_data(config.data, config.seed)
 
 
 def test_shapes_labels_and_masks_match_the_config():
@@ -60,3 +59,24 @@ def test_the_same_seed_gives_the_same_data_and_another_seed_does_not():
     _, c = data_for(seed=4, **{"data.dim": 32})
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
     assert not torch.equal(a.x_train, c.x_train)
+
+
+def test_the_validation_set_is_its_own_seeded_draw_disjoint_from_test_with_its_rare_share():
+    config, d = data_for(**{"data.n_val": 400, "data.n_test": 300, "data.rho": 0.2})
+    assert d.x_val.shape == (400, config.data.num_patches, config.data.dim)
+    assert int(d.rare_val.sum()) == round(0.2 * 400)  # the test set's rare share, exactly
+    # the same features: every validation point's feature patch is a common or rare feature
+    features = torch.cat([d.common_features, d.rare_features])
+    assert torch.allclose((d.x_val[:, 0] @ features.T).abs().max(dim=1).values,
+                          torch.ones(400), atol=1e-5)
+    # no validation point is a test point, and the noise differs everywhere
+    distances = torch.cdist(d.x_val.flatten(1), d.x_test.flatten(1))
+    assert float(distances.min()) > 1.0
+    # its own stream: changing the validation size leaves train and test bit for bit alone
+    _, other = data_for(**{"data.n_val": 50, "data.n_test": 300, "data.rho": 0.2})
+    assert torch.equal(other.x_train, d.x_train) and torch.equal(other.x_test, d.x_test)
+    assert not torch.equal(other.x_val, d.x_val[:50])
+    # and it follows the seed
+    _, again = data_for(**{"data.n_val": 400, "data.n_test": 300, "data.rho": 0.2})
+    _, reseeded = data_for(seed=1, **{"data.n_val": 400, "data.n_test": 300, "data.rho": 0.2})
+    assert torch.equal(again.x_val, d.x_val) and not torch.equal(reseeded.x_val[:, 2], d.x_val[:, 2])

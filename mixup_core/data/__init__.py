@@ -13,7 +13,9 @@ cifar100  CIFAR-100 files in data.root (50,000 + 10,000)    3×32×32   4       
 ========  ================================================  ========  =======  ====
 
 Bundled sets (digits, mnist5k) hold out a third of each class as the test set, the same third
-for every seed. Views (``data.view``) are described in :mod:`mixup_core.data.views`.
+for every seed. Every image data set also holds out a seeded ``data.val_fraction`` of each
+class of its training split as the validation set (:mod:`mixup_core.data.images`). Views
+(``data.view``) are described in :mod:`mixup_core.data.views`.
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ from mixup_core.data.image_sources import (
 )
 from mixup_core.data.images import image_builder
 from mixup_core.registry import Registry
+from mixup_core.seeding import Stream, make_generator
 
 if TYPE_CHECKING:
     from mixup_core.config import DataConfig
 
-DatasetBuilder = Callable[["DataConfig", torch.Generator], TaskData]
+#: (config, DATA generator, VAL generator) -> the task's train, validation and test sets.
+DatasetBuilder = Callable[["DataConfig", torch.Generator, torch.Generator], TaskData]
 DATASETS: Registry[DatasetBuilder] = Registry("data set")
 DATASETS.register("feature_noise")(make_feature_noise)
 
@@ -67,9 +71,11 @@ for _name in IMAGE_SOURCES:
     DATASETS.register(_name)(image_builder(IMAGE_SOURCES.get(_name)))
 
 
-def build_data(config: DataConfig, generator: torch.Generator) -> TaskData:
-    """Builds the data set named ``config.name``."""
-    return DATASETS.get(config.name)(config, generator)
+def build_data(config: DataConfig, seed: int) -> TaskData:
+    """Builds the data set named ``config.name`` for the trial seed ``seed`` (its DATA and VAL
+    streams, :mod:`mixup_core.seeding`)."""
+    return DATASETS.get(config.name)(
+        config, make_generator(seed, Stream.DATA), make_generator(seed, Stream.VAL))
 
 
 def check_available(config: DataConfig) -> None:

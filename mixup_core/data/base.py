@@ -28,14 +28,18 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class TaskData:
-    """Train and test tensors, plus what the diagnostics need.
+    """Train, validation and test tensors, plus what the diagnostics need.
+
+    The validation split is what a sweep chooses configurations and epochs on; the test split
+    is only reported. The two are disjoint and drawn from different seeded streams.
 
     Attributes:
-        x_train, x_test: inputs; (n, P, d) float patches for the feature-noise task, (n, C, H, W)
-            uint8 images for image data sets (normalised batch by batch on the training device).
-        y_train, y_test: integer class labels, shape (n,).
-        rare_train, rare_test: boolean masks of the points that carry a rare feature (image data:
-            that belong to a rare class of the data set's view).
+        x_train, x_val, x_test: inputs; (n, P, d) float patches for the feature-noise task,
+            (n, C, H, W) uint8 images for image data sets (normalised batch by batch on the
+            training device).
+        y_train, y_val, y_test: integer class labels, shape (n,).
+        rare_train, rare_val, rare_test: boolean masks of the points that carry a rare feature
+            (image data: that belong to a rare class of the data set's view).
         num_classes: K.
         common_features, rare_features: (K, d) feature vectors, when the task has them.
         train_noise: the noise part of every training patch, shape of ``x_train``, when known.
@@ -48,6 +52,9 @@ class TaskData:
     x_test: Tensor
     y_test: Tensor
     rare_test: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    rare_val: Tensor
     num_classes: int
     common_features: Tensor | None = None
     rare_features: Tensor | None = None

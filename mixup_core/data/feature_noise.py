@@ -3,7 +3,12 @@
 Each example has P patches in R^d. Patch 0 holds the class feature: the common feature c_y with
 probability 1-ρ, the rare feature r_y with probability ρ. Patch 1 holds feature noise α_fn·c_y'
 for a random other class y'. The other patches are Gaussian noise N(0, σ_p² I) projected off the
-feature subspace (as in Zou et al.), so noise never carries feature signal by chance.
+span of the 2K features (as in Zou et al.), so noise never carries feature signal by chance: its
+covariance is σ_p² (I - UUᵀ) for the orthonormal feature basis U, not σ_p² I.
+
+The train and test sets come from the DATA generator (features first, then train, then test);
+the validation set (``data.n_val`` points, rare share as the test set's) is drawn from the VAL
+generator with the same features, so changing ``n_val`` never changes train or test.
 """
 
 from __future__ import annotations
@@ -56,8 +61,10 @@ def _split(
     return x, y, rare, noise
 
 
-def make_feature_noise(config: DataConfig, generator: torch.Generator) -> TaskData:
-    """Draws train and test sets of the feature-noise task from ``generator``."""
+def make_feature_noise(config: DataConfig, generator: torch.Generator,
+                       val_generator: torch.Generator) -> TaskData:
+    """Draws train and test sets from ``generator`` and the validation set from
+    ``val_generator``."""
     basis = orthonormal_features(config.num_classes, config.dim, generator)
     x_tr, y_tr, rare_tr, noise_tr = _split(
         config.n_train, config.rho, basis, config, generator, exact_fraction=False
@@ -66,10 +73,14 @@ def make_feature_noise(config: DataConfig, generator: torch.Generator) -> TaskDa
     x_te, y_te, rare_te, _ = _split(
         config.n_test, test_fraction, basis, config, generator, exact_fraction=True
     )
+    x_va, y_va, rare_va, _ = _split(
+        config.n_val, test_fraction, basis, config, val_generator, exact_fraction=True
+    )
     k = config.num_classes
     return TaskData(
         x_train=x_tr, y_train=y_tr, rare_train=rare_tr,
         x_test=x_te, y_test=y_te, rare_test=rare_te,
+        x_val=x_va, y_val=y_va, rare_val=rare_va,
         num_classes=k,
         common_features=config.feature_norm * basis[:k],
         rare_features=config.feature_norm * basis[k:],

@@ -5,6 +5,12 @@ into :class:`~mixup_core.data.base.TaskData` whose inputs stay uint8 (n, C, H, W
 moves them to its device once and augments and normalises each batch there
 (:mod:`mixup_core.data.device_batches`). Random choices, in this order, come from the DATA
 generator: the ``max_train`` subset, the ``max_test`` subset, then the view's subsets.
+
+The validation split is held out of the (capped) training split before the view: a random
+``round(data.val_fraction · n_c)`` images of each class c, at least one image of every class
+staying in training, drawn from the VAL generator. The view then treats the validation images as
+it treats the test images (``rare_subclass`` balances each pair), so validation estimates the
+test metrics, rare classes included, without ever touching a test image.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from torch import Tensor
 
 from mixup_core.data.base import ImageSpec, TaskData
 from mixup_core.data.image_sources import ImageSource, LabelledImages, channel_stats
-from mixup_core.data.views import plan_view, random_subset
+from mixup_core.data.views import evaluation_index, keep_count, plan_view, random_subset
 
 if TYPE_CHECKING:
     from mixup_core.config import DataConfig
@@ -38,31 +44,58 @@ def image_spec(source: ImageSource, images: LabelledImages) -> ImageSpec:
     return ImageSpec(mean=mean, std=std, crop_padding=source.crop_padding, flip=source.flip)
 
 
-def build_image_task(source: ImageSource, config: DataConfig, generator: torch.Generator) -> TaskData:
-    """Loads ``source`` and applies ``max_train``/``max_test`` and ``data.view`` to it."""
+def hold_out(y: Tensor, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(kept, held out): sorted positions into ``y``; ``round(fraction · n_c)`` random images of
+    each class c are held out, never all of them."""
+    kept, held = [], []
+    for c in torch.unique(y).tolist():
+        members = torch.nonzero(y == c).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        count = min(keep_count(fraction, len(members)), len(members) - 1)
+        held.append(members[:count])
+        kept.append(members[count:])
+    empty = torch.zeros(0, dtype=torch.int64)
+    return (torch.cat(kept).sort().values if kept else empty,
+            torch.cat(held).sort().values if held else empty)
+
+
+def build_image_task(source: ImageSource, config: DataConfig, generator: torch.Generator,
+                     val_generator: torch.Generator) -> TaskData:
+    """Loads ``source``, applies ``max_train``/``max_test``, holds out the validation split and
+    applies ``data.view`` (see the module docstring for the order of the random choices)."""
     images = source.load(config)
     keep_train = _cap(len(images.y_train), config.max_train, generator)
     keep_test = _cap(len(images.y_test), config.max_test, generator)
-    y_train, y_test = images.y_train[keep_train], images.y_test[keep_test]
-    plan = plan_view(config.view, y_train, y_test, num_classes=len(images.classes),
+    kept, held = hold_out(images.y_train[keep_train], config.val_fraction, val_generator)
+    fit, held = keep_train[kept], keep_train[held]
+    y_train, y_test = images.y_train[fit], images.y_test[keep_test]
+    num_classes = len(images.classes)
+    plan = plan_view(config.view, y_train, y_test, num_classes=num_classes,
                      rho=config.rho, generator=generator)
-    train = keep_train[plan.train_index]
+    train = fit[plan.train_index]
     test = keep_test[plan.test_index]
-    y_train, y_test = images.y_train[train], images.y_test[test]
+    val = held[evaluation_index(config.view, images.y_train[held], num_classes=num_classes,
+                                generator=val_generator)]
+    y_train, y_test, y_val = images.y_train[train], images.y_test[test], images.y_train[val]
     return TaskData(
         x_train=images.x_train[train], y_train=plan.label_map[y_train],
         rare_train=plan.rare_class[y_train],
         x_test=images.x_test[test], y_test=plan.label_map[y_test],
         rare_test=plan.rare_class[y_test],
+        x_val=images.x_train[val], y_val=plan.label_map[y_val],
+        rare_val=plan.rare_class[y_val],
         num_classes=plan.num_classes,
         image=image_spec(source, images),
     )
 
 
-def image_builder(source: ImageSource) -> Callable[[DataConfig, torch.Generator], TaskData]:
+def image_builder(
+    source: ImageSource,
+) -> Callable[[DataConfig, torch.Generator, torch.Generator], TaskData]:
     """A DATASETS entry for ``source``."""
 
-    def build(config: DataConfig, generator: torch.Generator) -> TaskData:
-        return build_image_task(source, config, generator)
+    def build(config: DataConfig, generator: torch.Generator,
+              val_generator: torch.Generator) -> TaskData:
+        return build_image_task(source, config, generator, val_generator)
 
     return build

@@ -2,7 +2,8 @@
 
 A view never touches pixels: it says which training and test images a trial uses, which label
 each original class becomes and which classes count as rare (``test/acc_rare`` is the accuracy
-on those). Every random choice comes from the trial's DATA generator.
+on those). Every random choice comes from the trial's DATA generator, except those of the
+validation split (:func:`evaluation_index`), which come from its VAL generator.
 
 * ``none``: every image, every class as it is, nothing rare.
 * ``rare_subclass``: classes 2s and 2s+1 form super-class s, the label the model predicts. Class
@@ -80,14 +81,32 @@ def rare_subclass_view(
     label_map[: 2 * pairs] = torch.arange(2 * pairs) // 2
     rare_class = torch.zeros(num_classes, dtype=torch.bool)
     rare_class[1 : 2 * pairs : 2] = True
-    train, test = [], []
+    train = []
     for s in range(pairs):
         common, rare = _members(y_train, 2 * s), _members(y_train, 2 * s + 1)
         train += [common, random_subset(rare, keep_count(rho, len(common)), generator)]
-        common, rare = _members(y_test, 2 * s), _members(y_test, 2 * s + 1)
+    test = _balanced_pairs(y_test, pairs, generator)
+    return ViewPlan(_sorted(train), test, label_map, rare_class, pairs)
+
+
+def _balanced_pairs(y: Tensor, pairs: int, generator: torch.Generator) -> Tensor:
+    """For each super-class, as many rare as common images (a random subset of the larger)."""
+    chosen = []
+    for s in range(pairs):
+        common, rare = _members(y, 2 * s), _members(y, 2 * s + 1)
         support = min(len(common), len(rare))
-        test += [random_subset(common, support, generator), random_subset(rare, support, generator)]
-    return ViewPlan(_sorted(train), _sorted(test), label_map, rare_class, pairs)
+        chosen += [random_subset(common, support, generator),
+                   random_subset(rare, support, generator)]
+    return _sorted(chosen)
+
+
+def evaluation_index(view: str, y: Tensor, *, num_classes: int,
+                     generator: torch.Generator) -> Tensor:
+    """The images of an evaluation split (labels ``y``) that ``view`` keeps, as it keeps the test
+    set's: the balanced pairs of ``rare_subclass``, everything otherwise."""
+    if view == "rare_subclass":
+        return _balanced_pairs(y, num_classes // 2, generator)
+    return torch.arange(len(y))
 
 
 def long_tail_view(
