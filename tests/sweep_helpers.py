@@ -17,7 +17,7 @@ SMALL_TRIAL = {"data": {"dim": 200, "n_train": 60, "n_test": 200}, "optim.epochs
 
 def write_spec(folder: Path, name: str, **sections: Any) -> Path:
     spec = {"name": name, "trial": SMALL_TRIAL, "search": {"algorithm": "grid"},
-            "objective": {"metric": "test/acc_rare", "mode": "max"}, **sections}
+            "objective": {"metric": "val/acc_rare", "mode": "max"}, **sections}
     path = folder / f"{name}.yaml"
     path.write_text(f"# Launch: mixup-sweep run {name}.yaml\n" + yaml.safe_dump(spec))
     return path

@@ -46,6 +46,8 @@ def feature_noise_curve(config: dict[str, Any], epoch: int, seed: int) -> dict[s
     return {
         "train/loss": 1.0 / epoch, "test/loss": 1.0 / epoch + 0.1, "test/acc": 0.9 * common + 0.1 * rare,
         "test/acc_common": common, "test/acc_rare": rare,
+        "val/loss": 1.0 / epoch + 0.12, "val/acc": 0.9 * common + 0.1 * rare - 0.01,
+        "val/acc_common": common, "val/acc_rare": rare - 0.01 * (epoch == 40),
         "features/rare_alignment": (0.02 * epoch if learned else 0.01),
         "features/common_alignment": 0.03 * epoch,
         "mixup/active": float(mixing and (stop is None or epoch < stop)),
@@ -56,7 +58,8 @@ def real_data_curve(config: dict[str, Any], epoch: int, seed: int) -> dict[str, 
     """A real-data sweep: same metric names, no rare/common split and no ``features/*``."""
     acc = 0.5 + epoch / 200 + 0.05 * config["mixup.alpha"] - 0.01 * seed
     return {"train/loss": 1.0 / epoch, "test/loss": 1.0 / epoch, "test/acc": acc,
-            "test/acc_common": acc, "test/acc_rare": math.nan, "mixup/active": 1.0}
+            "test/acc_common": acc, "test/acc_rare": math.nan, "val/acc": acc - 0.01,
+            "val/acc_common": acc - 0.01, "val/acc_rare": math.nan, "mixup/active": 1.0}
 
 
 def _record(trial_id: str, config: dict[str, Any], curve: Curve, seeds: list[int]) -> TrialRecord:
@@ -68,14 +71,16 @@ def _record(trial_id: str, config: dict[str, Any], curve: Curve, seeds: list[int
             values = [m[key] for m in per_seed]
             mean = sum(values) / len(values)
             metrics[key] = mean
-            metrics[key + "_std"] = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+            if len(values) > 1:  # the sample std, as sweeps.seed_group reports it
+                metrics[key + "_std"] = math.sqrt(sum((v - mean) ** 2 for v in values)
+                                                  / (len(values) - 1))
         epochs[epoch] = metrics
     return TrialRecord(trial_id, config, status="TERMINATED", epochs=epochs)
 
 
 def write_sweep(storage: Path, name: str, grid: list[dict[str, Any]], *,
                 curve: Curve = feature_noise_curve, seeds: tuple[int, ...] = (0, 1),
-                objective: str = "test/acc_rare", tracking_uri: str = "sqlite:////nonexistent/mlflow.db",
+                objective: str = "val/acc_rare", tracking_uri: str = "sqlite:////nonexistent/mlflow.db",
                 parent_run_id: str = "0" * 32) -> Path:
     """A sweep folder as ``mixup-sweep run`` leaves it: sweep.json and the two Parquet tables."""
     base = to_flat(TrialConfig())
@@ -87,7 +92,7 @@ def write_sweep(storage: Path, name: str, grid: list[dict[str, Any]], *,
     spec = {"name": name, "description": f"test sweep {name}", "seeds": list(seeds)}
     meta = {"name": name, "spec_text": yaml.safe_dump(spec), "tracking_uri": tracking_uri,
             "parent_run_id": parent_run_id, "spec_path": f"{name}.yaml",
-            "objective": {"metric": objective, "mode": "max"}}
+            "objective": {"metric": objective, "mode": "max"}, "seeds": list(seeds)}
     (folder / "sweep.json").write_text(json.dumps(meta))
     parquet_io.write_rows(folder / parquet_io.TRIALS_FILE,
                           tables.trial_rows(records, metric=objective, mode="max"))
@@ -213,7 +218,7 @@ def test_report_goes_to_the_folder_given_as_out(tmp_path: Path) -> None:
 
 def test_real_data_sweep_skips_feature_figures_with_a_note(tmp_path: Path) -> None:
     write_sweep(tmp_path, "digits", grid(alpha=[0.0, 0.4, 1.0], stop_epoch=[20, None]),
-                curve=real_data_curve, objective="test/acc")
+                curve=real_data_curve, objective="val/acc")
     paths = report.build_report("digits", storage=tmp_path, mlflow=False)
     drawn = {p.stem for p in paths.pngs}
     assert {"accuracy_curves", "rare_accuracy_heatmap", "parameter_importance"} <= drawn
@@ -226,7 +231,7 @@ def test_real_data_sweep_skips_feature_figures_with_a_note(tmp_path: Path) -> No
 
 def test_stale_figures_of_an_earlier_report_are_removed(tmp_path: Path) -> None:
     write_sweep(tmp_path, "digits", grid(alpha=[0.0, 1.0]), curve=real_data_curve,
-                objective="test/acc")
+                objective="val/acc")
     folder = tmp_path / "digits" / "report"
     folder.mkdir()
     (folder / "feature_alignment.png").write_bytes(b"old")
@@ -242,7 +247,7 @@ def test_importance_is_a_note_when_only_one_parameter_varies(tmp_path: Path) -> 
 
 
 def flat_curve(config: dict[str, Any], epoch: int, seed: int) -> dict[str, float]:
-    return {**feature_noise_curve(config, epoch, seed), "test/acc_rare": 0.5}
+    return {**feature_noise_curve(config, epoch, seed), "val/acc_rare": 0.5}
 
 
 def test_importance_is_a_note_when_every_trial_scores_the_same(tmp_path: Path) -> None:
@@ -319,7 +324,7 @@ def test_a_missing_sqlite_store_is_not_created_by_the_report(
 def test_main_prints_the_page_and_the_skipped_figures(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_sweep(tmp_path, "digits", grid(alpha=[0.0, 1.0]), curve=real_data_curve,
-                objective="test/acc")
+                objective="val/acc")
     code = main(["report", "digits", "--storage", str(tmp_path), "--no-mlflow"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0

@@ -98,7 +98,7 @@ def test_a_spec_with_a_learning_rate_in_scientific_notation_loads(tmp_path):
 
     path = tmp_path / "sci.yaml"
     path.write_text("name: sci\ntrial:\n  optim.lr: 1e-3\n  optim.weight_decay: 5E-4\n"
-                    "search: {algorithm: grid}\nobjective: {metric: test/acc_rare, mode: max}\n"
+                    "search: {algorithm: grid}\nobjective: {metric: val/acc_rare, mode: max}\n"
                     "search_space:\n  mixup.alpha: {kind: grid, values: [.5, 1e0]}\n")
     spec = load_spec(path)
     assert spec.base.optim.lr == 0.001 and spec.base.optim.weight_decay == 0.0005

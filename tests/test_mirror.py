@@ -18,7 +18,7 @@ from sweeps.spec import parse_spec
 SPEC = parse_spec({"name": "mirror", "search": {"algorithm": "grid"},
                    "trial": {"data": {"dim": 64, "n_train": 20, "n_test": 20}, "optim.epochs": 30},
                    "search_space": {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}},
-                   "objective": {"metric": "test/acc_rare", "mode": "max"}}, source="mirror")
+                   "objective": {"metric": "val/acc_rare", "mode": "max"}}, source="mirror")
 
 
 class FakeTracker:

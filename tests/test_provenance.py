@@ -19,13 +19,13 @@ def test_sync_tags_runs_with_the_commit_the_sweep_ran_with(tmp_path, monkeypatch
     folder = tmp_path / "res" / "provenant"
     log = RecordLog(folder)
     log.trial_started("t0", {"mixup.alpha": 1.0}, provenance=RUN)
-    log.epoch("t0", 10, {"epoch": 10, "test/acc_rare": 0.5})
+    log.epoch("t0", 10, {"epoch": 10, "val/acc_rare": 0.5})
     log.trial_finished("t0", "TERMINATED")
     log.close()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (folder / "sweep.json").write_text(json.dumps({
         "name": "provenant", "spec_path": str(spec), "spec_text": spec.read_text(),
-        "tracking_uri": uri, "objective": {"metric": "test/acc_rare", "mode": "max"},
+        "tracking_uri": uri, "objective": {"metric": "val/acc_rare", "mode": "max"},
         "provenance": RUN}))
     monkeypatch.setattr(provenance, "git_commit", lambda: "2" * 40)  # another checkout now
     assert sync("provenant", storage=tmp_path / "res") == 1

@@ -24,7 +24,7 @@ from sweeps.results import best_configs
 from sweeps.tracking import absolute_uri
 from tests.sweep_helpers import mixup_sweep, sweep_runs, write_spec
 
-OBJECTIVE = {"metric": "test/acc_rare", "mode": "max"}
+OBJECTIVE = {"metric": "val/acc_rare", "mode": "max"}
 
 
 def make_sweep(storage: Path, name: str, trials: int = 2) -> Path:
@@ -35,7 +35,7 @@ def make_sweep(storage: Path, name: str, trials: int = 2) -> Path:
         trial_id = f"t{t}"
         log.trial_started(trial_id, {"mixup.alpha": float(t)})
         for epoch in (10, 20):
-            log.epoch(trial_id, epoch, {"epoch": epoch, "test/acc_rare": 0.1 * t + epoch / 100})
+            log.epoch(trial_id, epoch, {"epoch": epoch, "val/acc_rare": 0.1 * t + epoch / 100})
         log.trial_finished(trial_id, "TERMINATED")
     log.close()
     (folder / layout.META_FILE).write_text(json.dumps({
@@ -105,7 +105,7 @@ def test_best_on_a_live_sweep_reads_its_records_and_writes_nothing_there(tmp_pat
         before = sorted(p.name for p in folder.iterdir())
         assert main(["best", "live", "--storage", str(tmp_path), "--scope", "last"]) == 0
         log = RecordLog(folder)
-        log.epoch("t0", 30, {"epoch": 30, "test/acc_rare": 0.99})  # a new result arrives
+        log.epoch("t0", 30, {"epoch": 30, "val/acc_rare": 0.99})  # a new result arrives
         log.close()
         ranked = best_configs("live", storage=tmp_path, scope="last")
         assert ranked.iloc[0]["trial_id"] == "t0" and ranked.iloc[0]["value"] == 0.99

@@ -94,7 +94,7 @@ def test_every_dimension_kind_parses_with_random_search_and_asha() -> None:
         "data.rho": {"kind": "uniform", "low": 0.05, "high": 0.2},
     }
     tree["search"] = {"algorithm": "random", "num_samples": 3}
-    tree["scheduler"] = {"kind": "asha", "grace_period": 100, "metric": "test/acc_rare"}
+    tree["scheduler"] = {"kind": "asha", "grace_period": 100, "metric": "val/acc_rare"}
     spec = parse(tree)
     assert spec.search_space["mixup.alpha"].values == (0.0, 0.5, 1.0)  # as the config stores them
     assert spec.trial_count() == 3 * 2
@@ -114,7 +114,7 @@ def test_optuna_counts_num_samples_and_missing_sections_take_defaults() -> None:
     spec = parse({"name": "bare"})
     assert spec.base == TrialConfig()
     assert spec.search.algorithm == "optuna" and spec.trial_count() == 10
-    assert spec.objective.metric == "test/acc_rare" and spec.objective.mode == "max"
+    assert spec.objective.metric == "val/acc_rare" and spec.objective.mode == "max"
     assert spec.seeds == (0,) and spec.grid_points() == [{}]
     assert "Grid trials" not in format_plan(spec)
 
@@ -329,7 +329,7 @@ def test_loading_a_spec_imports_none_of_ray_optuna_or_mlflow() -> None:
 _WORDS = [*yaml.safe_load(TINY.read_text(encoding="utf-8")), "kind", "values", "low", "high", "q",
           "algorithm", "num_samples", "metric", "mode", "grace_period", "max_t", "cpu", "gpu",
           *flat_keys(), "data", "mixup", "optim", "choice", "grid", "uniform", "loguniform",
-          "quniform", "randint", "asha", "fifo", "optuna", "random", "test/acc_rare", "max", "same"]
+          "quniform", "randint", "asha", "fifo", "optuna", "random", "val/acc_rare", "max", "same"]
 _keys = st.sampled_from(_WORDS) | st.text(max_size=6) | st.integers() | st.booleans() | st.none()
 _EDGES = [10**400, -(10**400), math.nan, math.inf, -math.inf, 0, -1, 0.5, 1e-300, "", []]
 _scalars = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
@@ -352,7 +352,7 @@ def _every_kind_tree() -> dict[str, Any]:
     }
     tree["search"] = {"algorithm": "random", "num_samples": 2, "max_concurrent": 1, "seed": 0}
     tree["scheduler"] = {"kind": "asha", "grace_period": 10, "max_t": 60, "reduction_factor": 2,
-                         "metric": "test/acc_rare", "mode": "max"}
+                         "metric": "val/acc_rare", "mode": "max"}
     tree["smoke"] = {"optim": {"epochs": 10}}
     return tree
 

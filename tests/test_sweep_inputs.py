@@ -49,7 +49,7 @@ def test_unknown_sweeps_and_metrics_are_named_in_the_error(tmp_path):
 
 def _record(trial_id: str, alpha: float, curve: list[float]) -> TrialRecord:
     record = TrialRecord(trial_id, {"mixup.alpha": alpha}, status="TERMINATED")
-    record.epochs = {10 * (i + 1): {"epoch": 10.0 * (i + 1), "test/acc_rare": v,
+    record.epochs = {10 * (i + 1): {"epoch": 10.0 * (i + 1), "val/acc_rare": v,
                                     "test/loss": 1 - v} for i, v in enumerate(curve)}
     return record
 
@@ -62,14 +62,14 @@ KNOWN = [
 
 
 def test_best_ranks_a_known_sweep_by_best_epoch_and_by_last_epoch(tmp_path):
-    trials = tables.trial_rows(KNOWN, metric="test/acc_rare", mode="max")
+    trials = tables.trial_rows(KNOWN, metric="val/acc_rare", mode="max")
     import pandas as pd
 
     t, e = pd.DataFrame(trials), pd.DataFrame(tables.epoch_rows(KNOWN))
-    by_best = tables.rank(t, e, metric="test/acc_rare", mode="max", scope="best-epoch")
+    by_best = tables.rank(t, e, metric="val/acc_rare", mode="max", scope="best-epoch")
     assert list(by_best["trial_id"]) == ["peaks_early", "steady", "flat"]
     assert list(by_best["epoch"]) == [20, 30, 10]
-    by_last = tables.rank(t, e, metric="test/acc_rare", mode="max", scope="last")
+    by_last = tables.rank(t, e, metric="val/acc_rare", mode="max", scope="last")
     assert list(by_last["trial_id"]) == ["steady", "peaks_early", "flat"]
     assert list(by_last["epoch"]) == [30, 30, 20]  # the NaN report is skipped
     by_loss = tables.rank(t, e, metric="test/loss", mode="min", scope="best-epoch", top=1)
@@ -87,7 +87,7 @@ def test_best_reads_a_sweep_from_its_records_through_the_cli(tmp_path):
     log.close()
     (folder / "sweep.json").write_text(json.dumps({
         "name": "known", "tracking_uri": "sqlite:///unused.db",
-        "objective": {"metric": "test/acc_rare", "mode": "max"}}))
+        "objective": {"metric": "val/acc_rare", "mode": "max"}}))
     for scope, expected in [("best-epoch", "peaks_early"), ("last", "steady")]:
         out = mixup_sweep("best", "known", "--storage", "res", "--scope", scope, "--json",
                           cwd=tmp_path, timeout=60)

@@ -34,7 +34,7 @@ def test_a_four_trial_sweep_leaves_one_parent_and_four_nested_children(tmp_path)
         "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}}, seeds=[0, 1])
     out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "Best configs by test/acc_rare (best-epoch)" in out.stdout
+    assert "Best configs by val/acc_rare (best-epoch)" in out.stdout
     assert "mixup-sweep ui" in out.stdout
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
