@@ -99,12 +99,18 @@ def best_header(ranked: pd.DataFrame, *, metric: str, mode: str, scope: str,
     return lines
 
 
+def _config_cell(value: object) -> str:
+    """A config value as the spec would write it: a missing one (None, NaN, NA) is null."""
+    return "null" if pd.isna(value) else str(value)  # type: ignore[arg-type]
+
+
 def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
                 mode: str = "max") -> str:
     """A plain-text table: rank, trial, the chosen value, the test values at the chosen epoch,
     epoch and the config keys that vary; a header says what was chosen on and what is shown."""
     config_cols = [c for c in ranked.columns if c.startswith(CONFIG_PREFIX)]
-    varying = [c for c in config_cols if ranked[c].astype(str).nunique() > 1] or config_cols[:0]
+    shown_config = {c: ranked[c].astype(object).map(_config_cell) for c in config_cols}
+    varying = [c for c in config_cols if shown_config[c].nunique() > 1]
     shown = reported_metrics(metric, list(ranked.columns))
     merged = STANDS_FOR in ranked and bool((ranked[STANDS_FOR].fillna(1) > 1).any())
     header = ["#", "trial", f"{metric} ({scope})", *shown, "epoch",
@@ -117,11 +123,11 @@ def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
         stands = ([f"{int(r[STANDS_FOR])} grid points" if r[STANDS_FOR] > 1 else ""]
                   if merged else [])
         rows.append([str(i), str(r["trial_id"]), *cells, str(int(r["epoch"])),
-                     *[str(r[c]) for c in varying], *stands])
+                     *[shown_config[c].iloc[i - 1] for c in varying], *stands])
     widths = [max(len(h), *(len(row[j]) for row in rows)) if rows else len(h)
               for j, h in enumerate(header)]
     lines = best_header(ranked, metric=metric, mode=mode, scope=scope, seeds=seeds)
-    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
               for row in rows]
     return "\n".join(lines)

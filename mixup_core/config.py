@@ -243,7 +243,7 @@ class MixupConfig(_Section):
 
 
 Device = Literal["auto", "cpu", "cuda"]
-Precision = Literal["auto", "float32"]
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -253,8 +253,9 @@ class TrialConfig:
     seed: int = 0
     log_every: int = 10  # report metrics every this many epochs (and at the last one)
     device: Device = "auto"  # auto: CUDA when available, else CPU
-    # auto: image models on CUDA run in bfloat16 autocast with channels-last tensors;
-    # float32: always float32. The CPU and the patch task always use float32.
+    # auto: image models on CUDA run in bfloat16 autocast with channels-last tensors, the patch
+    # task in float32; float32: always float32; bfloat16 (patch CNN only): both GEMMs of a step
+    # on bfloat16 copies of filters and data, float32 master weights and everything else.
     precision: Precision = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -268,6 +269,10 @@ class TrialConfig:
                  self.device)
         _require(self.precision in get_args(Precision), "precision",
                  f"must be one of {list(get_args(Precision))}", self.precision)
+        if self.precision == "bfloat16" and self.model.name != "patch_cnn":
+            raise ConfigError(f"precision: bfloat16 is for the patch CNN; image models use auto "
+                              f"(bfloat16 autocast on CUDA), got 'bfloat16' with model.name "
+                              f"{self.model.name!r}")
         if not self.data.is_image:
             self._check_tensor_sizes()
         wants = MODEL_INPUTS.get(self.model.name)

@@ -1,8 +1,9 @@
 """The paper's comparison, run in-process: ERM, each label scheme, Mixup switched off early.
 
 ``mixup-sweep reproduce`` prints this table; the same rows appear as a Ray sweep in
-``sweeps/specs/paper_feature_noise.yaml``. Here every row trains its seeds one after the other,
-with no orchestration at all, so the numbers depend on ``mixup_core`` alone.
+``sweeps/specs/paper_feature_noise.yaml``. Here every row and seed trains in this process, as one
+pack (:mod:`mixup_core.packed`) when the task packs, with no orchestration at all, so the numbers
+depend on ``mixup_core`` alone.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixup_core.config import TrialConfig
+from mixup_core.errors import ConfigError
+from mixup_core.packed import Pack, check_packable
 from mixup_core.schemes import LABEL_SCHEMES
-from mixup_core.training import train
+from mixup_core.training import TrainingDiverged, train
 
 #: The metrics the table summarises, in column order.
 TABLE_METRICS = ("test/acc_common", "test/acc_rare", "features/rare_alignment")
@@ -60,16 +63,39 @@ def _summarise(label: str, overrides: dict[str, Any], finals: list[dict[str, flo
 
 def reproduce(
     base: TrialConfig, *, seeds: Sequence[int] = (0, 1, 2),
-    on_row: Callable[[RowSummary], None] | None = None,
+    on_row: Callable[[RowSummary], None] | None = None, packed: bool = True,
 ) -> list[RowSummary]:
     """Trains every row of :func:`paper_rows` for each seed; returns mean and sample std per
     row. The table reports test metrics at the last epoch: nothing is chosen, so no
-    validation data is needed."""
+    validation data is needed.
+
+    With ``packed`` (the default) and a packable base (the patch CNN, full batch), every row and
+    seed trains as one :class:`~mixup_core.packed.Pack`; otherwise one run after another.
+    """
+    rows = paper_rows(base)
+    configs = [[base.replace(seed=seed, **overrides) for seed in seeds] for _, overrides in rows]
+    if packed and _packable(base):
+        pack = Pack([c for row in configs for c in row])
+        results = pack.run()
+        for member in pack.members:
+            if member.status == "diverged":
+                raise TrainingDiverged(member.error)
+        finals_of = [[r.final for r in results[i * len(seeds):(i + 1) * len(seeds)]]
+                     for i in range(len(rows))]
+    else:
+        finals_of = [[train(c).final for c in row] for row in configs]
     summaries = []
-    for label, overrides in paper_rows(base):
-        finals = [train(base.replace(seed=seed, **overrides)).final for seed in seeds]
+    for (label, overrides), finals in zip(rows, finals_of, strict=True):
         summary = _summarise(label, overrides, finals, seeds)
         summaries.append(summary)
         if on_row is not None:
             on_row(summary)
     return summaries
+
+
+def _packable(config: TrialConfig) -> bool:
+    try:
+        check_packable(config)
+    except ConfigError:
+        return False
+    return True

@@ -32,12 +32,19 @@ class PatchCNN(nn.Module):
         self.num_classes, self.width, self.power = num_classes, width, power
         init = torch.randn(num_classes * width, dim, generator=generator) * init_std
         self.weight = nn.Parameter(init)  # row k*m + r is filter w_{k,r}
+        #: The precision of both GEMMs (``precision: bfloat16``); the weights stay float32.
+        self.gemm_dtype = torch.float32
+
+    def _gemm(self, a: Tensor, b: Tensor) -> Tensor:
+        if self.gemm_dtype == torch.float32:
+            return a @ b
+        return (a.to(self.gemm_dtype) @ b.to(self.gemm_dtype)).float()
 
     def _preactivations(self, x: Tensor) -> Tensor:
         n, p, d = x.shape
         # W Xᵀ rather than X Wᵀ: for these skinny shapes MKL runs ~30% faster this way round
         # (benchmarks/gd_step.py); the transposed view costs nothing.
-        return (self.weight @ x.reshape(n * p, d).T).T.view(n, p, -1)
+        return self._gemm(self.weight, x.reshape(n * p, d).T).T.view(n, p, -1)
 
     @staticmethod
     def _mix(z: Tensor, mix: MixPlan) -> Tensor:
@@ -74,7 +81,7 @@ class PatchCNN(nn.Module):
             # z̃_i = λ_i z_i + (1-λ_i) z_π(i): send (1-λ_i)·grad_i back to example π(i).
             unmixed = grad_z * lam
             grad_z = unmixed.index_add_(0, mix.partner, grad_z * (1 - lam))
-        grad_w = grad_z.reshape(n * p, -1).T @ x.reshape(n * p, d)
+        grad_w = self._gemm(grad_z.reshape(n * p, -1).T, x.reshape(n * p, d))
         if self.weight.grad is None:
             self.weight.grad = grad_w
         else:

@@ -1,0 +1,150 @@
+"""The packed trainer: B patch-CNN members as one computation, against the unpacked Trainer.
+
+Tolerance. A float32 member runs the unpacked trainer's arithmetic on the same draws (data,
+initial filters, mixing plans); only the summation order inside the two GEMMs differs (one
+(B·K·m × d) GEMM instead of B small ones), a relative difference of ~1e-7 per step. Over the
+runs here the metrics agree to a few 1e-7 (measured: worst 2e-7 over 200 epochs), so the tests
+allow 1e-5 on every real-valued metric and exact equality of accuracies, counts and flags
+(an accuracy could only move if a test point sat within 1e-5 of the decision boundary).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from mixup_core import TrialConfig
+from mixup_core.errors import ConfigError
+from mixup_core.packed import Pack, check_packable, train_packed
+from mixup_core.schemes import LABEL_SCHEMES
+from mixup_core.training import Trainer, TrainingDiverged
+
+SMALL = {"data.dim": 120, "data.n_train": 40, "data.n_val": 60, "data.n_test": 60,
+         "optim.epochs": 40, "log_every": 10, "model.width": 4}
+TOLERANCE = 1e-5
+EXACT = ("epoch", "train/acc", "val/acc", "val/acc_common", "val/acc_rare", "test/acc",
+         "test/acc_common", "test/acc_rare", "mixup/active")
+
+
+def config(**updates: Any) -> TrialConfig:
+    return TrialConfig().replace(**{**SMALL, **updates})
+
+
+def assert_same_histories(packed: list[dict[str, float]], unpacked: list[dict[str, float]]) -> None:
+    assert len(packed) == len(unpacked)
+    for p, u in zip(packed, unpacked, strict=True):
+        assert p.keys() == u.keys()
+        for key in p:
+            if key in EXACT or math.isnan(u[key]):
+                assert p[key] == u[key] or (math.isnan(p[key]) and math.isnan(u[key])), key
+            else:
+                assert abs(p[key] - u[key]) <= TOLERANCE * max(1.0, abs(u[key])), (key, p[key], u[key])
+
+
+def check_against_unpacked(configs: list[TrialConfig]) -> None:
+    results = train_packed(configs)
+    for c, result in zip(configs, results, strict=True):
+        assert_same_histories(result.history, Trainer(c).run().history)
+
+
+def test_every_label_scheme_and_both_stop_modes_match_the_unpacked_trainer() -> None:
+    configs = [config(seed=s, **{"mixup.label_scheme": name}) for name in LABEL_SCHEMES.names()
+               for s in (0, 1)]
+    configs += [config(**{"mixup.stop_epoch": 15}),
+                config(**{"mixup.stop_epoch": 15, "mixup.stop_mode": "end_training"}),
+                config(**{"mixup.alpha": 0.0}), config(**{"mixup.fold": True, "mixup.alpha": 0.4})]
+    check_against_unpacked(configs)
+
+
+def test_per_member_optimiser_settings_budgets_and_log_intervals_match() -> None:
+    check_against_unpacked([
+        config(**{"optim.momentum": 0.9, "optim.lr": 0.1}),
+        config(**{"optim.weight_decay": 0.01, "optim.schedule": "cosine"}),
+        config(**{"optim.schedule": "multistep", "optim.epochs": 24, "log_every": 7}),
+        config(**{"model.power": 1, "model.width": 3}),
+        config(**{"model.init_std": 0.05, "model.power": 2}),
+    ])
+
+
+def test_three_classes_and_mixed_data_configs_in_one_pack_match() -> None:
+    check_against_unpacked([
+        config(**{"data.num_classes": 3}), config(**{"data.num_classes": 3, "seed": 4}),
+        config(**{"data.rho": 0.3}), config(**{"data.dim": 80, "data.n_train": 30}),
+        config(**{"data.noise_on_feature_patches": True, "mixup.label_scheme": "power"}),
+    ])
+
+
+def test_members_with_one_data_set_share_one_group_and_one_gemm() -> None:
+    pack = Pack([config(**{"mixup.alpha": a}) for a in (0.0, 0.5, 1.0)]
+                + [config(seed=1), config(**{"model.width": 6})])
+    sizes = sorted(len(g.members) for g in pack.groups)
+    assert sizes == [1, 1, 3]  # seed 1 has its own data, width 6 its own filter shape
+
+
+def test_a_diverging_member_errors_alone_and_the_others_are_untouched() -> None:
+    good = [config(), config(**{"mixup.label_scheme": "independent"})]
+    bad = config(**{"optim.lr": 1e6, "model.init_std": 5.0})
+    with pytest.raises(TrainingDiverged) as unpacked:
+        Trainer(bad).run()
+    pack = Pack([good[0], bad, good[1]])
+    results = pack.run()
+    assert pack.members[1].status == "diverged"
+    assert pack.members[1].error == str(unpacked.value)
+    for c, result in zip(good, (results[0], results[2]), strict=True):
+        assert_same_histories(result.history, Trainer(c).run().history)
+
+
+def test_a_stopped_member_leaves_and_the_others_go_on_unchanged() -> None:
+    configs = [config(), config(**{"mixup.alpha": 0.0}), config(seed=2)]
+    pack = Pack(configs)
+    while pack.members[0].epoch < 20:
+        pack.advance()
+    pack.stop(1)
+    results = pack.run()
+    assert pack.members[1].status == "stopped" and results[1].epochs_trained == 20
+    for i in (0, 2):
+        assert_same_histories(results[i].history, Trainer(configs[i]).run().history)
+
+
+def test_a_pack_resumed_from_its_checkpoint_ends_bit_for_bit_as_an_uninterrupted_one() -> None:
+    configs = [config(**{"optim.momentum": 0.5}), config(**{"mixup.label_scheme": "power"}),
+               config(seed=3, **{"optim.epochs": 30})]
+    whole = Pack(configs).run()
+    first = Pack(configs)
+    for _ in range(17):
+        first.advance()
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    second = Pack(configs)
+    second.load_state_dict(torch.load(buffer, weights_only=True))
+    for a, b in zip(second.run(), whole, strict=True):
+        assert a.history == b.history
+
+
+def test_only_full_batch_patch_cnn_configs_pack() -> None:
+    check_packable(config())
+    with pytest.raises(ConfigError, match="optim.batch_size"):
+        check_packable(config(**{"optim.batch_size": 8}))
+    image = TrialConfig().replace(**{"data.name": "digits", "model.name": "small_cnn"})
+    with pytest.raises(ConfigError, match="only the patch CNN"):
+        check_packable(image)
+
+
+def test_bfloat16_members_train_and_stay_close_to_float32() -> None:
+    base = config(**{"optim.epochs": 60, "log_every": 30})
+    low = config(**{"optim.epochs": 60, "log_every": 30, "precision": "bfloat16"})
+    f32, b16 = train_packed([base, low])
+    for key in ("test/acc", "val/acc"):
+        assert abs(f32.final[key] - b16.final[key]) <= 0.1
+    assert f32.final["train/loss"] != b16.final["train/loss"]  # it really ran in bfloat16
+    # the unpacked trainer runs bfloat16 GEMMs too; the GEMM outputs are rounded to bfloat16,
+    # so a different summation order can move a value by one bfloat16 step (2^-8 relative)
+    alone = Trainer(low).run()
+    assert alone.final["train/loss"] != f32.final["train/loss"]
+    for key in ("test/acc", "val/acc", "train/acc"):
+        assert abs(alone.final[key] - b16.final[key]) <= 0.05
