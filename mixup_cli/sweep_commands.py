@@ -101,7 +101,7 @@ def best_header(ranked: pd.DataFrame, *, metric: str, mode: str, scope: str,
 
 def _config_cell(value: object) -> str:
     """A config value as the spec would write it: a missing one (None, NaN, NA) is null."""
-    return "null" if pd.isna(value) else str(value)  # type: ignore[arg-type]
+    return "null" if pd.isna(value) else str(value)
 
 
 def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,

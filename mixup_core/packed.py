@@ -133,10 +133,7 @@ class _Group:
         """(B, K·m, N, P) for flat inputs (N·P, d): one GEMM for every member."""
         b = weight.shape[0]
         w = weight.reshape(b * self.k * self.m, self.d)
-        if self.dtype == torch.float32:
-            z = w @ x_flat.T
-        else:
-            z = (w.to(self.dtype) @ x_low.T).float()
+        z = self._gemm(w, x_low.T) if self.dtype != torch.float32 else w @ x_flat.T
         return z.view(b, self.k * self.m, -1, self.p)
 
     def _logits(self, z: Tensor) -> Tensor:
@@ -185,7 +182,7 @@ class _Group:
         rows = grad_z.reshape(b * self.k * self.m, n * self.p)
         grad_w = self._gemm(rows, self.x_low)
         self._sgd(grad_w.view_as(self.weight))
-        for i, member in enumerate(members):
+        for member in members:
             member.epoch += 1
         self.last_mixing = mixing
         return loss

@@ -128,7 +128,7 @@ def test_a_pack_resumed_from_its_checkpoint_ends_bit_for_bit_as_an_uninterrupted
 
 def test_only_full_batch_patch_cnn_configs_pack() -> None:
     check_packable(config())
-    with pytest.raises(ConfigError, match="optim.batch_size"):
+    with pytest.raises(ConfigError, match=r"optim\.batch_size"):
         check_packable(config(**{"optim.batch_size": 8}))
     image = TrialConfig().replace(**{"data.name": "digits", "model.name": "small_cnn"})
     with pytest.raises(ConfigError, match="only the patch CNN"):
