@@ -146,39 +146,52 @@ class _Group:
         """One full-batch GD epoch of every member; returns each member's objective (B,)."""
         members, n = self.members, self.n
         b = len(members)
-        lam = torch.ones(b, n)
-        partner = self.identity.expand(b, n).clone()
-        g = torch.ones(b, n)
         mixing = [mixup_active(m.config, m.epoch) for m in members]
-        for i, member in enumerate(members):
-            if mixing[i]:
-                mix = member.config.mixup
-                plan = sample_mix_plan(n, alpha=mix.alpha, scheme=member.scheme, fold=mix.fold,
-                                       generator=member.generators["mix"])
-                lam[i], partner[i], g[i] = plan.lam, plan.partner, plan.label_weight
-        lam, partner, g = lam.to(self.device), partner.to(self.device), g.to(self.device)
         any_mixing = any(mixing)
+        if any_mixing:
+            ones, identity = torch.ones(n), torch.arange(n)
+            lams, partners, gs = [], [], []
+            for member, mixes in zip(members, mixing, strict=True):
+                if mixes:
+                    mix = member.config.mixup
+                    plan = sample_mix_plan(n, alpha=mix.alpha, scheme=member.scheme,
+                                           fold=mix.fold, generator=member.generators["mix"])
+                    lams.append(plan.lam)
+                    partners.append(plan.partner)
+                    gs.append(plan.label_weight)
+                else:  # λ = 1 with the identity partner: z̃ = z exactly
+                    lams.append(ones)
+                    partners.append(identity)
+                    gs.append(ones)
+            lam = torch.stack(lams).to(self.device)
+            partner = torch.stack(partners).to(self.device)
+            g = torch.stack(gs).to(self.device)
+            # π is a permutation, so sending (1-λ_i)·∇_i back to π(i) is a gather by π⁻¹
+            inverse = torch.argsort(partner, dim=1)
 
         z = self._preactivations(self.weight, self.x, self.x_low)  # (B, Km, n, P)
         if any_mixing:
-            index = partner.view(b, 1, n, 1).expand_as(z)
             lam4 = lam.view(b, 1, n, 1)
-            z = torch.lerp(torch.gather(z, 2, index), z, lam4)
+            z = torch.lerp(torch.gather(z, 2, partner.view(b, 1, n, 1).expand_as(z)), z, lam4)
         relu = torch.relu(z)
-        logits = self._logits(z)  # (B, n, K)
+        if self.q == 1:
+            act, slope = relu, (z > 0).to(z.dtype)
+        else:
+            slope = relu if self.q == 2 else relu.pow(self.q - 1)  # σ'(z) / q
+            act = slope * relu
+        logits = act.view(b, self.k, self.m, n, self.p).sum(dim=(2, 4)).transpose(1, 2)
         targets = self.targets.expand(b, n, self.k)
         if any_mixing:
             targets = torch.lerp(targets.gather(1, partner.view(b, n, 1).expand(b, n, self.k)),
                                  targets, g.view(b, n, 1))
         log_probs = torch.log_softmax(logits, dim=-1)
         loss = -(targets * log_probs).sum(-1).mean(-1)  # (B,)
-        grad_logits = (log_probs.exp() - targets) / n  # (B, n, K)
+        grad_logits = (log_probs.exp() - targets).mul_(self.q / n)  # (B, n, K), times q
         per_filter = grad_logits.transpose(1, 2).repeat_interleave(self.m, dim=1)  # (B, Km, n)
-        slope = (z > 0).to(z.dtype) if self.q == 1 else relu.pow(self.q - 1)
-        grad_z = slope.mul_(self.q).mul_(per_filter.unsqueeze(-1))  # (B, Km, n, P)
+        grad_z = slope.mul_(per_filter.unsqueeze(-1))  # (B, Km, n, P)
         if any_mixing:
-            unmixed = grad_z * lam4
-            grad_z = unmixed.scatter_add_(2, index, grad_z * (1 - lam4))
+            back = (grad_z * (1 - lam4)).gather(2, inverse.view(b, 1, n, 1).expand_as(grad_z))
+            grad_z = grad_z.mul_(lam4).add_(back)
         rows = grad_z.reshape(b * self.k * self.m, n * self.p)
         grad_w = self._gemm(rows, self.x_low)
         self._sgd(grad_w.view_as(self.weight))
