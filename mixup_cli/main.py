@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="sweep name (default: the spec's name)")
     p.add_argument("--num-samples", type=int, help="override search.num_samples")
     p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
+    p.add_argument("--pack", type=_pack_arg, metavar="N|auto",
+                   help="override execution.pack: trials per Ray trial (1: one each)")
     p.add_argument("--smoke", action="store_true",
                    help="a shrunk run (few epochs, one seed, two samples) to check the spec")
     p.set_defaults(handler=_cmd_run)
@@ -115,6 +117,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(handler=_cmd_ui)
     return parser
+
+
+def _pack_arg(value: str) -> int | str:
+    """``auto`` or an integer; the range is checked with the spec (one error line, exit 2)."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer, got {value!r}") from None
 
 
 def _add_storage(parser: argparse.ArgumentParser) -> None:

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         spec, args.spec, storage=args.storage, name=args.name,
         tracking_uri=_tracking_uri(args.tracking_uri), address=args.address, smoke=args.smoke,
         num_samples=_positive(args.num_samples, "--num-samples"),
-        max_concurrent=_positive(args.max_concurrent, "--max-concurrent"),
+        max_concurrent=_positive(args.max_concurrent, "--max-concurrent"), pack=args.pack,
     )
     return _summarise(outcome, args.storage)
 

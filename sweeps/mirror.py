@@ -42,7 +42,8 @@ class DriverSink:
     """
 
     def __init__(self, directory: Path, spec: SweepSpec, tracker: SweepTracker, stream: TextIO,
-                 *, retry_every: float = 5.0) -> None:
+                 *, retry_every: float = 5.0, packed: bool = False) -> None:
+        self.packed = packed
         self.directory, self.spec, self.tracker = directory, spec, tracker
         self.log = RecordLog(directory)
         self.base = to_flat(spec.base)
@@ -126,10 +127,12 @@ class DriverSink:
             tags["mixup_sweeps.merged"] = json.dumps(record.merged)[:4000]
         return tags
 
-    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
+    def trial_started(self, trial_id: str, params: dict[str, Any], *,
+                      pack: str | None = None) -> None:
         config = to_flat(from_flat({**self.base, **params}))
         merged = self.merged.get(_training_key(config), ())
-        self.log.trial_started(trial_id, config, provenance=self.provenance, merged=list(merged))
+        self.log.trial_started(trial_id, config, provenance=self.provenance, merged=list(merged),
+                               pack=pack)
         self._send(trial_id, self.tracker.start_trial, trial_id, config=config,
                    tags=self.tags_of(self.log.trials[trial_id]))
 
@@ -170,8 +173,28 @@ class DriverSink:
         if record is not None and record.status not in FINAL_STATUSES:
             self.trial_finished(trial_id, status, error)
 
+    def pack_started(self, pack_id: str, members: list[tuple[str, dict[str, Any]]]) -> None:
+        """A Tune trial training a pack began (or began again after a failure or a resume):
+        its member trials start, except those the records already hold as ended."""
+        for trial_id, params in members:
+            record = self.log.trials.get(trial_id)
+            if record is None or record.status not in FINAL_STATUSES:
+                self.trial_started(trial_id, params, pack=pack_id)
+
+    def pack_settled(self, pack_id: str, status: str, error: str | None) -> None:
+        """A pack's Tune trial ended: its member trials still open end with it."""
+        for record in list(self.log.trials.values()):
+            if record.pack == pack_id and record.status not in FINAL_STATUSES:
+                self.trial_finished(record.trial_id, status, error)
+
     def progress(self, counts: dict[str, int]) -> None:
         self.resync()
+        if self.packed:  # Tune counts packs; the display counts the user's trials
+            counts = {}
+            for record in self.log.trials.values():
+                status = "TERMINATED" if record.status == "STOPPED" else record.status
+                counts[status] = counts.get(status, 0) + 1
+            counts["PENDING"] = max(0, self.display.total - len(self.log.trials))
         self.display.update(counts)
 
 

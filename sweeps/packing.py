@@ -35,18 +35,18 @@ def check_pack(spec: SweepSpec, size: int) -> None:
     """SpecError naming ``execution.pack`` when ``spec`` cannot run with packs of ``size``."""
     if size <= 1:
         return
-    where = f"{spec.path}: execution.pack"
+    key = "execution.pack"
     if spec.search.algorithm != "grid":
-        raise SpecError(f"{where}: packs of {size} need search.algorithm grid for now "
-                        f"(random and optuna run one trial per Ray trial: pack 1), "
-                        f"got {spec.search.algorithm}")
+        raise SpecError(spec.path, key, f"packs of {size} need search.algorithm grid for now "
+                        f"(random and optuna run one trial per Ray trial: pack 1), got "
+                        f"{spec.search.algorithm}")
     if spec.scheduler.kind != "fifo":
-        raise SpecError(f"{where}: packs of {size} need scheduler.kind fifo for now "
+        raise SpecError(spec.path, key, f"packs of {size} need scheduler.kind fifo for now "
                         f"(asha runs one trial per Ray trial: pack 1), got {spec.scheduler.kind}")
     try:
         check_packable(spec.base)
     except ConfigError as err:
-        raise SpecError(f"{where}: {err}") from None
+        raise SpecError(spec.path, key, str(err)) from None
 
 
 def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float) -> int:

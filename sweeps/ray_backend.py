@@ -28,9 +28,11 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from mixup_core.config import from_flat, to_flat
+from mixup_core.packed import Pack
 from sweeps.layout import TRIAL_STATES
+from sweeps.packing import PACK_KEY, member_trial_id, plan_packs
 from sweeps.scheduling import may_cut
-from sweeps.seed_group import SeedGroup
+from sweeps.seed_group import SeedGroup, aggregate
 from sweeps.spec import Dimension, SweepSpec
 
 TUNE_DIR = "tune"
@@ -43,6 +45,8 @@ class EventSink(Protocol):
     def trial_result(self, trial_id: str, result: dict[str, Any]) -> None: ...
     def trial_finished(self, trial_id: str, status: str, error: str | None) -> None: ...
     def trial_settled(self, trial_id: str, status: str, error: str | None) -> None: ...
+    def pack_started(self, pack_id: str, members: list[tuple[str, dict[str, Any]]]) -> None: ...
+    def pack_settled(self, pack_id: str, status: str, error: str | None) -> None: ...
     def progress(self, counts: dict[str, int]) -> None: ...
 
 
@@ -82,6 +86,11 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     if any(dim.kind == "grid" for dim in spec.search_space.values()):
         space[GRID_KEY] = tune.grid_search([trial.point for trial in spec.grid_trials()])
     return space
+
+
+def pack_space(spec: SweepSpec, size: int) -> dict[str, Any]:
+    """One Tune grid dimension whose values are whole packs of grid points."""
+    return {PACK_KEY: tune.grid_search(plan_packs(spec, size))}
 
 
 def trial_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -237,11 +246,107 @@ class SweepTrainable(tune.Trainable):
         """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
 
 
-def _trainable(spec: SweepSpec, sweep_dir: Path) -> Any:
+class PackTrainable(tune.Trainable):
+    """One pack of the user's trials (:mod:`sweeps.packing`) as one :class:`Pack`.
+
+    Member trial j of the pack trains the spec's seeds as members j·S … j·S+S-1. One ``step``
+    trains the pack until at least one member trial has logged an epoch with all its seeds (or
+    has ended), and reports ``trials`` (trial id -> metrics aggregated over seeds, as a
+    SeedGroup reports them) and ``finished`` (trial id -> [status, error]). A seed that diverges
+    ends its trial as ERROR and takes its other seeds out of the pack; the other trials go on.
+    State files and re-sent reports work as in :class:`SweepTrainable`, per pack.
+    """
+
+    def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
+              seeds: list[int], states: str) -> None:
+        self._base, self._seeds, self._states = base, seeds, Path(states)
+        self._node_id = ray.get_runtime_context().get_node_id()
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        torch.set_num_threads(max(1, int(cpus)))
+        gpu_ids = ray.get_gpu_ids()
+        self._device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+        _failpoint("setup", trial_id=self.trial_id)
+        self._build(config)
+
+    def _build(self, params: dict[str, Any]) -> None:
+        points: list[dict[str, Any]] = params[PACK_KEY]
+        self._ids = [member_trial_id(self.trial_id, j) for j in range(len(points))]
+        configs = []
+        for point in points:
+            config = from_flat({**self._base, **point})
+            configs += [config.replace(seed=seed) for seed in self._seeds]
+        self._pack = Pack(configs, device=self._device)
+        self._logged: dict[int, dict[int, dict[int, dict[str, float]]]] = {}
+        self._open = list(range(len(points)))  # positions of trials not yet ended
+        self._state_path = self._states / f"{self.trial_id}.pt"
+        self._resent: dict[str, Any] | None = None
+        if self._state_path.is_file():
+            state = torch.load(self._state_path, weights_only=True)
+            self._pack.load_state_dict(state["pack"])
+            self._open = list(state["open"])
+            self._resent = {**state["report"], "node_id": self._node_id}
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        _failpoint("reset", trial_id=self.trial_id)
+        self._build(new_config)
+        return True
+
+    def _collect(self, trials: dict[str, Any], finished: dict[str, Any]) -> None:
+        seeds = len(self._seeds)
+        for member, metrics in self._pack.advance():
+            j, s = divmod(member.index, seeds)
+            self._logged.setdefault(j, {}).setdefault(int(metrics["epoch"]), {})[s] = metrics
+        for j in list(self._open):
+            members = self._pack.members[j * seeds:(j + 1) * seeds]
+            diverged = [m for m in members if m.status == "diverged"]
+            if diverged:
+                for m in members:
+                    self._pack.stop(m.index)
+                finished[self._ids[j]] = ["ERROR", f"TrainingDiverged: {diverged[0].error}"]
+                self._open.remove(j)
+                continue
+            for epoch, by_seed in sorted(self._logged.get(j, {}).items()):
+                if len(by_seed) == seeds:
+                    row = aggregate([by_seed[s] for s in range(seeds)])
+                    row["trial/compute_seconds"] = sum(m.seconds for m in members)
+                    trials[self._ids[j]] = row  # the latest complete epoch of this step
+                    del self._logged[j][epoch]
+            if all(m.status == "done" for m in members):
+                finished[self._ids[j]] = ["TERMINATED", None]
+                self._open.remove(j)
+
+    def step(self) -> dict[str, Any]:
+        if self._resent is not None:  # restarted: the last saved report first
+            report, self._resent = self._resent, None
+            return report
+        _failpoint("step", trial_id=self.trial_id,
+                   epoch=max((m.epoch for m in self._pack.members), default=0))
+        trials: dict[str, Any] = {}
+        finished: dict[str, Any] = {}
+        while not trials and not finished and not self._pack.done:
+            self._collect(trials, finished)
+        report = {"trials": trials, "finished": finished, "node_id": self._node_id,
+                  "trial/device": self._device, "done": self._pack.done,
+                  "epoch": max((m.epoch for m in self._pack.members), default=0)}
+        self._save(report)
+        return report
+
+    def _save(self, report: dict[str, Any]) -> None:
+        self._states.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
+        torch.save({"pack": self._pack.state_dict(), "open": self._open, "report": report}, tmp)
+        os.replace(tmp, self._state_path)
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
+
+
+def _trainable(spec: SweepSpec, sweep_dir: Path, pack: int = 1) -> Any:
     base = {k: v for k, v in to_flat(spec.base).items() if k not in spec.search_space}
     if base.get("data.root") and not Path(base["data.root"]).is_absolute():
         base["data.root"] = str(Path(base["data.root"]).resolve())  # as the driver sees it
-    trainable = tune.with_parameters(SweepTrainable, base=base, seeds=list(spec.seeds),
+    trainable = tune.with_parameters(PackTrainable if pack > 1 else SweepTrainable, base=base,
+                                     seeds=list(spec.seeds),
                                      states=str(sweep_dir.resolve() / TRIAL_STATES))
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     return tune.with_resources(trainable, resources)
@@ -326,20 +431,38 @@ class _Forwarder(tune.Callback):
         _ = self.sink
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.sink.trial_started(trial.trial_id, trial_params(trial.config))
+        if PACK_KEY in trial.config:
+            points = trial.config[PACK_KEY]
+            self.sink.pack_started(trial.trial_id, [
+                (member_trial_id(trial.trial_id, j), point) for j, point in enumerate(points)])
+        else:
+            self.sink.trial_started(trial.trial_id, trial_params(trial.config))
         self._counts(trials)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
                         result: dict[str, Any], **info: Any) -> None:
-        self.sink.trial_result(trial.trial_id, result)
+        if "trials" not in result:
+            self.sink.trial_result(trial.trial_id, result)
+            return
+        extra = {"node_id": result.get("node_id"), "trial/device": result.get("trial/device")}
+        for member_id, metrics in result["trials"].items():
+            self.sink.trial_result(member_id, {**metrics, **extra})
+        for member_id, (status, error) in result["finished"].items():
+            self.sink.trial_finished(member_id, status, error)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
-        self.sink.trial_finished(trial.trial_id, "TERMINATED", None)
+        if PACK_KEY in trial.config:
+            self.sink.pack_settled(trial.trial_id, "TERMINATED", None)
+        else:
+            self.sink.trial_finished(trial.trial_id, "TERMINATED", None)
         self._counts(trials)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.sink.trial_finished(trial.trial_id, "ERROR", _error_line(trial))
+        if PACK_KEY in trial.config:
+            self.sink.pack_settled(trial.trial_id, "ERROR", _error_line(trial))
+        else:
+            self.sink.trial_finished(trial.trial_id, "ERROR", _error_line(trial))
         self._counts(trials)
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
@@ -352,7 +475,10 @@ class _Forwarder(tune.Callback):
         for trial in trials:
             if trial.status in ("TERMINATED", "ERROR"):
                 error = _error_line(trial) if trial.status == "ERROR" else None
-                self.sink.trial_settled(trial.trial_id, trial.status, error)
+                if PACK_KEY in trial.config:
+                    self.sink.pack_settled(trial.trial_id, trial.status, error)
+                else:
+                    self.sink.trial_settled(trial.trial_id, trial.status, error)
         self._counts(trials)
 
     def _counts(self, trials: list[Any]) -> None:
@@ -408,18 +534,24 @@ def _prepare_tune() -> None:
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
-              max_retries: int = 2) -> None:
-    """Runs ``spec`` to the end; results flow through the sink."""
+              max_retries: int = 2, pack: int = 1) -> None:
+    """Runs ``spec`` to the end, ``pack`` trials per Tune trial; results flow through the sink."""
     _prepare_tune()
-    tuner = tune.Tuner(
-        _trainable(spec, sweep_dir),
-        param_space=param_space(spec),
-        tune_config=tune.TuneConfig(
+    if pack > 1:  # grid + FIFO only (sweeps.packing.check_pack): no metric for Tune to watch
+        tune_config = tune.TuneConfig(
+            search_alg=BasicVariantGenerator(max_concurrent=spec.search.max_concurrent),
+            num_samples=1, reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id)
+    else:
+        tune_config = tune.TuneConfig(
             metric=spec.objective.metric, mode=spec.objective.mode,
             search_alg=_searcher(spec), scheduler=_scheduler(spec),
             num_samples=spec.search.num_samples, reuse_actors=True,
-            trial_dirname_creator=lambda trial: trial.trial_id,
-        ),
+            trial_dirname_creator=lambda trial: trial.trial_id)
+    tuner = tune.Tuner(
+        _trainable(spec, sweep_dir, pack),
+        param_space=pack_space(spec, pack) if pack > 1 else param_space(spec),
+        tune_config=tune_config,
         run_config=_run_config(spec, sweep_dir, factory, max_retries),
     )
     tuner.fit()
@@ -429,12 +561,13 @@ def can_resume(sweep_dir: Path) -> bool:
     return tune.Tuner.can_restore(str((sweep_dir / TUNE_DIR).resolve()))
 
 
-def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> None:
+def resume_sweep(spec: SweepSpec, sweep_dir: Path, *, pack: int = 1) -> None:
     """Continues an interrupted sweep: unfinished and errored trials go on from checkpoints."""
     _prepare_tune()
     tuner = tune.Tuner.restore(
-        str((sweep_dir / TUNE_DIR).resolve()), trainable=_trainable(spec, sweep_dir),
-        resume_unfinished=True, resume_errored=True, param_space=param_space(spec),
+        str((sweep_dir / TUNE_DIR).resolve()), trainable=_trainable(spec, sweep_dir, pack),
+        resume_unfinished=True, resume_errored=True,
+        param_space=pack_space(spec, pack) if pack > 1 else param_space(spec),
     )
     tuner.fit()
 

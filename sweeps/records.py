@@ -39,6 +39,8 @@ class TrialRecord:
     provenance: dict[str, Any] | None = None
     #: The other grid points this trial stands for: they train exactly like it (merged).
     merged: list[dict[str, Any]] = field(default_factory=list)
+    #: The Ray Tune trial that trained it as part of a pack (None: a Tune trial of its own).
+    pack: str | None = None
 
     @property
     def last_epoch(self) -> int:
@@ -76,12 +78,15 @@ class RecordLog:
 
     def trial_started(self, trial_id: str, config: dict[str, Any], *,
                       provenance: dict[str, Any] | None = None,
-                      merged: list[dict[str, Any]] | None = None) -> None:
+                      merged: list[dict[str, Any]] | None = None,
+                      pack: str | None = None) -> None:
         event = {"type": "start", "trial_id": trial_id, "config": config, "time": time.time()}
         if provenance is not None:
             event["provenance"] = provenance
         if merged:
             event["merged"] = merged
+        if pack is not None:
+            event["pack"] = pack
         self._append(event)
 
     def epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any], *,
@@ -163,7 +168,8 @@ def _event(raw: bytes) -> dict[str, Any] | None:
         ok = (isinstance(event.get("config"), dict)
               and isinstance(event.get("provenance", {}), dict)
               and isinstance(merged := event.get("merged", []), list)
-              and all(isinstance(point, dict) for point in merged))
+              and all(isinstance(point, dict) for point in merged)
+              and isinstance(event.get("pack", ""), str))
     elif kind == "epoch":
         metrics = event.get("metrics")
         ok = (isinstance(event.get("epoch"), int) and isinstance(metrics, dict)
@@ -182,13 +188,15 @@ def _apply(trials: dict[str, TrialRecord], event: dict[str, Any]) -> None:
         if record is None:
             trials[trial_id] = TrialRecord(trial_id, event["config"], started_at=event["time"],
                                            provenance=event.get("provenance"),
-                                           merged=event.get("merged", []))
+                                           merged=event.get("merged", []),
+                                           pack=event.get("pack"))
         else:  # restarted after a failure or a driver restart
             record.status, record.error, record.finished_at = "RUNNING", None, None
             record.config = event["config"] or record.config
             record.started_at = record.started_at or event["time"]
             record.provenance = event.get("provenance") or record.provenance
             record.merged = event.get("merged", record.merged)
+            record.pack = event.get("pack", record.pack)
         return
     record = trials.setdefault(trial_id, TrialRecord(trial_id, {}))
     if event["type"] == "epoch":

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mixup_core.data import check_available
-from sweeps import provenance, yaml_numbers
+from sweeps import packing, provenance, yaml_numbers
 from sweeps.errors import TrackingUnavailable, UsageError
 from sweeps.layout import META_FILE, check_name, read_meta, sweep_dir, writable_storage, write_meta
 from sweeps.lock import LOCK_FILE, DriverLock
@@ -50,7 +50,7 @@ def spec_from_meta(meta: dict[str, Any]) -> SweepSpec:
     if meta.get("smoke"):
         spec = spec.shrunk()
     return spec.with_overrides(num_samples=meta.get("num_samples"),
-                               max_concurrent=meta.get("max_concurrent"))
+                               max_concurrent=meta.get("max_concurrent"), pack=meta.get("pack"))
 
 
 def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: str | None,
@@ -77,13 +77,20 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
     status = "FAILED"
     try:
         cluster = ray_backend.connect(address or meta.get("address"))
+        pack = meta.get("pack_size")
+        if pack is None:  # fixed when the sweep starts, so that resume rebuilds the same packs
+            pack = packing.pack_size(spec, spec.pack, cpus=cluster["cpus"], gpus=cluster["gpus"])
+            meta["pack_size"] = pack
+            write_meta(directory, meta)
+        sink.packed = pack > 1
+        packs = f", {pack} per pack" if pack > 1 else ""
         print(f"Ray: {cluster['nodes']} node(s), {cluster['cpus']:g} CPUs, "
-              f"{cluster['gpus']:g} GPUs; {spec.trial_count()} trials planned", file=stream,
+              f"{cluster['gpus']:g} GPUs; {spec.trial_count()} trials planned{packs}", file=stream,
               flush=True)
         if resume:
-            ray_backend.resume_sweep(spec, directory)
+            ray_backend.resume_sweep(spec, directory, pack=pack)
         else:
-            ray_backend.run_sweep(spec, directory, SinkFactory(str(directory)))
+            ray_backend.run_sweep(spec, directory, SinkFactory(str(directory)), pack=pack)
         status = "FINISHED"
     finally:
         OPEN_SINKS.pop(str(directory), None)
@@ -166,18 +173,21 @@ def _spec_params(spec: SweepSpec) -> dict[str, Any]:
 def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str | None,
               tracking_uri: str, address: str | None, smoke: bool,
               num_samples: int | None, max_concurrent: int | None,
-              stream: TextIO = sys.stdout) -> SweepOutcome:
+              pack: int | str | None = None, stream: TextIO = sys.stdout) -> SweepOutcome:
     """``mixup-sweep run``: a new sweep in ``<storage>/<name>``."""
     sweep_name = spec.name if name is None else check_name(name, field="--name")
     meta = {
         "name": sweep_name, "spec_path": spec_path, "spec_text": Path(spec_path).read_text(),
         "smoke": smoke, "num_samples": num_samples, "max_concurrent": max_concurrent,
+        "pack": pack,
         "tracking_uri": tracking_uri, "address": address, "created": time.time(),
         "objective": {"metric": spec.objective.metric, "mode": spec.objective.mode},
         "provenance": provenance.collect(),
     }
     resolved = spec_from_meta(meta)
     meta["seeds"] = list(resolved.seeds)
+    if resolved.pack != "auto":
+        packing.check_pack(resolved, int(resolved.pack))  # one line, before anything is written
     check_available(resolved.base.data)  # missing data: one line, before anything is written
     directory = writable_storage(storage) / sweep_name
     if (directory / META_FILE).exists():

@@ -116,6 +116,8 @@ class SweepSpec:
     resources: Resources
     seeds: tuple[int, ...]
     smoke: dict[str, Any]  # dotted trial overrides that shrunk() applies
+    #: ``execution.pack``: trials per Ray Tune trial ("auto", or 1 = one trial per Ray trial).
+    pack: int | str = 1
 
     def grid_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the grid dimensions; one empty dict when there are none."""
@@ -172,11 +174,13 @@ class SweepSpec:
 
     def with_overrides(
         self, *, num_samples: int | None = None, max_concurrent: int | None = None,
+        pack: int | str | None = None,
     ) -> SweepSpec:
         """A copy with the budget changed (e.g. from the command line); None keeps a value."""
-        from sweeps.spec_loader import _check_budget, _Reader
+        from sweeps.spec_loader import _check_budget, _Reader, parse_pack
 
         reader = _Reader(self.path)
+        packed = self.pack if pack is None else parse_pack(reader, pack, "--pack")
         search = self.search
         if num_samples is not None:
             search = dataclasses.replace(
@@ -185,7 +189,7 @@ class SweepSpec:
         if max_concurrent is not None:
             search = dataclasses.replace(search, max_concurrent=reader.integer(
                 max_concurrent, "search.max_concurrent", minimum=1, maximum=MAX_TRIALS))
-        spec = dataclasses.replace(self, search=search)
+        spec = dataclasses.replace(self, search=search, pack=packed)
         _check_budget(reader, spec)
         return spec
 

@@ -43,7 +43,7 @@ from sweeps.spec import (
 )
 
 _TOP_KEYS = ("name", "description", "trial", "search_space", "search", "objective", "scheduler",
-             "resources", "seeds", "smoke")
+             "resources", "seeds", "smoke", "execution")
 
 _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "choice": ("values",), "grid": ("values",), "uniform": ("low", "high"),
@@ -130,9 +130,24 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
         scheduler=_parse_scheduler(r, raw.get("scheduler"), objective, base.optim.epochs),
         resources=_parse_resources(r, raw.get("resources")),
         seeds=_parse_seeds(r, raw.get("seeds"), base), smoke=smoke,
+        pack=_parse_execution(r, raw.get("execution")),
     )
     _check_budget(r, spec)
     return spec
+
+
+def parse_pack(r: _Reader, value: object, key: str = "execution.pack") -> int | str:
+    """``auto`` or a trial count per pack (1 = one trial per Ray trial)."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, str):
+        r.fail(key, f"must be auto or an integer >= 1, got {_show(value)}")
+    return r.integer(value, key, minimum=1, maximum=MAX_PACK)
+
+
+def _parse_execution(r: _Reader, value: object) -> int | str:
+    raw = r.section(value, "execution", ("pack",))
+    return parse_pack(r, raw.get("pack", 1))
 
 
 def _check_budget(r: _Reader, spec: SweepSpec) -> None:
@@ -406,6 +421,9 @@ def _parse_values(
         normal.append(value)
     return tuple(normal)
 
+
+#: At most this many trials in one pack (``execution.pack``).
+MAX_PACK = 1024
 
 #: What a spec without ``objective.metric`` chooses on: validation data, never the test set.
 DEFAULT_OBJECTIVE = "val/acc_rare"

@@ -3,6 +3,7 @@
 * trials: one row per trial: ``trial_id``, ``status``, ``node_id``, ``error``, timings,
   ``epochs`` (last reported), ``best_epoch`` (by the sweep's objective, a validation metric),
   ``stands_for`` and ``merged`` (the grid points that train like this trial and were not run),
+  ``pack`` (the Ray Tune trial that trained it in a pack, or null),
   ``config/<dotted key>`` for the whole resolved trial config, and ``best/<metric>`` /
   ``last/<metric>`` summaries (every metric, test ones included, at the best epoch and at the
   last one).
@@ -76,6 +77,7 @@ def trial_rows(records: Iterable[TrialRecord], *, metric: str, mode: str) -> lis
             "compute_seconds": r.compute_seconds, "epochs": r.last_epoch,
             STANDS_FOR: 1 + len(r.merged),
             MERGED: json.dumps(r.merged, sort_keys=True) if r.merged else None,
+            "pack": r.pack,
         }
         best = _best_epoch(r.epochs, metric, mode)
         row["best_epoch"] = best

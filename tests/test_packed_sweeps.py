@@ -1,0 +1,136 @@
+"""Sweeps that train several trials per Ray Tune trial (``execution.pack`` / ``--pack``).
+
+The user's trial stays the unit: records, MLflow child runs, Parquet rows and ``best`` see one
+trial per config whether it trained alone or in a pack. The packed and unpacked runs of one
+grid agree to the tolerance of tests/test_packed.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from sweeps.records import RecordLog
+from tests.sweep_helpers import CLI, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
+
+TOLERANCE = 1e-5
+GRID = {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},
+        "mixup.label_scheme": {"kind": "grid", "values": ["same", "power"]},
+        "mixup.stop_epoch": {"kind": "grid", "values": [20, None]}}
+
+
+def _by_config(trials: pd.DataFrame) -> pd.DataFrame:
+    keys = ["config/mixup.alpha", "config/mixup.label_scheme", "config/mixup.stop_epoch"]
+    frame = trials.assign(**{k: trials[k].astype(object).map(str) for k in keys})
+    return frame.set_index(keys).sort_index()
+
+
+def test_a_packed_grid_gives_the_tables_of_the_unpacked_one(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "grid", search_space=GRID, seeds=[0, 1],
+                      search={"algorithm": "grid", "max_concurrent": 2})
+    for name, pack in (("single", "1"), ("packed", "3")):
+        out = mixup_sweep("run", str(spec), "--storage", "res", "--name", name, "--pack", pack,
+                          cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    assert "3 per pack" in out.stdout and "Trials: " not in out.stderr
+    single = _by_config(pd.read_parquet(tmp_path / "res" / "single" / "trials.parquet"))
+    packed = _by_config(pd.read_parquet(tmp_path / "res" / "packed" / "trials.parquet"))
+    # 8 grid points; α = 0 makes label scheme and stop irrelevant: 5 distinct trials
+    assert len(single) == len(packed) == 5
+    assert single["pack"].isna().all() and packed["pack"].notna().all()
+    assert packed["pack"].nunique() == 2  # packs of 3 and 2
+    assert (packed["status"] == "TERMINATED").all() and (packed["epochs"] == 40).all()
+    metrics = [c for c in single.columns if c.startswith(("best/", "last/"))]
+    assert "last/val/acc_rare" in metrics and "best/test/acc_rare_std" in metrics
+    for column in metrics:
+        for a, b in zip(single[column], packed[column], strict=True):
+            assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOLERANCE, (column, a, b)
+    assert (single["best_epoch"] == packed["best_epoch"]).all()
+    # one MLflow child run per trial, each with every epoch once
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, children = sweep_runs(uri, "packed")
+    assert len(children) == 5
+    for child in children:
+        assert metric_steps(uri, child.info.run_id, "val/acc_rare") == [10, 20, 30, 40]
+    # `best` ranks the packed trials like the unpacked ones
+    ranked = {}
+    for name in ("single", "packed"):
+        out = mixup_sweep("best", name, "--storage", "res", "--json", "--top", "5", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        ranked[name] = [(r["config"]["mixup.alpha"], r["config"]["mixup.label_scheme"],
+                         r["config"]["mixup.stop_epoch"], r["epoch"])
+                        for r in json.loads(out.stdout.strip().splitlines()[-1])]
+    assert ranked["single"] == ranked["packed"]
+
+
+def test_a_diverging_trial_of_a_pack_errors_alone(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "nan", seeds=[0, 1],
+                      search_space={"optim.lr": {"kind": "grid", "values": [0.5, 10000.0]}})
+    out = mixup_sweep("run", str(spec), "--storage", "res", "--pack", "2", cwd=tmp_path)
+    assert out.returncode == 0 and "1 errored" in out.stdout, out.stderr
+    trials = RecordLog(tmp_path / "res" / "nan").trials
+    statuses = sorted((r.config["optim.lr"], r.status) for r in trials.values())
+    assert statuses == [(0.5, "TERMINATED"), (10000.0, "ERROR")], out.stderr
+    bad = next(r for r in trials.values() if r.status == "ERROR")
+    assert bad.error is not None and "train/loss became nan" in bad.error
+    good = next(r for r in trials.values() if r.status == "TERMINATED")
+    assert sorted(good.epochs) == [10, 20, 30, 40]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, children = sweep_runs(uri, "nan")
+    assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED"]
+
+
+def test_packs_refuse_what_they_cannot_run_with_one_line_naming_the_field(tmp_path: Path) -> None:
+    optuna = write_spec(tmp_path, "tpe", search={"algorithm": "optuna", "num_samples": 2},
+                        search_space={"mixup.alpha": {"kind": "uniform", "low": 0.0, "high": 1.0}})
+    out = mixup_sweep("run", str(optuna), "--storage", "res", "--pack", "4", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "execution.pack" in out.stderr and "optuna" in out.stderr
+    assert not (tmp_path / "res" / "tpe").exists()
+    out = mixup_sweep("run", str(optuna), "--storage", "res", "--pack", "0", cwd=tmp_path)
+    assert out.returncode == 2 and "--pack: must be >= 1" in out.stderr
+
+
+def test_a_killed_packed_driver_resumes_every_trial_from_its_pack_state(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path, "killed", seeds=[0, 1],
+        trial={"data": {"dim": 400, "n_train": 60, "n_test": 200}, "optim.epochs": 1500,
+               "log_every": 20},
+        search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
+        search={"algorithm": "grid", "max_concurrent": 2})
+    driver = subprocess.Popen([*CLI, "run", str(spec), "--storage", "res", "--pack", "2"],
+                              cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    records = tmp_path / "res" / "killed" / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if records.exists() and records.read_text().count('"type": "epoch"') >= 40:
+            break
+        time.sleep(0.5)
+    assert driver.poll() is None, "the sweep ended before it could be interrupted"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    driver.wait()
+    before = RecordLog(tmp_path / "res" / "killed").trials
+    assert any(r.status == "RUNNING" for r in before.values())
+
+    out = mixup_sweep("resume", "killed", "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    after = RecordLog(tmp_path / "res" / "killed").trials
+    assert len(after) == 4 and all(r.status == "TERMINATED" for r in after.values()), \
+        {t: (r.status, r.last_epoch) for t, r in after.items()}
+    assert all(sorted(r.epochs) == list(range(20, 1501, 20)) for r in after.values())
+    lines = [json.loads(x) for x in records.read_text().splitlines()]
+    for trial_id, record in before.items():
+        if record.last_epoch >= 40:  # went on from its pack's state file, not from epoch 0
+            reports = [e["epoch"] for e in lines
+                       if e["type"] == "epoch" and e["trial_id"] == trial_id]
+            assert reports.count(20) == 1, f"{trial_id} restarted from epoch 0"
+    epochs = pd.read_parquet(tmp_path / "res" / "killed" / "epochs.parquet")
+    assert len(epochs) == 4 * 75 and not epochs.duplicated(["trial_id", "epoch"]).any()
