@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", metavar="SPEC_OR_CONFIG")
     _add_trial_args(p)
     p.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
+    p.add_argument("--unpacked", action="store_true",
+                   help="train the runs one after another instead of as one pack")
     p.add_argument("--json", action="store_true", help="print the rows as JSON on the last line")
     p.set_defaults(handler=_cmd_reproduce)
 
@@ -145,7 +147,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise UsageError("--seeds: must be >= 1")
-    return run_reproduction(args.config, args.assignments, seeds=args.seeds, as_json=args.json)
+    return run_reproduction(args.config, args.assignments, seeds=args.seeds, as_json=args.json,
+                            packed=not args.unpacked)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ def _format_row(row: RowSummary, width: int) -> str:
 
 
 def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
-                     as_json: bool) -> int:
+                     as_json: bool, packed: bool = True) -> int:
     base = build_trial_config(path, assignments)
     width = 38
     print(f"{'training':<{width}}  " + "  ".join(m.rjust(max(len(m), _CELL))
@@ -75,7 +75,7 @@ def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
     print(f"(test metrics at the last epoch, {spread} over seeds 0..{seeds - 1}; "
           f"{base.optim.epochs} epochs each)", flush=True)
     try:
-        rows = reproduce(base, seeds=range(seeds),
+        rows = reproduce(base, seeds=range(seeds), packed=packed,
                          on_row=lambda row: print(_format_row(row, width), flush=True))
     except TrainingDiverged as err:
         print(f"mixup-sweep reproduce: training diverged: {err}", file=sys.stderr)
