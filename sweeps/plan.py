@@ -50,7 +50,11 @@ def format_plan(spec: SweepSpec) -> str:
     asha = (f" (grace_period {sched.grace_period}, max_t {sched.max_t}, "
             f"reduction_factor {sched.reduction_factor})") if sched.kind == "asha" else ""
     lines.append(f"Scheduler: {sched.kind}{asha}")
-    lines.append(f"Resources per trial: {spec.resources.cpu} CPU, {spec.resources.gpu} GPU")
+    per = "pack" if spec.pack != 1 else "trial"
+    lines.append(f"Resources per {per}: {spec.resources.cpu} CPU, {spec.resources.gpu} GPU")
+    if spec.pack != 1:
+        lines.append(f"Execution: pack {spec.pack} (trials per Ray trial; auto: one pack per "
+                     "free CPU/GPU slot)")
     lines.append(f"Seeds per trial: {', '.join(str(seed) for seed in spec.seeds)}")
     if spec.smoke:
         lines.append(f"Smoke overrides: {_assignments(spec.smoke)}")
