@@ -6,6 +6,9 @@ sweep's trials, in plan order, into packs of N; one Tune trial trains one pack a
 :class:`mixup_core.packed.Pack` of N × seeds members, and reports every member trial's epochs.
 The trial id of member j of the Tune trial ``T`` is ``T-jj`` (``abc12_00003-07``).
 
+Grid and random search pack; random search draws its sampled keys up front from
+``search.seed`` (:func:`plan_trials`), so a resumed sweep rebuilds the same packs.
+
 ``pack: auto`` sizes packs so that every free CPU (or GPU) gets one pack, capped by
 :data:`MAX_MEMBERS` members per pack (memory: ~3 float32 copies of K·m·d filters per member,
 a 20 × 2000 filter bank is 0.5 MB).
@@ -16,10 +19,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from mixup_core.errors import ConfigError
 from mixup_core.packed import check_packable
 from sweeps.errors import SpecError
-from sweeps.spec import SweepSpec
+from sweeps.spec import Dimension, SweepSpec
 
 #: The Tune config key holding a pack's member trials.
 PACK_KEY = "pack"
@@ -36,10 +41,9 @@ def check_pack(spec: SweepSpec, size: int) -> None:
     if size <= 1:
         return
     key = "execution.pack"
-    if spec.search.algorithm != "grid":
-        raise SpecError(spec.path, key, f"packs of {size} need search.algorithm grid for now "
-                        f"(random and optuna run one trial per Ray trial: pack 1), got "
-                        f"{spec.search.algorithm}")
+    if spec.search.algorithm == "optuna":
+        raise SpecError(spec.path, key, f"packs of {size} need search.algorithm grid or random "
+                        f"for now (optuna runs one trial per Ray trial: pack 1), got optuna")
     if spec.scheduler.kind != "fifo":
         raise SpecError(spec.path, key, f"packs of {size} need scheduler.kind fifo for now "
                         f"(asha runs one trial per Ray trial: pack 1), got {spec.scheduler.kind}")
@@ -65,7 +69,38 @@ def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float
     return max(1, min(size, MAX_MEMBERS // len(spec.seeds)))
 
 
+def sample_value(dim: Dimension, rng: np.random.Generator) -> Any:
+    """One draw of a sampled dimension, with the semantics of the matching ``ray.tune`` domain
+    (``randint`` excludes ``high``; ``quniform`` rounds to a multiple of ``q``)."""
+    low, high = float(dim.low or 0.0), float(dim.high or 0.0)
+    if dim.kind == "choice":
+        return dim.values[int(rng.integers(len(dim.values)))]
+    if dim.kind == "uniform":
+        return float(rng.uniform(low, high))
+    if dim.kind == "loguniform":
+        return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+    if dim.kind == "quniform":
+        q = float(dim.q or 1.0)
+        return float(np.round(rng.uniform(low, high) / q) * q)
+    if dim.kind == "randint":
+        return int(rng.integers(int(low), int(high)))
+    raise ValueError(f"{dim.kind!r} is not a sampled dimension")
+
+
+def plan_trials(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every trial of a grid or random sweep, in plan order: each distinct grid point
+    ``num_samples`` times, the sampled keys drawn up front from ``search.seed``."""
+    rng = np.random.default_rng(spec.search.seed)
+    sampled = {k: d for k, d in spec.search_space.items() if d.kind != "grid"}
+    points = []
+    for trial in spec.grid_trials():
+        for _ in range(spec.search.num_samples):
+            points.append({**trial.point,
+                           **{k: sample_value(d, rng) for k, d in sampled.items()}})
+    return points
+
+
 def plan_packs(spec: SweepSpec, size: int) -> list[list[dict[str, Any]]]:
-    """The packs of a grid sweep: its distinct grid points (× num_samples), in plan order."""
-    points = [t.point for t in spec.grid_trials() for _ in range(spec.search.num_samples)]
+    """The packs of a sweep: :func:`plan_trials` cut into runs of ``size``, in plan order."""
+    points = plan_trials(spec)
     return [points[i:i + size] for i in range(0, len(points), size)]

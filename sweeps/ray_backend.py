@@ -537,7 +537,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
               max_retries: int = 2, pack: int = 1) -> None:
     """Runs ``spec`` to the end, ``pack`` trials per Tune trial; results flow through the sink."""
     _prepare_tune()
-    if pack > 1:  # grid + FIFO only (sweeps.packing.check_pack): no metric for Tune to watch
+    if pack > 1:  # grid/random + FIFO only (sweeps.packing.check_pack): no metric for Tune to watch
         tune_config = tune.TuneConfig(
             search_alg=BasicVariantGenerator(max_concurrent=spec.search.max_concurrent),
             num_samples=1, reuse_actors=True,

@@ -87,6 +87,31 @@ def test_a_diverging_trial_of_a_pack_errors_alone(tmp_path: Path) -> None:
     assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED"]
 
 
+def test_random_search_packs_draw_their_configs_up_front_from_the_search_seed(
+        tmp_path: Path) -> None:
+    from sweeps.packing import plan_packs
+    from sweeps.spec import load_spec
+
+    space = {"mixup.alpha": {"kind": "loguniform", "low": 0.1, "high": 4.0},
+             "mixup.stop_epoch": {"kind": "quniform", "low": 10, "high": 30, "q": 10},
+             "mixup.label_scheme": {"kind": "grid", "values": ["same", "power"]}}
+    spec = write_spec(tmp_path, "rand", search_space=space, seeds=[0],
+                      search={"algorithm": "random", "num_samples": 2, "seed": 7})
+    packs = plan_packs(load_spec(spec), 3)
+    points = [p for pack in packs for p in pack]
+    assert [len(p) for p in packs] == [3, 1] and plan_packs(load_spec(spec), 3) == packs
+    assert [p["mixup.label_scheme"] for p in points] == ["same", "same", "power", "power"]
+    assert all(0.1 <= p["mixup.alpha"] <= 4.0 for p in points)
+    assert {p["mixup.stop_epoch"] for p in points} <= {10.0, 20.0, 30.0}
+    assert len({p["mixup.alpha"] for p in points}) == 4
+    out = mixup_sweep("run", str(spec), "--storage", "res", "--pack", "3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = RecordLog(tmp_path / "res" / "rand").trials
+    ran = sorted((r.config["mixup.label_scheme"], r.config["mixup.alpha"]) for r in trials.values())
+    assert ran == sorted((p["mixup.label_scheme"], p["mixup.alpha"]) for p in points)
+    assert all(r.status == "TERMINATED" and r.pack for r in trials.values())
+
+
 def test_packs_refuse_what_they_cannot_run_with_one_line_naming_the_field(tmp_path: Path) -> None:
     optuna = write_spec(tmp_path, "tpe", search={"algorithm": "optuna", "num_samples": 2},
                         search_space={"mixup.alpha": {"kind": "uniform", "low": 0.0, "high": 1.0}})
