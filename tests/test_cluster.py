@@ -100,12 +100,32 @@ def record_fault(name: str, killed: str, records: Path, mlflow_values: int | Non
 
 
 def test_a_sweep_on_the_cluster_spreads_over_nodes_and_matches_a_local_run(cluster, tmp_path):
-    # Trials long enough (seconds) that one node cannot finish them all before the other starts.
     spec = write_spec(tmp_path, "spread", search_space={
         "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}}, seeds=[0, 1],
         trial={**LONG_TRIAL, "optim.epochs": 300})
-    out = run_on(cluster, spec, tmp_path)
-    assert out.returncode == 0, out.stderr
+    # No race on timing: the first trial to reach epoch 20 is held on its node (each worker
+    # offers one CPU) until another trial has reported from the other node, then released.
+    failpoints = tmp_path / "failpoints"
+    failpoints.mkdir()
+    (failpoints / "step.armed").write_text(json.dumps({"min_epoch": 20}))
+    driver = start_on(cluster, spec, tmp_path, env={ray_backend.FAILPOINT_ENV: str(failpoints)})
+    hit = wait_for_json(failpoints / "step.hit", timeout=300)
+    records = tmp_path / "res" / "spread" / "records.jsonl"
+
+    def reported_elsewhere() -> bool:
+        for line in records.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:  # the line the driver is writing right now
+                continue
+            if event["type"] == "epoch" and event.get("node_id") not in (None, hit["node_id"]):
+                return True
+        return False
+
+    wait_until(reported_elsewhere, timeout=300, what="a report from the other worker node")
+    (failpoints / "step.hit").unlink()  # release the held trial
+    _, stderr = driver.communicate(timeout=400)
+    assert driver.returncode == 0, stderr
     _, children = sweep_runs(str(cluster.tracking_uri), "spread")
     nodes = {c.data.tags["mixup_sweeps.node_id"] for c in children}
     workers = {n["node_id"] for n in local.alive_nodes(cluster)
