@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -40,26 +41,23 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def unpacked_seconds(config: TrialConfig, steps: int, device: torch.device) -> float:
-    trainer = Trainer(config, device=device)
-    trainer.train_epoch()
+def seconds_per_step(step: Callable[[], object], steps: int, device: torch.device) -> float:
+    """Mean seconds of ``step`` over ``steps`` calls, after one warm-up call."""
+    step()
     sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        trainer.train_epoch()
+        step()
     sync(device)
     return (time.perf_counter() - start) / steps
+
+
+def unpacked_seconds(config: TrialConfig, steps: int, device: torch.device) -> float:
+    return seconds_per_step(Trainer(config, device=device).train_epoch, steps, device)
 
 
 def packed_seconds(configs: list[TrialConfig], steps: int, device: torch.device) -> float:
-    pack = Pack(configs, device=device)
-    pack.advance()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        pack.advance()
-    sync(device)
-    return (time.perf_counter() - start) / steps
+    return seconds_per_step(Pack(configs, device=device).advance, steps, device)
 
 
 def main() -> None:

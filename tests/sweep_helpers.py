@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +54,21 @@ def metric_steps(uri: str, run_id: str, key: str) -> list[int]:
     from mlflow.tracking import MlflowClient
 
     return [m.step for m in MlflowClient(uri).get_metric_history(run_id, key)]
+
+
+def run_and_kill(spec: Path, cwd: Path, *extra: str, epochs: int = 40,
+                 timeout: float = 120) -> None:
+    """Starts ``run SPEC`` and SIGKILLs the driver with the Ray processes it started once
+    ``epochs`` epoch reports are in its records (or fails after ``timeout`` seconds)."""
+    driver = subprocess.Popen([*CLI, "run", str(spec), "--storage", "res", *extra], cwd=cwd,
+                              env=cli_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    records = cwd / "res" / spec.stem / "records.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if records.exists() and records.read_text().count('"type": "epoch"') >= epochs:
+            break
+        time.sleep(0.5)
+    assert driver.poll() is None, "the sweep ended before it could be interrupted"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    driver.wait()

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from sweeps.records import RecordLog
-from tests.sweep_helpers import CLI, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
+from tests.sweep_helpers import metric_steps, mixup_sweep, run_and_kill, sweep_runs, write_spec
 
 TOLERANCE = 1e-5
 GRID = {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},
@@ -130,18 +126,8 @@ def test_a_killed_packed_driver_resumes_every_trial_from_its_pack_state(tmp_path
                "log_every": 20},
         search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
         search={"algorithm": "grid", "max_concurrent": 2})
-    driver = subprocess.Popen([*CLI, "run", str(spec), "--storage", "res", "--pack", "2"],
-                              cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    run_and_kill(spec, tmp_path, "--pack", "2")
     records = tmp_path / "res" / "killed" / "records.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if records.exists() and records.read_text().count('"type": "epoch"') >= 40:
-            break
-        time.sleep(0.5)
-    assert driver.poll() is None, "the sweep ended before it could be interrupted"
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-    driver.wait()
     before = RecordLog(tmp_path / "res" / "killed").trials
     assert any(r.status == "RUNNING" for r in before.values())
 

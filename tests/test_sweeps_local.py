@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,11 +11,10 @@ import pytest
 from sweeps.records import RecordLog
 from tests.image_fixtures import write_cifar10_fixture
 from tests.sweep_helpers import (
-    CLI,
     SMALL_TRIAL,
-    cli_env,
     metric_steps,
     mixup_sweep,
+    run_and_kill,
     sweep_runs,
     write_spec,
 )
@@ -120,18 +115,8 @@ def test_a_killed_driver_resumes_to_exactly_the_planned_trials(tmp_path):
                "log_every": 20},
         search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
         search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
-    driver = subprocess.Popen([*CLI, "run", str(spec), "--storage", "res"], cwd=tmp_path,
-                              env=cli_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    run_and_kill(spec, tmp_path)
     records = tmp_path / "res" / "killed" / "records.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if records.exists() and records.read_text().count('"type": "epoch"') >= 40:
-            break
-        time.sleep(0.5)
-    assert driver.poll() is None, "the sweep ended before it could be interrupted"
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-    driver.wait()
     before = RecordLog(tmp_path / "res" / "killed").trials
     assert any(r.status == "RUNNING" for r in before.values())
     reported_before = {t: r.last_epoch for t, r in before.items()}
