@@ -8,6 +8,9 @@ The trial id of member j of the Tune trial ``T`` is ``T-jj`` (``abc12_00003-07``
 
 Grid and random search pack; random search draws its sampled keys up front from
 ``search.seed`` (:func:`plan_trials`), so a resumed sweep rebuilds the same packs.
+``scheduler: asha`` judges each member trial at each rung inside its pack, against every result
+recorded at that rung by any pack (:class:`sweeps.scheduling.Rungs`, held by one recorder actor
+on the driver's node); a cut trial is STOPPED and leaves its pack.
 
 ``pack: auto`` sizes packs so that every free CPU (or GPU) gets one pack, capped by
 :data:`MAX_MEMBERS` members per pack (memory: ~3 float32 copies of K·m·d filters per member,
@@ -44,9 +47,6 @@ def check_pack(spec: SweepSpec, size: int) -> None:
     if spec.search.algorithm == "optuna":
         raise SpecError(spec.path, key, f"packs of {size} need search.algorithm grid or random "
                         f"for now (optuna runs one trial per Ray trial: pack 1), got optuna")
-    if spec.scheduler.kind != "fifo":
-        raise SpecError(spec.path, key, f"packs of {size} need scheduler.kind fifo for now "
-                        f"(asha runs one trial per Ray trial: pack 1), got {spec.scheduler.kind}")
     try:
         check_packable(spec.base)
     except ConfigError as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from mixup_core.config import from_flat, to_flat
 from mixup_core.packed import Pack
 from sweeps.layout import TRIAL_STATES
 from sweeps.packing import PACK_KEY, member_trial_id, plan_packs
-from sweeps.scheduling import may_cut
+from sweeps.scheduling import Rungs, may_cut
 from sweeps.seed_group import SeedGroup, aggregate
 from sweeps.spec import Dimension, SweepSpec
 
@@ -258,8 +259,12 @@ class PackTrainable(tune.Trainable):
     """
 
     def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
-              seeds: list[int], states: str) -> None:
+              seeds: list[int], states: str, rungs: str | None = None,
+              metric: str = "") -> None:
         self._base, self._seeds, self._states = base, seeds, Path(states)
+        # ASHA (scheduler.kind asha): the sweep's rung recorder judges each member trial
+        self._rungs = ray.get_actor(rungs) if rungs else None
+        self._metric = metric
         self._node_id = ray.get_runtime_context().get_node_id()
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
         torch.set_num_threads(max(1, int(cpus)))
@@ -272,8 +277,10 @@ class PackTrainable(tune.Trainable):
         points: list[dict[str, Any]] = params[PACK_KEY]
         self._ids = [member_trial_id(self.trial_id, j) for j in range(len(points))]
         configs = []
+        self._stop_epochs: list[int | None] = []
         for point in points:
             config = from_flat({**self._base, **point})
+            self._stop_epochs.append(config.mixup.stop_epoch)
             configs += [config.replace(seed=seed) for seed in self._seeds]
         self._pack = Pack(configs, device=self._device)
         self._logged: dict[int, dict[int, dict[int, dict[str, float]]]] = {}
@@ -314,6 +321,27 @@ class PackTrainable(tune.Trainable):
             if all(m.status == "done" for m in members):
                 finished[self._ids[j]] = ["TERMINATED", None]
                 self._open.remove(j)
+        if self._rungs is not None:
+            self._judge(trials, finished)
+
+    def _judge(self, trials: dict[str, Any], finished: dict[str, Any]) -> None:
+        """ASHA: each member trial that reported is judged at its rung; a cut one is STOPPED
+        and leaves the pack (its seeds' rows of the pack's GEMMs are dropped)."""
+        judged = [(trial_id, float(row["epoch"]), float(row.get(self._metric, float("nan"))),
+                   self._stop_epochs[self._ids.index(trial_id)])
+                  for trial_id, row in trials.items()
+                  if trial_id not in finished and math.isfinite(row.get(self._metric, math.nan))]
+        if not judged:
+            return
+        cuts = ray.get(self._rungs.judge.remote(judged))  # type: ignore[union-attr]
+        seeds = len(self._seeds)
+        for (trial_id, _, _, _), cut in zip(judged, cuts, strict=True):
+            j = self._ids.index(trial_id)
+            if cut and j in self._open:
+                for member in self._pack.members[j * seeds:(j + 1) * seeds]:
+                    self._pack.stop(member.index)
+                finished[trial_id] = ["STOPPED", None]
+                self._open.remove(j)
 
     def step(self) -> dict[str, Any]:
         if self._resent is not None:  # restarted: the last saved report first
@@ -345,11 +373,63 @@ def _trainable(spec: SweepSpec, sweep_dir: Path, pack: int = 1) -> Any:
     base = {k: v for k, v in to_flat(spec.base).items() if k not in spec.search_space}
     if base.get("data.root") and not Path(base["data.root"]).is_absolute():
         base["data.root"] = str(Path(base["data.root"]).resolve())  # as the driver sees it
-    trainable = tune.with_parameters(PackTrainable if pack > 1 else SweepTrainable, base=base,
-                                     seeds=list(spec.seeds),
-                                     states=str(sweep_dir.resolve() / TRIAL_STATES))
+    states = str(sweep_dir.resolve() / TRIAL_STATES)
+    if pack > 1:
+        rungs = _start_rung_recorder(spec, sweep_dir) if spec.scheduler.kind == "asha" else None
+        trainable = tune.with_parameters(PackTrainable, base=base, seeds=list(spec.seeds),
+                                         states=states, rungs=rungs, metric=spec.objective.metric)
+    else:
+        trainable = tune.with_parameters(SweepTrainable, base=base, seeds=list(spec.seeds),
+                                         states=states)
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     return tune.with_resources(trainable, resources)
+
+
+# ---------------------------------------------------------------------------- ASHA for packs
+
+#: The rung recorder's file in the sweep folder: every judgment so far, for ``resume``.
+RUNGS_FILE = "asha_rungs.json"
+
+
+@ray.remote(num_cpus=0)
+class _RungRecorder:
+    """The sweep's ASHA rungs (sweeps.scheduling.Rungs), shared by all its packs.
+
+    It lives on the driver's node, so it outlives any worker node; every judgment is written
+    to ``asha_rungs.json`` before it is answered, so a resumed sweep (or a pack retried after a
+    node died) gets the same answers again.
+    """
+
+    def __init__(self, path: str, settings: dict[str, Any]) -> None:
+        self._path = Path(path)
+        self._rungs = Rungs(**settings)
+        if self._path.is_file():
+            self._rungs.load(json.loads(self._path.read_text()))
+
+    def judge(self, reports: list[tuple[str, float, float, int | None]]) -> list[bool]:
+        cuts = [self._rungs.judge(*report) for report in reports]
+        tmp = self._path.with_name(f".{self._path.name}.tmp")
+        tmp.write_text(json.dumps(self._rungs.state()))
+        os.replace(tmp, self._path)
+        return cuts
+
+
+def _start_rung_recorder(spec: SweepSpec, sweep_dir: Path) -> str:
+    """Starts (or finds) the sweep's rung recorder on this node; returns its actor name."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    name = f"mixup_rungs:{sweep_dir.resolve().name}"
+    s = spec.scheduler
+    settings = {"grace_period": s.grace_period, "max_t": s.max_t,
+                "reduction_factor": s.reduction_factor, "mode": spec.objective.mode}
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    _recorders[name] = _RungRecorder.options(  # held: an actor lives while its handle does
+        name=name, get_if_exists=True, scheduling_strategy=here).remote(
+        str(sweep_dir.resolve() / RUNGS_FILE), settings)
+    return name
+
+
+_recorders: dict[str, Any] = {}
 
 
 # ---------------------------------------------------------------------------- node loss

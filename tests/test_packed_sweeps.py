@@ -108,6 +108,43 @@ def test_random_search_packs_draw_their_configs_up_front_from_the_search_seed(
     assert all(r.status == "TERMINATED" and r.pack for r in trials.values())
 
 
+def test_asha_judges_every_member_of_a_pack_at_each_rung(tmp_path: Path) -> None:
+    from sweeps.scheduling import Rungs
+
+    space = {"optim.lr": {"kind": "grid", "values": [0.005, 0.05, 0.5]},
+             "mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},
+             "mixup.stop_epoch": {"kind": "grid", "values": [30, None]}}
+    spec = write_spec(tmp_path, "asha", search_space=space, seeds=[0, 1],
+                      objective={"metric": "val/loss", "mode": "min"},
+                      scheduler={"kind": "asha", "grace_period": 10, "reduction_factor": 2})
+    out = mixup_sweep("run", str(spec), "--storage", "res", "--pack", "9", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = RecordLog(tmp_path / "res" / "asha").trials
+    assert len(trials) == 9 and len({r.pack for r in trials.values()}) == 1
+    # Replay ASHA's rule over the records in the order the pack judged them: epoch by epoch,
+    # members in pack order. Each cut must be where the rule cuts, and nowhere else.
+    rungs = Rungs(grace_period=10, max_t=40, reduction_factor=2, mode="min")
+    expected: dict[str, int] = {}
+    for epoch in (10, 20, 30, 40):
+        for trial_id in sorted(trials):
+            record = trials[trial_id]
+            if trial_id in expected or epoch not in record.epochs:
+                continue
+            if rungs.judge(trial_id, epoch, record.epochs[epoch]["val/loss"],
+                           record.config["mixup.stop_epoch"]) and epoch < 40:
+                expected[trial_id] = epoch
+    stopped = {t: r.last_epoch for t, r in trials.items() if r.status == "STOPPED"}
+    assert stopped == expected and 1 <= len(stopped) < 9, (stopped, expected)
+    for trial_id, record in trials.items():
+        assert record.status in ("STOPPED", "TERMINATED")
+        if record.status == "TERMINATED":
+            assert record.last_epoch == 40
+        stop = record.config["mixup.stop_epoch"]
+        if record.status == "STOPPED" and stop is not None and record.config["mixup.alpha"]:
+            assert record.last_epoch > stop, f"{trial_id} cut before its switch-off"
+    assert json.loads((tmp_path / "res" / "asha" / "asha_rungs.json").read_text())["0"]
+
+
 def test_packs_refuse_what_they_cannot_run_with_one_line_naming_the_field(tmp_path: Path) -> None:
     optuna = write_spec(tmp_path, "tpe", search={"algorithm": "optuna", "num_samples": 2},
                         search_space={"mixup.alpha": {"kind": "uniform", "low": 0.0, "high": 1.0}})
