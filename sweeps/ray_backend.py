@@ -423,7 +423,7 @@ def _start_rung_recorder(spec: SweepSpec, sweep_dir: Path) -> str:
     settings = {"grace_period": s.grace_period, "max_t": s.max_t,
                 "reduction_factor": s.reduction_factor, "mode": spec.objective.mode}
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    _recorders[name] = _RungRecorder.options(  # held: an actor lives while its handle does
+    _recorders[name] = _RungRecorder.options(  # type: ignore[attr-defined]  # held: lives with its handle
         name=name, get_if_exists=True, scheduling_strategy=here).remote(
         str(sweep_dir.resolve() / RUNGS_FILE), settings)
     return name
