@@ -1,7 +1,8 @@
 """The Optuna adapter: the only module of the project that imports optuna.
 
-Two uses: the seeded TPE sampler of ``search.algorithm: optuna`` (handed to Ray Tune's
-``OptunaSearch`` by sweeps.ray_backend), and fANOVA parameter importance over a finished sweep's
+Three uses: the seeded TPE sampler of ``search.algorithm: optuna`` (handed to Ray Tune's
+``OptunaSearch`` by sweeps.ray_backend), the journal-file study that packed Optuna sweeps ask
+whole packs of configs from (:class:`PackStudy`), and fANOVA parameter importance over a finished sweep's
 trials, replayed into an in-memory study (Ray Tune has no importance analysis, ray#25522).
 """
 
@@ -89,3 +90,78 @@ def fanova_importances(
         if second is not None and any(map(math.isfinite, second)):
             other = importances(lambda t: float(t.user_attrs["second"]))
     return first, other, len(study.trials)
+
+
+def _search_distribution(kind: str, values: Sequence[Any], low: float | None,
+                         high: float | None, q: float | None) -> BaseDistribution:
+    """A searched dimension as an Optuna distribution, with ``ray.tune``'s semantics
+    (``randint`` excludes ``high``; ``quniform`` draws multiples of ``q``), as Ray Tune's own
+    ``OptunaSearch`` converts them."""
+    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
+                                      IntDistribution)
+
+    lo, hi = float(low or 0.0), float(high or 0.0)
+    if kind == "choice":
+        return CategoricalDistribution(list(values))
+    if kind == "uniform":
+        return FloatDistribution(lo, hi)
+    if kind == "loguniform":
+        return FloatDistribution(lo, hi, log=True)
+    if kind == "quniform":
+        return FloatDistribution(lo, hi, step=float(q or 1.0))
+    if kind == "randint":
+        return IntDistribution(int(lo), int(hi) - 1)
+    raise ValueError(f"{kind!r} cannot be searched by Optuna")  # grid: refused by the spec loader
+
+
+class PackStudy:
+    """The Optuna study of a packed ``search.algorithm: optuna`` sweep.
+
+    It lives in a journal file in the sweep folder (``optuna.journal``: ``resume`` reopens it,
+    and ``optuna-dashboard optuna.journal`` shows it). :meth:`ask` hands out a whole pack's
+    configs at once; TPE's constant liar treats the members still training as if they had
+    scored worst, so one pack does not ask for one point ``n`` times.
+    """
+
+    def __init__(self, path: str, *, name: str,
+                 space: Mapping[str, tuple[str, Sequence[Any], float | None, float | None,
+                                           float | None]],
+                 mode: str, seed: int) -> None:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.distributions = {key: _search_distribution(*dim) for key, dim in space.items()}
+        self.study = optuna.create_study(
+            study_name=name, storage=JournalStorage(JournalFileBackend(path)),
+            sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+            direction="maximize" if mode == "max" else "minimize", load_if_exists=True)
+
+    def ask(self, n: int) -> list[tuple[int, dict[str, Any]]]:
+        """``n`` new trials: (Optuna trial number, params) each."""
+        asked = [self.study.ask(fixed_distributions=self.distributions) for _ in range(n)]
+        return [(trial.number, dict(trial.params)) for trial in asked]
+
+    def tell(self, number: int, value: float | None) -> None:
+        """Completes trial ``number`` with ``value``; None or NaN fails it (a diverged trial).
+        A trial already finished (told before a resume) is left as it is."""
+        import optuna
+
+        trial = self.study.trials[number]
+        if trial.state.is_finished():
+            return
+        if value is None or not math.isfinite(value):
+            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(number, value)
+
+    def fail_unclaimed(self, claimed: set[int]) -> None:
+        """Fails the trials still running in the journal that no pack trains (asked just before
+        a driver was killed, and never handed to Ray Tune)."""
+        import optuna
+
+        for trial in self.study.get_trials(deepcopy=False,
+                                           states=(optuna.trial.TrialState.RUNNING,)):
+            if trial.number not in claimed:
+                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -8,11 +8,14 @@ The trial id of member j of the Tune trial ``T`` is ``T-jj`` (``abc12_00003-07``
 
 Grid and random search pack; random search draws its sampled keys up front from
 ``search.seed`` (:func:`plan_trials`), so a resumed sweep rebuilds the same packs.
+``search.algorithm: optuna`` asks the study for a whole pack at once (TPE with a constant liar,
+the study in ``optuna.journal`` in the sweep folder; sweeps.ray_backend.PackSearcher).
 ``scheduler: asha`` judges each member trial at each rung inside its pack, against every result
 recorded at that rung by any pack (:class:`sweeps.scheduling.Rungs`, held by one recorder actor
 on the driver's node); a cut trial is STOPPED and leaves its pack.
 
-``pack: auto`` sizes packs so that every free CPU (or GPU) gets one pack, capped by
+``pack: auto`` sizes packs so that every free CPU (or GPU) gets one pack (Optuna:
+:data:`OPTUNA_ROUNDS` packs one after another), capped by
 :data:`MAX_MEMBERS` members per pack (memory: ~3 float32 copies of K·m·d filters per member,
 a 20 × 2000 filter bank is 0.5 MB).
 """
@@ -33,6 +36,9 @@ from sweeps.spec import Dimension, SweepSpec
 PACK_KEY = "pack"
 #: At most this many members (trials × seeds) in one pack.
 MAX_MEMBERS = 1024
+#: ``pack: auto`` with Optuna: each CPU (GPU) slot trains this many packs one after another, so
+#: the later packs are asked for with the earlier ones' results known.
+OPTUNA_ROUNDS = 4
 
 
 def member_trial_id(pack_trial_id: str, position: int) -> str:
@@ -44,9 +50,6 @@ def check_pack(spec: SweepSpec, size: int) -> None:
     if size <= 1:
         return
     key = "execution.pack"
-    if spec.search.algorithm == "optuna":
-        raise SpecError(spec.path, key, f"packs of {size} need search.algorithm grid or random "
-                        f"for now (optuna runs one trial per Ray trial: pack 1), got optuna")
     try:
         check_packable(spec.base)
     except ConfigError as err:
@@ -65,7 +68,9 @@ def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float
         slots = max(1, int(gpus // spec.resources.gpu))
     else:
         slots = max(1, int(cpus // max(spec.resources.cpu, 1e-9)))
-    size = math.ceil(spec.trial_count() / slots)
+    # Optuna learns from finished trials: its packs are sized for OPTUNA_ROUNDS per slot
+    rounds = OPTUNA_ROUNDS if spec.search.algorithm == "optuna" else 1
+    size = math.ceil(spec.trial_count() / (slots * rounds))
     return max(1, min(size, MAX_MEMBERS // len(spec.seeds)))
 
 

@@ -114,6 +114,99 @@ def _searcher(spec: SweepSpec) -> Searcher | BasicVariantGenerator:
     return BasicVariantGenerator(max_concurrent=s.max_concurrent, random_state=s.seed)
 
 
+#: The Optuna study of a packed Optuna sweep, in the sweep folder.
+OPTUNA_JOURNAL = "optuna.journal"
+
+
+class PackSearcher(Searcher):
+    """Optuna for packs: each Tune trial asks the study for a whole pack of configs, and each
+    member trial's result is told when it ends (the objective at its last report, as Ray Tune's
+    ``OptunaSearch`` tells an unpacked trial's; a diverged member fails its Optuna trial).
+
+    The study lives in ``optuna.journal`` in the sweep folder (sweeps.optuna_adapter.PackStudy);
+    Tune checkpoints which Optuna trials each pack holds, so ``resume`` goes on with the same
+    study and the same pending trials.
+    """
+
+    def __init__(self, spec: SweepSpec, size: int, sweep_dir: Path) -> None:
+        super().__init__()
+        self._space = {key: (dim.kind, list(dim.values), dim.low, dim.high, dim.q)
+                       for key, dim in spec.search_space.items()}
+        self._size, self._total = size, spec.search.num_samples
+        self._journal = str(sweep_dir.resolve() / OPTUNA_JOURNAL)
+        self._name, self._seed = sweep_dir.resolve().name, spec.search.seed
+        self._objective, self._direction = spec.objective.metric, spec.objective.mode
+        self._study: Any = None
+        self._packs: dict[str, list[int]] = {}  # Tune trial id -> Optuna trial numbers
+        self._last: dict[str, float] = {}  # member trial id -> objective at its last report
+        self._told: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_study": None}  # the study is reopened from its journal
+
+    @property
+    def study(self) -> Any:
+        if self._study is None:
+            from sweeps.optuna_adapter import PackStudy
+
+            self._study = PackStudy(self._journal, name=self._name, space=self._space,
+                                    mode=self._direction, seed=self._seed)
+        return self._study
+
+    def set_search_properties(self, metric: str | None, mode: str | None,
+                              config: dict[str, Any], **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if trial_id in self._packs:
+            raise RuntimeError(f"{trial_id} was suggested twice")
+        asked = sum(len(numbers) for numbers in self._packs.values())
+        if asked >= self._total:
+            return Searcher.FINISHED
+        trials = self.study.ask(min(self._size, self._total - asked))
+        self._packs[trial_id] = [number for number, _ in trials]
+        return {PACK_KEY: [params for _, params in trials]}
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        # Tune hands searchers the result flattened: "trials/<member>/<metric>", "finished/<member>"
+        finished = []
+        for key, value in result.items():
+            head, _, rest = key.partition("/")
+            if head == "trials":
+                member_id, _, metric = rest.partition("/")
+                if metric == self._objective:
+                    self._last[member_id] = float(value)
+            elif head == "finished" and rest:
+                finished.append((rest, value[0]))
+        for member_id, status in finished:
+            self._tell(trial_id, member_id, status)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        if result:
+            self.on_trial_result(trial_id, result)
+        for j in range(len(self._packs.get(trial_id, []))):
+            self._tell(trial_id, member_trial_id(trial_id, j), "ERROR" if error else "TERMINATED")
+
+    def _tell(self, trial_id: str, member_id: str, status: str) -> None:
+        if member_id in self._told or trial_id not in self._packs:
+            return
+        number = self._packs[trial_id][int(member_id.rsplit("-", 1)[1])]
+        self.study.tell(number, None if status == "ERROR" else self._last.get(member_id))
+        self._told.add(member_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "w") as f:
+            json.dump({"packs": self._packs, "last": self._last, "told": sorted(self._told)}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path) as f:
+            state = json.load(f)
+        self._packs, self._last = state["packs"], state["last"]
+        self._told = set(state["told"])
+        self.study.fail_unclaimed({n for numbers in self._packs.values() for n in numbers})
+
+
 class SwitchOffAwareASHA(ASHAScheduler):
     """ASHA that never cuts a trial before its Mixup switch-off epoch (sweeps.scheduling).
 
@@ -470,6 +563,29 @@ def _retry_trials_whose_reused_actor_dies() -> None:
     TuneController._schedule_trial_reset = _schedule_trial_reset  # type: ignore[method-assign]
 
 
+_tune_update_trial_queue = TuneController._maybe_update_trial_queue
+
+
+def _update_trial_queue_then_checkpoint(self: TuneController) -> None:
+    """Ray's ``_maybe_update_trial_queue``, then an experiment checkpoint if it added trials.
+
+    Tune writes its experiment state now and then; a trial the searcher proposed after the last
+    write was unknown to ``resume`` once the driver was killed, so it was proposed again under a
+    new id while our records (and Optuna's journal) held the first one, started and never
+    ended. Writing the state when trials are added, before any of them can start, closes that
+    window; a sweep adds at most one Tune trial per pack (or trial), so this costs little.
+    """
+    count = len(self._trials)
+    _tune_update_trial_queue(self)
+    if len(self._trials) > count:
+        self.checkpoint(force=True, wait=True)
+
+
+def _checkpoint_when_trials_are_added() -> None:
+    TuneController._maybe_update_trial_queue = (  # type: ignore[method-assign]
+        _update_trial_queue_then_checkpoint)
+
+
 # ---------------------------------------------------------------------------- events
 
 
@@ -605,6 +721,7 @@ def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory,
 
 def _prepare_tune() -> None:
     _retry_trials_whose_reused_actor_dies()
+    _checkpoint_when_trials_are_added()
     # Our records replace Tune's per-trial JSON/CSV/TensorBoard files (one less write per
     # result); its warnings about those files and about frequent snapshots are noise here.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -617,20 +734,30 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
               max_retries: int = 2, pack: int = 1) -> None:
     """Runs ``spec`` to the end, ``pack`` trials per Tune trial; results flow through the sink."""
     _prepare_tune()
-    if pack > 1:  # grid/random + FIFO only (sweeps.packing.check_pack): no metric for Tune to watch
-        tune_config = tune.TuneConfig(
-            search_alg=BasicVariantGenerator(max_concurrent=spec.search.max_concurrent),
-            num_samples=1, reuse_actors=True,
-            trial_dirname_creator=lambda trial: trial.trial_id)
+    if pack > 1:  # ASHA is judged inside the packs (_RungRecorder): no metric for Tune to watch
+        if spec.search.algorithm == "optuna":
+            search_alg: Any = ConcurrencyLimiter(PackSearcher(spec, pack, sweep_dir),
+                                                 max_concurrent=spec.search.max_concurrent)
+            samples = math.ceil(spec.search.num_samples / pack)
+        else:
+            search_alg = BasicVariantGenerator(max_concurrent=spec.search.max_concurrent)
+            samples = 1
+        tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=samples,
+                                      reuse_actors=True,
+                                      trial_dirname_creator=lambda trial: trial.trial_id)
     else:
         tune_config = tune.TuneConfig(
             metric=spec.objective.metric, mode=spec.objective.mode,
             search_alg=_searcher(spec), scheduler=_scheduler(spec),
             num_samples=spec.search.num_samples, reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id)
+    if pack <= 1:
+        space = param_space(spec)
+    else:
+        space = {} if spec.search.algorithm == "optuna" else pack_space(spec, pack)
     tuner = tune.Tuner(
         _trainable(spec, sweep_dir, pack),
-        param_space=pack_space(spec, pack) if pack > 1 else param_space(spec),
+        param_space=space,
         tune_config=tune_config,
         run_config=_run_config(spec, sweep_dir, factory, max_retries),
     )
@@ -647,7 +774,8 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path, *, pack: int = 1) -> None:
     tuner = tune.Tuner.restore(
         str((sweep_dir / TUNE_DIR).resolve()), trainable=_trainable(spec, sweep_dir, pack),
         resume_unfinished=True, resume_errored=True,
-        param_space=pack_space(spec, pack) if pack > 1 else param_space(spec),
+        param_space=(param_space(spec) if pack <= 1 else
+                     {} if spec.search.algorithm == "optuna" else pack_space(spec, pack)),
     )
     tuner.fit()
 

@@ -49,10 +49,11 @@ def run_on(state: local.ClusterState, spec: Path, cwd: Path, *extra: str,
                           timeout=timeout)
 
 
-def start_on(state: local.ClusterState, spec: Path, cwd: Path, *, final_sync: float = 5,
-             env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_on(state: local.ClusterState, spec: Path, cwd: Path, *extra: str,
+             final_sync: float = 5, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([*CLI, "run", str(spec), "--storage", "res", "--address",
-                             state.ray_address, "--tracking-uri", str(state.tracking_uri)],
+                             state.ray_address, "--tracking-uri", str(state.tracking_uri),
+                             *extra],
                             cwd=cwd, env={**cluster_env(state, final_sync=final_sync), **(env or {})},
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -211,6 +212,7 @@ MOMENTS = {
     "mid-trial": ("step", {"min_epoch": 300}),  # a trial with checkpoints, training
     "trial-boundary": ("reset", {}),  # the next trial being handed to a reused actor
     "first-start": ("setup", {}),  # the first trials' actors being created
+    "mid-pack": ("step", {"min_epoch": 300}),  # a pack of two trials (--pack 2), training
 }
 NODE_LOSS_TRIAL = {**LONG_TRIAL, "optim.epochs": 600}
 NODE_LOSS_EPOCHS = list(range(20, 601, 20))
@@ -232,7 +234,9 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
         "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
         search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
     records_path = tmp_path / "res" / name / "records.jsonl"
-    driver = start_on(cluster, spec, tmp_path, env={ray_backend.FAILPOINT_ENV: str(failpoints)})
+    packed = moment == "mid-pack"
+    driver = start_on(cluster, spec, tmp_path, "--pack", "2" if packed else "1",
+                      env={ray_backend.FAILPOINT_ENV: str(failpoints)})
     hit = wait_for_json(failpoints / f"{failpoint}.hit", timeout=300)
     victim = local.worker_of(cluster, hit["node_id"])
     killed_at = time.time()
@@ -246,12 +250,17 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     assert len(records) == 4 and all(r.status == "TERMINATED" for r in records.values()), \
         {r.trial_id: (r.status, r.error) for r in records.values()}
     assert all(sorted(r.epochs) == NODE_LOSS_EPOCHS for r in records.values())
-    reports = [e for e in events if e["type"] == "epoch" and e["trial_id"] == hit["trial_id"]]
-    after = [e for e in reports if e["time"] > killed_at]
-    assert after and all(e["node_id"] != hit["node_id"] for e in after), \
-        "the held trial did not go on on another node"
-    if moment == "mid-trial":  # from its checkpoint, not from scratch
-        assert after[0]["epoch"] > 20 and [e["epoch"] for e in reports].count(20) == 1
+    # the held Tune trial: one trial, or a pack whose member trials are "<pack id>-jj"
+    held = [t for t in records if t == hit["trial_id"] or t.startswith(hit["trial_id"] + "-")]
+    assert len(held) == (2 if packed else 1) and (not packed or all(
+        records[t].pack == hit["trial_id"] for t in held))
+    for trial_id in held:
+        reports = [e for e in events if e["type"] == "epoch" and e["trial_id"] == trial_id]
+        after = [e for e in reports if e["time"] > killed_at]
+        assert after and all(e["node_id"] != hit["node_id"] for e in after), \
+            f"the held trial {trial_id} did not go on on another node"
+        if moment.startswith("mid-"):  # from its state file, not from scratch
+            assert after[0]["epoch"] > 20 and [e["epoch"] for e in reports].count(20) == 1
     values = assert_complete_in_mlflow(str(cluster.tracking_uri), name, 4, epochs=NODE_LOSS_EPOCHS)
     record_fault(f"worker node killed {moment}", f"{victim.role}: {len(killed)} processes "
                  f"(SIGKILL), holding trial {hit['trial_id']} at epoch {hit['epoch']} in "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -145,14 +146,55 @@ def test_asha_judges_every_member_of_a_pack_at_each_rung(tmp_path: Path) -> None
     assert json.loads((tmp_path / "res" / "asha" / "asha_rungs.json").read_text())["0"]
 
 
+def _journal_trials(path: Path, name: str) -> list[Any]:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    return optuna.load_study(study_name=name, storage=storage).trials
+
+
+def test_optuna_asks_whole_packs_and_a_killed_driver_resumes_the_journal_study(
+        tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path, "tpe", seeds=[0, 1],
+        trial={"data": {"dim": 400, "n_train": 60, "n_test": 200}, "optim.epochs": 300,
+               "log_every": 20},
+        search={"algorithm": "optuna", "num_samples": 6, "seed": 3, "max_concurrent": 1},
+        search_space={"mixup.alpha": {"kind": "uniform", "low": 0.0, "high": 2.0},
+                      "mixup.label_scheme": {"kind": "choice", "values": ["same", "power"]},
+                      "optim.lr": {"kind": "loguniform", "low": 0.05, "high": 1.0}},
+        objective={"metric": "val/loss", "mode": "min"})
+    run_and_kill(spec, tmp_path, "--pack", "2", epochs=40)  # in the second of three packs
+    before = RecordLog(tmp_path / "res" / "tpe").trials
+    assert any(r.status == "RUNNING" for r in before.values())
+    out = mixup_sweep("resume", "tpe", "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = RecordLog(tmp_path / "res" / "tpe").trials
+    assert len(trials) == 6 and all(r.status == "TERMINATED" for r in trials.values())
+    assert len({r.pack for r in trials.values()}) == 3
+    for trial_id, record in before.items():  # a finished pack is not trained again
+        if record.status == "TERMINATED":
+            assert trials[trial_id].epochs == record.epochs
+    # The study in the sweep folder holds each trial once, told the value its records end on;
+    # any other Optuna trial was asked just before the kill, never trained, and is FAIL.
+    study = _journal_trials(tmp_path / "res" / "tpe" / "optuna.journal", "tpe")
+    complete = [t for t in study if t.state.name == "COMPLETE"]
+    assert len(complete) == 6 and all(t.state.name == "FAIL" for t in study if t not in complete)
+    told = sorted((t.params["mixup.alpha"], t.value) for t in complete)
+    recorded = sorted((r.config["mixup.alpha"], r.epochs[300]["val/loss"]) for r in trials.values())
+    assert told == recorded
+
+
 def test_packs_refuse_what_they_cannot_run_with_one_line_naming_the_field(tmp_path: Path) -> None:
-    optuna = write_spec(tmp_path, "tpe", search={"algorithm": "optuna", "num_samples": 2},
-                        search_space={"mixup.alpha": {"kind": "uniform", "low": 0.0, "high": 1.0}})
-    out = mixup_sweep("run", str(optuna), "--storage", "res", "--pack", "4", cwd=tmp_path)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert "execution.pack" in out.stderr and "optuna" in out.stderr
-    assert not (tmp_path / "res" / "tpe").exists()
-    out = mixup_sweep("run", str(optuna), "--storage", "res", "--pack", "0", cwd=tmp_path)
+    images = write_spec(tmp_path, "img", trial={"data": {"name": "cifar10"}, "model": {"name": "preact_resnet18"}},
+                        search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}})
+    out = mixup_sweep("run", str(images), "--storage", "res", "--pack", "4", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "execution.pack" in out.stderr and "patch CNN" in out.stderr
+    assert not (tmp_path / "res" / "img").exists()
+    out = mixup_sweep("run", str(images), "--storage", "res", "--pack", "0", cwd=tmp_path)
     assert out.returncode == 2 and "--pack: must be >= 1" in out.stderr
 
 
