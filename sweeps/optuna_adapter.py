@@ -97,8 +97,7 @@ def _search_distribution(kind: str, values: Sequence[Any], low: float | None,
     """A searched dimension as an Optuna distribution, with ``ray.tune``'s semantics
     (``randint`` excludes ``high``; ``quniform`` draws multiples of ``q``), as Ray Tune's own
     ``OptunaSearch`` converts them."""
-    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
-                                      IntDistribution)
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     lo, hi = float(low or 0.0), float(high or 0.0)
     if kind == "choice":

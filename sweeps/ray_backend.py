@@ -157,12 +157,12 @@ class PackSearcher(Searcher):
                               config: dict[str, Any], **spec: Any) -> bool:
         return True
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if trial_id in self._packs:
             raise RuntimeError(f"{trial_id} was suggested twice")
         asked = sum(len(numbers) for numbers in self._packs.values())
         if asked >= self._total:
-            return Searcher.FINISHED
+            return Searcher.FINISHED  # type: ignore[return-value]  # Ray's sentinel string
         trials = self.study.ask(min(self._size, self._total - asked))
         self._packs[trial_id] = [number for number, _ in trials]
         return {PACK_KEY: [params for _, params in trials]}
