@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,8 +34,24 @@ def _training_key(flat: dict[str, Any]) -> str:
     return repr(sorted(to_flat(trains_as(from_flat(flat))).items()))
 
 
+@dataclass
+class _Pending:
+    """What one trial's MLflow run still needs, gathered since the writer's last pass."""
+
+    start: tuple[dict[str, Any], dict[str, str], bool] | None = None
+    epochs: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    finish: tuple[str, dict[str, float], str | None] | None = None
+
+
 class DriverSink:
     """Receives trial events in the driver: records first, then MLflow, then progress.
+
+    Records are written at once, in the thread that hears the event (Ray Tune's loop). MLflow
+    writes are gathered per trial and sent by one writer thread every ``write_every`` seconds
+    (``SweepTracker.write_trial``: a trial's start, its epochs, tags and end since the last pass
+    in one ``log_batch``), so Tune's loop, which hands each pack its next step only once the
+    callbacks return, never waits on MLflow.
 
     A failed MLflow call never stops the sweep. The trial is marked unsynced and, at most every
     ``retry_every`` seconds, its whole record is replayed (sweeps.sync): the record log is the
@@ -42,18 +59,21 @@ class DriverSink:
     """
 
     def __init__(self, directory: Path, spec: SweepSpec, tracker: SweepTracker, stream: TextIO,
-                 *, retry_every: float = 5.0, packed: bool = False) -> None:
+                 *, retry_every: float = 5.0, write_every: float = 1.0,
+                 packed: bool = False) -> None:
         self.packed = packed
         self.directory, self.spec, self.tracker = directory, spec, tracker
         self.log = RecordLog(directory)
         self.base = to_flat(spec.base)
         self.display = ProgressLine(metric=spec.objective.metric, mode=spec.objective.mode,
                                     total=spec.trial_count(), stream=stream)
-        self.retry_every = retry_every
+        self.retry_every, self.write_every = retry_every, write_every
         self.unsynced: set[str] = set()
         self.tracking_failures = 0
         self.replayed = 0
         self.last_error = ""
+        #: Seconds the writer thread spent in MLflow calls (the driver's MLflow share).
+        self.mlflow_seconds = 0.0
         self._next_retry = 0.0
         self._outage_reported = False
         #: This driver's provenance, written into every trial it starts.
@@ -61,17 +81,60 @@ class DriverSink:
         #: The grid points merged into each trial that runs, by what the trial trains.
         self.merged = {_training_key(to_flat(spec.base.replace(**t.point))): t.merged
                        for t in spec.grid_trials() if t.merged}
+        # The records and _pending are shared by Tune's thread and the writer: one lock.
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._pending: dict[str, _Pending] = {}
+        self._stopping = False
+        self._passes = self._written = self._wanted = 0  # writer passes begun, ended, asked for
+        self._writer = threading.Thread(target=self._write_loop, name="mlflow-writer",
+                                        daemon=True)
+        self._writer.start()
 
     # -- MLflow, buffered
 
-    def _send(self, trial_id: str, fn: Any, *args: Any, **kwargs: Any) -> None:
-        self.resync()
+    def _queue(self, trial_id: str) -> _Pending | None:
+        """The trial's pending writes (None: unsynced, the next replay delivers its record)."""
         if trial_id in self.unsynced:
-            return  # the record already holds this event; the next replay delivers it
-        try:
-            fn(*args, **kwargs)
-        except Exception as err:
-            self._failed(trial_id, err)
+            return None
+        return self._pending.setdefault(trial_id, _Pending())
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._wake:
+                if not self._stopping and self._wanted <= self._passes:
+                    self._wake.wait(timeout=self.write_every)
+                batch, self._pending = self._pending, {}
+                stopping = self._stopping
+                self._passes += 1
+            self._write(batch)
+            with self._wake:
+                self.resync()
+                self._written = self._passes
+                self._wake.notify_all()
+            if stopping:
+                return
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Waits until everything heard before this call has been through the writer."""
+        with self._wake:
+            target = self._passes + 1  # the pass that starts after now
+            self._wanted = max(self._wanted, target)
+            self._wake.notify_all()
+            return self._wake.wait_for(lambda: self._written >= target, timeout=timeout)
+
+    def _write(self, batch: dict[str, _Pending]) -> None:
+        started = time.perf_counter()
+        for trial_id, pending in batch.items():
+            if trial_id in self.unsynced:
+                continue
+            try:
+                self.tracker.write_trial(trial_id, start=pending.start, epochs=pending.epochs,
+                                         tags=pending.tags, finish=pending.finish)
+            except Exception as err:
+                with self._lock:
+                    self._failed(trial_id, err)
+        self.mlflow_seconds += time.perf_counter() - started
 
     def _failed(self, trial_id: str, err: Exception) -> None:
         self.tracking_failures += 1
@@ -108,8 +171,17 @@ class DriverSink:
             self._outage_reported = False
         return True
 
+    def stop_writer(self) -> None:
+        """Sends what is pending and stops the writer thread (the sweep's end)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._writer.join()
+
     def flush(self, *, timeout: float) -> bool:
-        """Keeps replaying until everything is delivered or ``timeout`` seconds have passed."""
+        """Stops the writer, then keeps replaying until everything is delivered or ``timeout``
+        seconds have passed."""
+        self.stop_writer()
         deadline = time.monotonic() + timeout
         while not self.resync(force=True):
             if time.monotonic() >= deadline:
@@ -131,10 +203,14 @@ class DriverSink:
                       pack: str | None = None) -> None:
         config = to_flat(from_flat({**self.base, **params}))
         merged = self.merged.get(_training_key(config), ())
-        self.log.trial_started(trial_id, config, provenance=self.provenance, merged=list(merged),
-                               pack=pack)
-        self._send(trial_id, self.tracker.start_trial, trial_id, config=config,
-                   tags=self.tags_of(self.log.trials[trial_id]))
+        with self._lock:
+            new = trial_id not in self.log.trials  # no record yet: no MLflow run either
+            self.log.trial_started(trial_id, config, provenance=self.provenance,
+                                   merged=list(merged), pack=pack)
+            pending = self._queue(trial_id)
+            if pending is not None:
+                was_new = pending.start[2] if pending.start is not None else new
+                pending.start = (config, self.tags_of(self.log.trials[trial_id]), was_new)
 
     def trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         metrics = {k: v for k, v in result.items() if k in REPORTED}
@@ -142,13 +218,15 @@ class DriverSink:
             return
         epoch = int(metrics["epoch"])
         node = result.get("node_id")
-        first = trial_id in self.log.trials and not self.log.trials[trial_id].epochs
-        self.log.epoch(trial_id, epoch, metrics, node_id=node,
-                       compute_seconds=result.get("trial/compute_seconds"))
-        if first and node:
-            self._send(trial_id, self.tracker.set_tags, trial_id,
-                       {"mixup_sweeps.node_id": str(node)})
-        self._send(trial_id, self.tracker.log_epoch, trial_id, epoch, metrics)
+        with self._lock:
+            first = trial_id in self.log.trials and not self.log.trials[trial_id].epochs
+            self.log.epoch(trial_id, epoch, metrics, node_id=node,
+                           compute_seconds=result.get("trial/compute_seconds"))
+            pending = self._queue(trial_id)
+            if pending is not None:
+                if first and node:
+                    pending.tags["mixup_sweeps.node_id"] = str(node)
+                pending.epochs.append((epoch, metrics))
         value = metrics.get(self.spec.objective.metric)
         if value is not None and math.isfinite(value):
             self.display.offer(trial_id, epoch, value,
@@ -156,16 +234,18 @@ class DriverSink:
             self.display.maybe_print()
 
     def trial_finished(self, trial_id: str, status: str, error: str | None) -> None:
-        record = self.log.trials.get(trial_id)
-        budget = from_flat(record.config).epochs_to_train if record and record.config else 0
-        if status == "TERMINATED" and record is not None and record.last_epoch < budget:
-            status = "STOPPED"  # cut short by the scheduler
-        self.log.trial_finished(trial_id, status, error)
-        objective = self.spec.objective
-        summary = trial_summary(self.log.trials[trial_id], metric=objective.metric,
-                                mode=objective.mode)
-        self._send(trial_id, self.tracker.finish_trial, trial_id, status=status,
-                   summary=summary, error=error)
+        with self._lock:
+            record = self.log.trials.get(trial_id)
+            budget = from_flat(record.config).epochs_to_train if record and record.config else 0
+            if status == "TERMINATED" and record is not None and record.last_epoch < budget:
+                status = "STOPPED"  # cut short by the scheduler
+            self.log.trial_finished(trial_id, status, error)
+            objective = self.spec.objective
+            summary = trial_summary(self.log.trials[trial_id], metric=objective.metric,
+                                    mode=objective.mode)
+            pending = self._queue(trial_id)
+            if pending is not None:
+                pending.finish = (status, summary, error)
 
     def trial_settled(self, trial_id: str, status: str, error: str | None) -> None:
         """Closes a trial that Tune finished but our records still hold open."""
@@ -188,7 +268,6 @@ class DriverSink:
                 self.trial_finished(record.trial_id, status, error)
 
     def progress(self, counts: dict[str, int]) -> None:
-        self.resync()
         if self.packed:  # Tune counts packs; the display counts the user's trials
             counts = {}
             for record in self.log.trials.values():

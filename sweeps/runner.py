@@ -8,6 +8,7 @@ writes the Parquet tables at the end.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import check_available
 from sweeps import packing, provenance, yaml_numbers
 from sweeps.errors import TrackingUnavailable, UsageError
@@ -41,6 +43,10 @@ class SweepOutcome:
     tracking_failures: int
     mlflow_complete: bool
     last_tracking_error: str = ""
+    #: Seconds the driver's MLflow writer spent in MLflow calls (it runs beside Tune's loop).
+    mlflow_seconds: float = 0.0
+    #: Seconds from Tune's end to the last MLflow write delivered.
+    drain_seconds: float = 0.0
 
 
 def spec_from_meta(meta: dict[str, Any]) -> SweepSpec:
@@ -97,7 +103,9 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
         sink.display.maybe_print(force=True)
         write_tables(directory, sink.log, spec.objective.metric, spec.objective.mode)
         # How long the end of a sweep waits for a down tracking server before giving up.
+        tune_ended = time.monotonic()
         complete = sink.flush(timeout=float(os.environ.get("MIXUP_FINAL_SYNC_TIMEOUT", "30")))
+        drained = time.monotonic() - tune_ended
         if complete:
             try:
                 tracker.finish_sweep(status)
@@ -107,7 +115,7 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
     errored = sum(1 for r in sink.log.trials.values() if r.status == "ERROR")
     return SweepOutcome(directory, len(sink.log.trials), errored, time.monotonic() - started,
                         meta["tracking_uri"], len(sink.unsynced), sink.tracking_failures,
-                        complete, sink.last_error)
+                        complete, sink.last_error, sink.mlflow_seconds, drained)
 
 
 def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
@@ -136,7 +144,8 @@ def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
 def _open_parent_run(spec: SweepSpec, directory: Path, meta: dict[str, Any],
                      uri: str) -> SweepTracker:
     """Checks the store, then creates or re-attaches the sweep's parent run (kept in meta)."""
-    tracker = SweepTracker(uri, sweep_name=meta["name"])
+    tracker = SweepTracker(uri, sweep_name=meta["name"], param_keys=trial_param_keys(spec),
+                           extra_params={"seeds": json.dumps(list(spec.seeds))})
     tracker.check()
     same_store = uri == meta["tracking_uri"]
     try:
@@ -154,6 +163,15 @@ def _open_parent_run(spec: SweepSpec, directory: Path, meta: dict[str, Any],
     meta["tracking_uri"] = uri
     write_meta(directory, meta)
     return tracker
+
+
+def trial_param_keys(spec: SweepSpec) -> set[str]:
+    """The config keys a trial's MLflow run shows as params: the searched keys and those the
+    spec sets away from the defaults (not ``seed``: a trial averages the spec's seeds, logged
+    as the ``seeds`` param). The whole config is in the run's ``mixup_sweeps.config`` tag."""
+    defaults = to_flat(TrialConfig())
+    changed = {k for k, v in to_flat(spec.base).items() if defaults.get(k) != v}
+    return (set(spec.search_space) | changed) - {"seed"}
 
 
 def _spec_params(spec: SweepSpec) -> dict[str, Any]:

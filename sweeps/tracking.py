@@ -37,7 +37,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,8 +103,14 @@ class SweepTracker:
     """
 
     def __init__(self, tracking_uri: str, *, sweep_name: str,
-                 experiment_name: str | None = None) -> None:
+                 experiment_name: str | None = None,
+                 param_keys: Collection[str] | None = None,
+                 extra_params: Mapping[str, Any] | None = None) -> None:
         _quoted(sweep_name)  # refuse a name we could not search for, before anything is logged
+        #: The config keys a child run logs as params (None: all); the whole config is its
+        #: ``mixup_sweeps.config`` tag either way. ``extra_params`` are logged with them.
+        self.param_keys = None if param_keys is None else frozenset(param_keys)
+        self.extra_params = _params(extra_params or {})
         self.tracking_uri = tracking_uri
         self.sweep_name = sweep_name
         self.experiment_name = experiment_name or f"mixup-sweeps/{sweep_name}"
@@ -223,16 +229,7 @@ class SweepTracker:
         Raises:
             ValueError: A param would change value, or the config JSON exceeds MLflow's tag limit.
         """
-        parent_id = self._require_parent()
-        flat = dict(config)
-        config_json = json.dumps(flat)
-        if len(config_json) > _MAX_TAG_CHARS:
-            raise ValueError(f"trial {trial_id}: config JSON has {len(config_json)} characters; "
-                             f"MLflow keeps at most {_MAX_TAG_CHARS} in a tag")
-        all_tags = {**_strings(tags), TAG_SWEEP: self.sweep_name, TAG_ROLE: "child",
-                    TAG_TRIAL: trial_id, TAG_STATUS: "RUNNING", TAG_CONFIG: config_json,
-                    TAG_PARENT: parent_id}
-        params = _params(flat)
+        all_tags, params = self._trial_tags_and_params(trial_id, config, tags)
         run = self._find_one(self._filter("child", trial_id))
         if run is None:
             run_id = self._create_run(trial_id, all_tags)
@@ -249,6 +246,71 @@ class SweepTracker:
                 self._last_step[run_id] = self._last_logged_step(run)
         self._runs[trial_id] = run_id
         return run_id
+
+    def _trial_tags_and_params(self, trial_id: str, config: Mapping[str, Any],
+                               tags: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        parent_id = self._require_parent()
+        flat = dict(config)
+        config_json = json.dumps(flat)
+        if len(config_json) > _MAX_TAG_CHARS:
+            raise ValueError(f"trial {trial_id}: config JSON has {len(config_json)} characters; "
+                             f"MLflow keeps at most {_MAX_TAG_CHARS} in a tag")
+        all_tags = {**_strings(tags), TAG_SWEEP: self.sweep_name, TAG_ROLE: "child",
+                    TAG_TRIAL: trial_id, TAG_STATUS: "RUNNING", TAG_CONFIG: config_json,
+                    TAG_PARENT: parent_id}
+        if self.param_keys is not None:
+            flat = {k: v for k, v in flat.items() if k in self.param_keys}
+        return all_tags, {**_params(flat), **self.extra_params}
+
+    def write_trial(self, trial_id: str, *,
+                    start: tuple[Mapping[str, Any], Mapping[str, str], bool] | None = None,
+                    epochs: Sequence[tuple[int, Mapping[str, float]]] = (),
+                    tags: Mapping[str, str] | None = None,
+                    finish: tuple[str, Mapping[str, float], str | None] | None = None) -> None:
+        """Everything the driver has for one trial since its last write, in as few requests
+        as MLflow's limits allow: a trial that starts, reports and ends between two writes
+        costs ``create_run``, one ``log_batch`` and ``set_terminated``.
+
+        Args:
+            start: (config, tags, new) as :meth:`start_trial` takes them; ``new`` says the
+                trial has no run yet (its record did not exist), so no search is needed.
+            epochs: (epoch, metrics) reports, as :meth:`log_epoch` takes them.
+            tags: Tags to set, e.g. the node id.
+            finish: (status, summary, error) as :meth:`finish_trial` takes them.
+        """
+        params: dict[str, str] = {}
+        batch_tags = _strings(tags or {})
+        if start is not None:
+            config, start_tags, new = start
+            if new:
+                all_tags, params = self._trial_tags_and_params(trial_id, config, start_tags)
+                run_id = self._create_run(trial_id, all_tags)
+                self._runs[trial_id], self._last_step[run_id] = run_id, None
+            else:
+                self.start_trial(trial_id, config=config, tags=start_tags)
+        run_id = self._attached(trial_id)
+        last = self._last_step.get(run_id)
+        rows = []
+        for epoch, metrics in sorted(epochs, key=lambda row: row[0]):
+            reserved = sorted(k for k in metrics if k.startswith(SUMMARY_PREFIXES))
+            if reserved:
+                raise ValueError(f"trial {trial_id}: epoch metric {reserved[0]!r}: the prefixes "
+                                 f"{' and '.join(SUMMARY_PREFIXES)} are reserved for the summary")
+            if last is None or epoch > last:
+                rows.append((epoch, _finite(metrics)))
+                last = epoch
+        mlflow_status = None
+        if finish is not None:
+            status, summary, error = finish
+            mlflow_status = _mlflow_status(status)
+            batch_tags |= {TAG_STATUS: status.upper(), TAG_SUMMARY_KEYS: json.dumps(sorted(summary))}
+            if error is not None:
+                batch_tags[TAG_ERROR] = error[:MAX_ERROR_CHARS]
+            rows.append((0, _finite(summary)))
+        self._log_rows(run_id, rows, params=params, tags=batch_tags)
+        self._last_step[run_id] = last
+        if mlflow_status is not None:
+            self._terminate(run_id, mlflow_status)
 
     def log_epoch(self, trial_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
         """Logs one epoch's metrics at step ``epoch`` in one request.
@@ -437,10 +499,17 @@ class SweepTracker:
                    step: int = 0, params: Mapping[str, str] | None = None,
                    tags: Mapping[str, str] | None = None) -> None:
         """One request, or a few should MLflow's per-request limits demand it; none if empty."""
+        self._log_rows(run_id, [(step, metrics or {})], params=params, tags=tags)
+
+    def _log_rows(self, run_id: str, rows: Sequence[tuple[int, Mapping[str, float]]], *,
+                  params: Mapping[str, str] | None = None,
+                  tags: Mapping[str, str] | None = None) -> None:
+        """Metrics at several steps, params and tags in as few requests as MLflow allows."""
         from mlflow.entities import Metric, Param, RunTag
 
         stamp = int(time.time() * 1000)
-        metric_list = [Metric(k, v, stamp, step) for k, v in (metrics or {}).items()]
+        metric_list = [Metric(k, v, stamp, step) for step, metrics in rows
+                       for k, v in metrics.items()]
         param_list = [Param(k, v) for k, v in (params or {}).items()]
         tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
         while metric_list or param_list or tag_list:

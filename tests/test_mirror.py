@@ -28,6 +28,7 @@ class FakeTracker:
 
     def __init__(self) -> None:
         self.down = False
+        self.writes = 0
         self.runs: dict[str, dict[str, Any]] = {}
 
     def _call(self) -> None:
@@ -58,6 +59,18 @@ class FakeTracker:
         self._call()
         self.runs[trial_id]["status"] = status
 
+    def write_trial(self, trial_id: str, *, start: Any = None, epochs: Any = (), tags: Any = None,
+                    finish: Any = None) -> None:
+        self.writes += 1
+        if start is not None:
+            self.start_trial(trial_id, config=start[0], tags=start[1])
+        for epoch, metrics in epochs:
+            self.log_epoch(trial_id, epoch, metrics)
+        if tags:
+            self.set_tags(trial_id, tags)
+        if finish is not None:
+            self.finish_trial(trial_id, status=finish[0], summary=finish[1], error=finish[2])
+
 
 def report(sink: DriverSink, trial_id: str, epoch: int) -> None:
     sink.trial_result(trial_id, {"epoch": epoch, "test/acc_rare": epoch / 100, "node_id": "n1",
@@ -69,9 +82,11 @@ def test_an_outage_loses_nothing_and_the_replay_delivers_each_epoch_once(tmp_pat
     sink = DriverSink(tmp_path, SPEC, tracker, io.StringIO(), retry_every=0.0)  # type: ignore[arg-type]
     sink.trial_started("t0", {"mixup.alpha": 1.0})
     report(sink, "t0", 10)
+    assert sink.drain()
     tracker.down = True
     report(sink, "t0", 20)
     report(sink, "t0", 30)
+    assert sink.drain()
     assert sink.unsynced == {"t0"} and tracker.runs["t0"]["steps"] == [10]
     tracker.down = False
     sink.trial_finished("t0", "TERMINATED", None)
@@ -82,10 +97,13 @@ def test_an_outage_loses_nothing_and_the_replay_delivers_each_epoch_once(tmp_pat
 
 def test_tags_come_from_the_record_and_a_short_trial_is_marked_stopped(tmp_path):
     tracker = FakeTracker()
-    sink = DriverSink(tmp_path, SPEC, tracker, io.StringIO())  # type: ignore[arg-type]
+    sink = DriverSink(tmp_path, SPEC, tracker, io.StringIO(),  # type: ignore[arg-type]
+                      write_every=3600)  # the writer passes only when drained
     sink.trial_started("t1", {"mixup.alpha": 0.0})
     report(sink, "t1", 10)  # then Tune stops it (ASHA): TERMINATED before its 30 epochs
     sink.trial_finished("t1", "TERMINATED", None)
+    assert sink.drain()
+    assert tracker.writes == 1  # start, report and end of a trial between two writer passes
     record = RecordLog(tmp_path).trials["t1"]
     assert record.status == "STOPPED"
     commit = record.provenance["git_commit"] if record.provenance else None
