@@ -16,7 +16,8 @@ states the tolerance). A member that reaches its budget, is stopped (:meth:`Pack
 diverges leaves its group; the others go on untouched (GEMM rows are independent).
 
 ``precision: bfloat16`` runs both GEMMs on bfloat16 copies of the filters and data, with
-float32 accumulation inside the GEMM, float32 master weights and everything else in float32.
+float32 accumulation inside the GEMM, float32 master weights and everything else in float32;
+``auto`` does so where the hardware has native bfloat16 (mixup_core.precision).
 
 Only full-batch GD of the patch CNN packs (minibatches would give each member its own batches,
 so there would be no shared GEMM); :func:`check_packable` says why a config cannot.
@@ -41,6 +42,7 @@ from mixup_core.errors import ConfigError
 from mixup_core.mixing import sample_mix_plan, soft_targets
 from mixup_core.models import build_model
 from mixup_core.models.patch_cnn import PatchCNN
+from mixup_core.precision import patch_cnn_gemm_dtype
 from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.schemes import LabelScheme, make_label_scheme
 from mixup_core.seeding import Stream, make_generator
@@ -61,8 +63,8 @@ def check_packable(config: TrialConfig) -> None:
                           f"got {config.optim.batch_size}")
 
 
-def gemm_dtype(config: TrialConfig) -> torch.dtype:
-    return torch.bfloat16 if config.precision == "bfloat16" else torch.float32
+def gemm_dtype(config: TrialConfig, device: torch.device) -> torch.dtype:
+    return patch_cnn_gemm_dtype(config.precision, device)
 
 
 @dataclass
@@ -288,7 +290,7 @@ class Pack:
             data = datasets[data_key]
             model = build_model(c.model, data, make_generator(c.seed, Stream.INIT))
             assert isinstance(model, PatchCNN)
-            key = (data_key, c.model.width, c.model.power, gemm_dtype(c))
+            key = (data_key, c.model.width, c.model.power, gemm_dtype(c, self.device))
             entry = grouped.setdefault(key, (data, [], []))
             entry[1].append(member)
             entry[2].append(model.weight.detach())

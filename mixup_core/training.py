@@ -38,6 +38,7 @@ from mixup_core.mixing import (
 from mixup_core.models import build_model
 from mixup_core.models.contract import ClosedFormLoss, HasFilters, MixesLinearly
 from mixup_core.models.patch_cnn import PatchCNN
+from mixup_core.precision import patch_cnn_gemm_dtype
 from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.schemes import make_label_scheme
 from mixup_core.seeding import Stream, make_generator
@@ -90,8 +91,8 @@ class Trainer:
             data = build_data(config.data, config.seed)
         self.data = data.to(self.device)
         self.model = build_model(config.model, data, make_generator(config.seed, Stream.INIT))
-        if config.precision == "bfloat16" and isinstance(self.model, PatchCNN):
-            self.model.gemm_dtype = torch.bfloat16
+        if isinstance(self.model, PatchCNN):
+            self.model.gemm_dtype = patch_cnn_gemm_dtype(config.precision, self.device)
         # bfloat16 and channels-last pay off for convolutions on CUDA only.
         self.reduced_precision = (data.image is not None and self.device.type == "cuda"
                                   and config.precision == "auto")

@@ -24,7 +24,8 @@ from mixup_core.schemes import LABEL_SCHEMES
 from mixup_core.training import Trainer, TrainingDiverged
 
 SMALL = {"data.dim": 120, "data.n_train": 40, "data.n_val": 60, "data.n_test": 60,
-         "optim.epochs": 40, "log_every": 10, "model.width": 4}
+         "optim.epochs": 40, "log_every": 10, "model.width": 4,
+         "precision": "float32"}  # auto is bfloat16 on CPUs with AVX512-BF16
 TOLERANCE = 1e-5
 EXACT = ("epoch", "train/acc", "val/acc", "val/acc_common", "val/acc_rare", "test/acc",
          "test/acc_common", "test/acc_rare", "mixup/active")
@@ -148,3 +149,18 @@ def test_bfloat16_members_train_and_stay_close_to_float32() -> None:
     assert alone.final["train/loss"] != f32.final["train/loss"]
     for key in ("test/acc", "val/acc", "train/acc"):
         assert abs(alone.final[key] - b16.final[key]) <= 0.05
+
+
+def test_auto_precision_is_bfloat16_exactly_where_bfloat16_is_native(monkeypatch) -> None:
+    from mixup_core import precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset({"avx512f", "avx512bw"}))
+    assert precision.patch_cnn_gemm_dtype("auto", cpu) == torch.float32
+    assert Trainer(config(precision="auto")).model.gemm_dtype == torch.float32
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert precision.patch_cnn_gemm_dtype("auto", cpu) == torch.bfloat16
+    assert Trainer(config(precision="auto")).model.gemm_dtype == torch.bfloat16
+    assert Pack([config(precision="auto")]).groups[0].dtype == torch.bfloat16
+    assert precision.patch_cnn_gemm_dtype("float32", cpu) == torch.float32
+    assert precision.patch_cnn_gemm_dtype("bfloat16", cpu) == torch.bfloat16

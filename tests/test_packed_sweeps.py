@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from sweeps.records import RecordLog
-from tests.sweep_helpers import metric_steps, mixup_sweep, run_and_kill, sweep_runs, write_spec
+from tests.sweep_helpers import SMALL_TRIAL, metric_steps, mixup_sweep, run_and_kill, sweep_runs, write_spec
 
 TOLERANCE = 1e-5
 GRID = {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},
@@ -31,6 +31,7 @@ def _by_config(trials: pd.DataFrame) -> pd.DataFrame:
 
 def test_a_packed_grid_gives_the_tables_of_the_unpacked_one(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "grid", search_space=GRID, seeds=[0, 1],
+                      trial={**SMALL_TRIAL, "precision": "float32"},  # the tolerance's precision
                       search={"algorithm": "grid", "max_concurrent": 2})
     for name, pack in (("single", "1"), ("packed", "3")):
         out = mixup_sweep("run", str(spec), "--storage", "res", "--name", name, "--pack", pack,
