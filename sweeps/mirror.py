@@ -86,6 +86,9 @@ class DriverSink:
         self._wake = threading.Condition(self._lock)
         self._pending: dict[str, _Pending] = {}
         self._stopping = False
+        # A driver killed with MLflow writes still pending left runs behind their records:
+        # the first pass compares, and replays every trial whose run has not ended with it.
+        self._reconcile = bool(self.log.trials)
         self._passes = self._written = self._wanted = 0  # writer passes begun, ended, asked for
         self._writer = threading.Thread(target=self._write_loop, name="mlflow-writer",
                                         daemon=True)
@@ -125,6 +128,19 @@ class DriverSink:
 
     def _write(self, batch: dict[str, _Pending]) -> None:
         started = time.perf_counter()
+        if self._reconcile:
+            try:
+                ended = self.tracker.ended_trials()
+            except Exception as err:  # unknown: every trial replays once MLflow answers
+                ended = set()
+                with self._lock:
+                    self._failed(None, err)
+            self._reconcile = False
+            with self._lock:
+                for trial_id, record in self.log.trials.items():
+                    if record.status not in FINAL_STATUSES or trial_id not in ended:
+                        self.unsynced.add(trial_id)
+                        batch.pop(trial_id, None)  # the replay writes its whole record
         for trial_id, pending in batch.items():
             if trial_id in self.unsynced:
                 continue
@@ -136,9 +152,10 @@ class DriverSink:
                     self._failed(trial_id, err)
         self.mlflow_seconds += time.perf_counter() - started
 
-    def _failed(self, trial_id: str, err: Exception) -> None:
+    def _failed(self, trial_id: str | None, err: Exception) -> None:
         self.tracking_failures += 1
-        self.unsynced.add(trial_id)
+        if trial_id is not None:
+            self.unsynced.add(trial_id)
         self._next_retry = time.monotonic() + self.retry_every
         if not self._outage_reported:
             self._outage_reported = True

@@ -334,6 +334,12 @@ class SweepTracker:
         self._log_batch(run_id, metrics=_finite(metrics), step=epoch)
         self._last_step[run_id] = epoch
 
+    def ended_trials(self) -> set[str]:
+        """The trials whose child run has ended (not RUNNING): a driver that ended them had
+        written everything of theirs before (their end is the last thing written)."""
+        return {run.data.tags.get(TAG_TRIAL, "") for run in self._search(self._filter("child"))
+                if run.info.status != "RUNNING"}
+
     def set_tags(self, trial_id: str, tags: Mapping[str, str]) -> None:
         """Sets tags on the trial's run, e.g. ``mixup_sweeps.node_id`` once it is known."""
         self._log_batch(self._attached(trial_id), tags=_strings(tags))

@@ -59,6 +59,10 @@ class FakeTracker:
         self._call()
         self.runs[trial_id]["status"] = status
 
+    def ended_trials(self) -> set[str]:
+        self._call()
+        return {t for t, run in self.runs.items() if run["status"] is not None}
+
     def write_trial(self, trial_id: str, *, start: Any = None, epochs: Any = (), tags: Any = None,
                     finish: Any = None) -> None:
         self.writes += 1
@@ -93,6 +97,27 @@ def test_an_outage_loses_nothing_and_the_replay_delivers_each_epoch_once(tmp_pat
     assert sink.flush(timeout=5)
     assert tracker.runs["t0"]["steps"] == [10, 20, 30] and tracker.runs["t0"]["status"] == "TERMINATED"
     assert sorted(RecordLog(tmp_path).trials["t0"].epochs) == [10, 20, 30]
+
+
+def test_a_driver_killed_with_writes_pending_leaves_nothing_behind_after_resume(tmp_path):
+    tracker = FakeTracker()
+    first = DriverSink(tmp_path, SPEC, tracker, io.StringIO(),  # type: ignore[arg-type]
+                       write_every=3600)  # the writer passes only when drained
+    first.trial_started("t2", {"mixup.alpha": 1.0})
+    first.trial_started("t3", {"mixup.alpha": 0.0})
+    report(first, "t3", 10)
+    first.trial_finished("t3", "TERMINATED", None)
+    assert first.drain()
+    report(first, "t2", 10)
+    report(first, "t2", 20)  # then the driver dies: its writer never sends these two
+    assert tracker.runs["t2"]["steps"] == [] and tracker.runs["t3"]["status"] == "STOPPED"
+    second = DriverSink(tmp_path, SPEC, tracker, io.StringIO(),  # type: ignore[arg-type]
+                        write_every=3600)
+    second.trial_started("t2", {"mixup.alpha": 1.0})
+    report(second, "t2", 30)
+    assert second.drain()
+    assert tracker.runs["t2"]["steps"] == [10, 20, 30] and second.unsynced == set()
+    assert second.replayed == 1  # t2 only: t3 had ended in MLflow
 
 
 def test_tags_come_from_the_record_and_a_short_trial_is_marked_stopped(tmp_path):
