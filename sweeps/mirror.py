@@ -8,6 +8,7 @@ writer of records and of MLflow, which is why parallel trials never contend for 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -111,8 +112,8 @@ class DriverSink:
                 stopping = self._stopping
                 self._passes += 1
             self._write(batch)
+            self.resync()
             with self._wake:
-                self.resync()
                 self._written = self._passes
                 self._wake.notify_all()
             if stopping:
@@ -171,8 +172,14 @@ class DriverSink:
         if not force and time.monotonic() < self._next_retry:
             return False
         objective = self.spec.objective
-        for trial_id in sorted(self.unsynced):
-            record = self.log.trials[trial_id]
+        with self._lock:
+            waiting = sorted(self.unsynced)
+        for trial_id in waiting:
+            # MLflow is called without the lock (Tune's thread keeps recording meanwhile), on a
+            # copy of the record; what the record gained meanwhile is queued for the writer.
+            with self._lock:
+                live = self.log.trials[trial_id]
+                record = dataclasses.replace(live, epochs=dict(live.epochs))
             try:
                 replay_trial(self.tracker, record, tags=self.tags_of(record),
                              metric=objective.metric, mode=objective.mode)
@@ -180,8 +187,18 @@ class DriverSink:
                 self.last_error = f"{type(err).__name__}: {str(err).strip()[:300]}"
                 self._next_retry = time.monotonic() + self.retry_every
                 return False
-            self.unsynced.discard(trial_id)
-            self.replayed += 1
+            with self._lock:
+                self.unsynced.discard(trial_id)
+                self.replayed += 1
+                live = self.log.trials[trial_id]
+                gained = sorted(e for e in live.epochs if e not in record.epochs)
+                ended = live.status in FINAL_STATUSES and record.status not in FINAL_STATUSES
+                if gained or ended:
+                    pending = self._pending.setdefault(trial_id, _Pending())
+                    pending.epochs += [(e, live.epochs[e]) for e in gained]
+                    if ended:
+                        pending.finish = (live.status, trial_summary(
+                            live, metric=objective.metric, mode=objective.mode), live.error)
         if self._outage_reported:
             print(f"MLflow at {self.tracker.tracking_uri} answers again; buffered results "
                   "delivered", file=sys.stderr, flush=True)
@@ -200,11 +217,15 @@ class DriverSink:
         seconds have passed."""
         self.stop_writer()
         deadline = time.monotonic() + timeout
-        while not self.resync(force=True):
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            self._write(batch)  # what a replay left queued
+            if self.resync(force=True) and not self._pending:
+                return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(min(self.retry_every, max(0.0, deadline - time.monotonic())))
-        return True
 
     # -- EventSink
 
