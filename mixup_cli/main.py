@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", type=_pack_arg, metavar="N|auto",
                    help="override execution.pack: trials per Ray trial (1: one each)")
     p.add_argument("--smoke", action="store_true",
-                   help="a shrunk run (few epochs, one seed, two samples) to check the spec")
+                   help="a shrunk run (few epochs, one seed, two samples) to check the spec; "
+                   "named NAME-smoke unless --name is given")
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("resume", help="continue an interrupted sweep")
@@ -81,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=["parquet", "mlflow"], default="parquet")
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(handler=_cmd_best)
+
+    p = sub.add_parser("list", help="the sweeps in the storage folder, newest first")
+    _add_storage(p)
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(handler=_cmd_list)
+
+    p = sub.add_parser("status", help="a sweep's trials in flight and its ETA")
+    p.add_argument("name", metavar="NAME")
+    _add_storage(p)
+    p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("delete", help="delete a sweep: its folder and its MLflow runs")
+    p.add_argument("name", metavar="NAME")
+    _add_storage(p)
+    p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+    p.set_defaults(handler=_cmd_delete)
 
     p = sub.add_parser("export", help="write a sweep's tables to a Parquet file")
     p.add_argument("name", metavar="NAME")
@@ -178,6 +195,24 @@ def _cmd_best(args: argparse.Namespace) -> int:
     from mixup_cli import sweep_commands
 
     return sweep_commands.best(args)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from mixup_cli import manage_commands
+
+    return manage_commands.list_sweeps(args)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from mixup_cli import manage_commands
+
+    return manage_commands.status(args)
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    from mixup_cli import manage_commands
+
+    return manage_commands.delete(args)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

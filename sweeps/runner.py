@@ -193,7 +193,10 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
               num_samples: int | None, max_concurrent: int | None,
               pack: int | str | None = None, stream: TextIO = sys.stdout) -> SweepOutcome:
     """``mixup-sweep run``: a new sweep in ``<storage>/<name>``."""
-    sweep_name = spec.name if name is None else check_name(name, field="--name")
+    if name is not None:
+        sweep_name = check_name(name, field="--name")
+    else:  # a smoke run never takes the real sweep's name (nor blocks it)
+        sweep_name = check_name(f"{spec.name}-smoke" if smoke else spec.name, field="name")
     meta = {
         "name": sweep_name, "spec_path": spec_path, "spec_text": Path(spec_path).read_text(),
         "smoke": smoke, "num_samples": num_samples, "max_concurrent": max_concurrent,
@@ -204,6 +207,7 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     }
     resolved = spec_from_meta(meta)
     meta["seeds"] = list(resolved.seeds)
+    meta["trials_planned"] = resolved.trial_count()
     if resolved.pack != "auto":
         packing.check_pack(resolved, int(resolved.pack))  # one line, before anything is written
     check_available(resolved.base.data)  # missing data: one line, before anything is written

@@ -334,6 +334,16 @@ class SweepTracker:
         self._log_batch(run_id, metrics=_finite(metrics), step=epoch)
         self._last_step[run_id] = epoch
 
+    def delete_runs(self) -> int:
+        """Deletes the sweep's parent and child runs (MLflow's soft delete: ``mlflow gc``
+        purges them); returns how many. The experiment stays, so the name can be used again."""
+        if self._client.get_experiment_by_name(self.experiment_name) is None:
+            return 0
+        runs = self._search(f"tags.`{TAG_SWEEP}` = {_quoted(self.sweep_name)}")
+        for run in runs:
+            self._client.delete_run(run.info.run_id)
+        return len(runs)
+
     def ended_trials(self) -> set[str]:
         """The trials whose child run has ended (not RUNNING): a driver that ended them had
         written everything of theirs before (their end is the last thing written)."""

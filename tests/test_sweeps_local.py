@@ -78,11 +78,11 @@ def _history(uri, run_id, key):
 
 
 def test_eight_concurrent_trials_log_to_sqlite_without_lock_errors(tmp_path):
-    # Trials long enough (~1 s alone) that no actor finishes them all while the others start.
+    # Trials long enough (~2 s alone) that no actor finishes them all while the others start.
     spec = write_spec(tmp_path, "eight", search_space={
         "mixup.alpha": {"kind": "grid", "values": [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]}},
         search={"algorithm": "grid", "max_concurrent": 8}, resources={"cpu": 0.25},
-        trial={**SMALL_TRIAL, "optim.epochs": 200, "log_every": 50})
+        trial={**SMALL_TRIAL, "optim.epochs": 800, "log_every": 200})
     out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "locked" not in out.stderr.lower() and "warning: MLflow" not in out.stderr
@@ -91,7 +91,7 @@ def test_eight_concurrent_trials_log_to_sqlite_without_lock_errors(tmp_path):
     assert len(children) == 8
     for child in children:
         assert child.info.status == "FINISHED"
-        assert metric_steps(uri, child.info.run_id, "train/loss") == [50, 100, 150, 200]
+        assert metric_steps(uri, child.info.run_id, "train/loss") == [200, 400, 600, 800]
     records = RecordLog(tmp_path / "res" / "eight").trials
     running_together = _max_overlap(records.values())
     assert running_together >= 4  # the trials really ran in parallel

@@ -1,0 +1,80 @@
+"""Managing sweeps from the command line: ``list``, ``status``, ``delete`` and ``--smoke`` names."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from sweeps import manage
+from sweeps.records import RecordLog
+from tests.conftest import wait_until
+from tests.sweep_helpers import CLI, cli_env, mixup_sweep, sweep_runs, write_spec
+
+SPACE = {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}}
+LONG = {"data": {"dim": 400, "n_train": 60, "n_test": 200}, "optim.epochs": 3000,
+        "log_every": 20}
+
+
+def test_list_status_and_delete_a_finished_and_a_running_sweep(tmp_path: Path) -> None:
+    done = write_spec(tmp_path, "done", search_space=SPACE, seeds=[0])
+    assert mixup_sweep("run", str(done), "--storage", "res", cwd=tmp_path).returncode == 0
+    live = write_spec(tmp_path, "live", trial=LONG, search_space=SPACE, seeds=[0],
+                      search={"algorithm": "grid", "max_concurrent": 2})
+    driver = subprocess.Popen([*CLI, "run", str(live), "--storage", "res", "--pack", "1"],
+                              cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        records = tmp_path / "res" / "live"
+        wait_until(lambda: (records / "records.jsonl").exists()
+                   and (records / "records.jsonl").read_text().count('"type": "epoch"') >= 6,
+                   timeout=120, what="the live sweep's first reports")
+        out = mixup_sweep("list", "--storage", "res", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[0].split()[:5] == ["name", "status", "trials", "best", "created"]
+        rows = {line.split()[0]: line.split() for line in lines[1:]}
+        assert rows["done"][1] == "finished" and rows["done"][2] == "2/2"
+        assert rows["live"][1] == "running" and rows["live"][2] == "0/2"
+        best = manage.summaries(tmp_path / "res")[1].best
+        assert best is not None and rows["done"][3] == f"{best:.4f}"
+
+        out = mixup_sweep("status", "live", "--storage", "res", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "running" in out.stdout and "ETA" in out.stdout
+        assert "mixup.alpha=0.0" in out.stdout and "mixup.alpha=1.0" in out.stdout
+        assert "/3000" in out.stdout  # each running trial's epoch of its budget
+
+        refused = mixup_sweep("delete", "live", "--storage", "res", "--yes", cwd=tmp_path)
+        assert refused.returncode == 2 and "running" in refused.stderr
+    finally:
+        driver.kill()
+        driver.wait()
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, children = sweep_runs(uri, "done")
+    assert len(children) == 2
+    asked = mixup_sweep("delete", "done", "--storage", "res", cwd=tmp_path)  # no TTY, no --yes
+    assert asked.returncode == 2 and "--yes" in asked.stderr
+    assert (tmp_path / "res" / "done").is_dir()
+    out = mixup_sweep("delete", "done", "--storage", "res", "--yes", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "3 MLflow runs" in out.stdout and not (tmp_path / "res" / "done").exists()
+    from mlflow.tracking import MlflowClient
+
+    experiment = MlflowClient(uri).get_experiment_by_name("mixup-sweeps/done")
+    assert experiment is not None
+    assert MlflowClient(uri).search_runs([experiment.experiment_id]) == []
+    listed = mixup_sweep("list", "--storage", "res", "--json", cwd=tmp_path)
+    assert [s["name"] for s in json.loads(listed.stdout)] == ["live"]
+    assert json.loads(listed.stdout)[0]["status"] == "interrupted"  # its driver was killed
+
+
+def test_a_smoke_run_takes_its_own_name(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "main", search_space=SPACE, seeds=[0, 1])
+    out = mixup_sweep("run", str(spec), "--storage", "res", "--smoke", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "res" / "main-smoke").is_dir() and not (tmp_path / "res" / "main").exists()
+    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path)  # the real one still runs
+    assert out.returncode == 0, out.stderr
+    assert len(RecordLog(tmp_path / "res" / "main").trials) == 2
