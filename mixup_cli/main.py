@@ -80,7 +80,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="rank each trial by its best logged epoch or by its last one")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--source", choices=["parquet", "mlflow"], default="parquet")
-    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="only trials whose config has KEY=VALUE, e.g. mixup.label_scheme=same "
+                   "or mixup.stop_epoch=never (repeatable: all must hold)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                   help="table (default), a JSON array, or CSV with one row per trial")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.set_defaults(handler=_cmd_best)
 
     p = sub.add_parser("list", help="the sweeps in the storage folder, newest first")
@@ -99,10 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
     p.set_defaults(handler=_cmd_delete)
 
-    p = sub.add_parser("export", help="write a sweep's tables to a Parquet file")
+    p = sub.add_parser("export", help="write a sweep's tables to Parquet or CSV files")
     p.add_argument("name", metavar="NAME")
     _add_storage(p)
-    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.add_argument("--out", required=True, metavar="FILE.parquet|FILE.csv",
+                   help="the trials table; the epochs table goes beside it (FILE.epochs.*)")
     p.set_defaults(handler=_cmd_export)
 
     p = sub.add_parser("sync", help="replay a sweep's records into MLflow (after an outage)")

@@ -99,18 +99,35 @@ def best_header(ranked: pd.DataFrame, *, metric: str, mode: str, scope: str,
     return lines
 
 
-def _config_cell(value: object) -> str:
-    """A config value as the spec would write it: a missing one (None, NaN, NA) is null."""
-    return "null" if pd.isna(value) else str(value)
+def config_cell(key: str, value: object) -> str:
+    """A config value in a table: a missing one (None, NaN, NA) is ``never`` for
+    ``mixup.stop_epoch`` (Mixup is never switched off) and ``null`` for any other key."""
+    if value is None or (not isinstance(value, (list, dict)) and bool(pd.isna(value))):
+        return "never" if key == "mixup.stop_epoch" else "null"
+    return str(value)
+
+
+def searched_keys(meta: dict[str, object]) -> list[str]:
+    """The sweep's searched config keys, in the order its spec gives them."""
+    from sweeps import yaml_numbers
+
+    text = meta.get("spec_text")
+    spec = yaml_numbers.safe_load(text) if isinstance(text, str) else None
+    space = spec.get("search_space") if isinstance(spec, dict) else None
+    return [str(k) for k in space] if isinstance(space, dict) else []
 
 
 def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
-                mode: str = "max") -> str:
+                mode: str = "max", searched: list[str] | None = None) -> str:
     """A plain-text table: rank, trial, the chosen value, the test values at the chosen epoch,
-    epoch and the config keys that vary; a header says what was chosen on and what is shown."""
+    epoch, every searched config key and any other that varies; a header says what was chosen
+    on and what is shown."""
     config_cols = [c for c in ranked.columns if c.startswith(CONFIG_PREFIX)]
-    shown_config = {c: ranked[c].astype(object).map(_config_cell) for c in config_cols}
-    varying = [c for c in config_cols if shown_config[c].nunique() > 1]
+    shown_config = {c: pd.Series([config_cell(c[len(CONFIG_PREFIX):], v) for v in ranked[c]],
+                                 index=ranked.index, dtype=object) for c in config_cols}
+    always = [f"{CONFIG_PREFIX}{k}" for k in (searched or []) if f"{CONFIG_PREFIX}{k}" in ranked]
+    varying = always + [c for c in config_cols
+                        if c not in always and shown_config[c].nunique() > 1]
     shown = reported_metrics(metric, list(ranked.columns))
     merged = STANDS_FOR in ranked and bool((ranked[STANDS_FOR].fillna(1) > 1).any())
     header = ["#", "trial", f"{metric} ({scope})", *shown, "epoch",
@@ -148,7 +165,8 @@ def _summarise(outcome: SweepOutcome, storage: str) -> int:
             print(f"no ranking: {err}")
             break
         print(f"\nBest configs by {metric} ({scope}):")
-        print(format_best(ranked, metric=metric, scope=scope, seeds=seed_count(meta), mode=mode))
+        print(format_best(ranked, metric=metric, scope=scope, seeds=seed_count(meta), mode=mode,
+                          searched=searched_keys(meta)))
     _print_marginals(name, storage, metric)
     print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
     print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: "
@@ -180,6 +198,22 @@ def _print_marginals(name: str, storage: str, metric: str) -> None:
         print(f"  {key:<{width}}  {cells}")
 
 
+def parse_where(items: list[str]) -> dict[str, object]:
+    """``--where KEY=VALUE`` filters: VALUE as YAML reads it (``1``, ``0.5``, ``same``);
+    ``null`` and ``never`` both mean None."""
+    from sweeps import yaml_numbers
+
+    where: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--where {item!r}: expected KEY=VALUE, e.g. mixup.alpha=1.0")
+        value = None if text.strip() in ("never", "null", "None", "") else (
+            yaml_numbers.safe_load(text))
+        where[key.strip()] = value
+    return where
+
+
 def best(args: argparse.Namespace) -> int:
     from sweeps.results import best_configs
     from sweeps.tables import ranked_records
@@ -187,17 +221,44 @@ def best(args: argparse.Namespace) -> int:
     top = _positive(args.top, "--top")
     meta = read_meta(args.storage, args.name)
     ranked = best_configs(args.name, storage=args.storage, metric=args.metric, mode=args.mode,
-                          scope=args.scope, top=top, source=args.source)
+                          scope=args.scope, top=top, source=args.source,
+                          where=parse_where(args.where))
     metric = args.metric or meta["objective"]["metric"]
     if (warning := optimistic_warning(metric)) is not None:
         print(warning, file=sys.stderr)
     seeds = seed_count(meta)
-    if args.json:
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
         print(json.dumps(ranked_records(ranked, seeds=seeds)))
+    elif fmt == "csv":
+        _print_csv(ranked_records(ranked, seeds=seeds))
     else:
         mode = args.mode or best_mode(meta, metric)
-        print(format_best(ranked, metric=metric, scope=args.scope, seeds=seeds, mode=mode))
+        print(format_best(ranked, metric=metric, scope=args.scope, seeds=seeds, mode=mode,
+                          searched=searched_keys(meta)))
     return 0
+
+
+def _print_csv(records: list[dict[str, object]]) -> None:
+    """One row per trial: rank, trial, status, epoch, value, ties, stands_for, seeds, the config
+    keys and the metrics at the chosen epoch; a missing value is an empty cell."""
+    import csv
+
+    rows = []
+    for rank, record in enumerate(records, start=1):
+        row: dict[str, object] = {"rank": rank}
+        row |= {k: record[k] for k in ("trial_id", "status", "epoch", "value", "ties",
+                                       "stands_for", "seeds")}
+        row |= {f"config/{k}": v for k, v in record["config"].items()}  # type: ignore[attr-defined]
+        row |= dict(record["metrics"])  # type: ignore[call-overload]
+        rows.append(row)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
 def ui(args: argparse.Namespace) -> int:

@@ -76,7 +76,7 @@ def best_mode(meta: dict[str, Any], metric: str) -> Literal["max", "min"]:
 def best_configs(
     name: str, *, storage: str | Path = DEFAULT_STORAGE, metric: str | None = None,
     mode: Literal["max", "min"] | None = None, scope: Scope = "best-epoch",
-    top: int | None = 5, source: Source = "parquet",
+    top: int | None = 5, source: Source = "parquet", where: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """The sweep's trials ranked by ``metric`` (default: the sweep's objective), best first.
 
@@ -84,6 +84,8 @@ def best_configs(
     one; the sweep's objective is a validation metric, and the test metrics in the result are
     those at the epoch chosen on it. Columns: ``trial_id``, ``status``, ``epoch``, ``value``,
     ``ties``, ``config/<dotted key>``, ``stands_for`` and every metric at that epoch.
+    ``where`` keeps the trials whose config (or a grid point merged into the trial) has
+    each given key at the given value (None: null, e.g. ``mixup.stop_epoch`` never).
     """
     meta = read_meta(storage, name)
     metric = metric or meta["objective"]["metric"]
@@ -91,6 +93,15 @@ def best_configs(
     trials, epochs = load_tables(name, storage=storage, source=source)
     if epochs.empty:
         raise UsageError(f"sweep {name!r} has no reported epochs yet")
+    if where:
+        try:
+            trials = tables.where(trials, where)
+        except KeyError as err:
+            raise UsageError(str(err.args[0])) from None
+        epochs = epochs[epochs["trial_id"].isin(set(trials["trial_id"]))]
+        if trials.empty:
+            raise UsageError("--where " + " ".join(f"{k}={v}" for k, v in where.items())
+                             + ": no trial matches")
     try:
         return tables.rank(trials, epochs, metric=metric, mode=mode, scope=scope, top=top)
     except KeyError as err:
@@ -98,16 +109,22 @@ def best_configs(
 
 
 def export(name: str, out: str | Path, *, storage: str | Path = DEFAULT_STORAGE) -> list[Path]:
-    """Copies the trials table to ``out`` and the epochs table beside it (``*.epochs.parquet``)."""
+    """Copies the trials table to ``out`` and the epochs table beside it (``*.epochs.parquet``
+    or ``*.epochs.csv``: the format follows ``out``'s suffix; in CSV a missing value is an
+    empty cell)."""
     target = Path(out)
-    if target.suffix != ".parquet":
-        raise UsageError(f"--out {out}: expected a .parquet file name")
+    if target.suffix not in (".parquet", ".csv"):
+        raise UsageError(f"--out {out}: expected a .parquet or .csv file name")
     trials, epochs = load_tables(name, storage=storage)
-    epochs_target = target.with_name(target.stem + ".epochs.parquet")
+    epochs_target = target.with_name(target.stem + ".epochs" + target.suffix)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        parquet_io.write_frame(trials, target)
-        parquet_io.write_frame(epochs, epochs_target)
+        if target.suffix == ".csv":
+            trials.to_csv(target, index=False)
+            epochs.to_csv(epochs_target, index=False)
+        else:
+            parquet_io.write_frame(trials, target)
+            parquet_io.write_frame(epochs, epochs_target)
     except OSError as err:
         raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from None
     return [target, epochs_target]

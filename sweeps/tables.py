@@ -183,6 +183,31 @@ def ranked_records(ranked: pd.DataFrame, *, seeds: int) -> list[dict[str, Any]]:
     return out
 
 
+def where(trials: pd.DataFrame, wanted: dict[str, Any]) -> pd.DataFrame:
+    """The trials whose config, or a grid point merged into them, has every ``wanted`` value
+    (None matches a missing value). An unknown key is a KeyError naming it."""
+    for key in wanted:
+        if f"{CONFIG_PREFIX}{key}" not in trials.columns:
+            known = sorted(c[len(CONFIG_PREFIX):] for c in trials.columns
+                           if c.startswith(CONFIG_PREFIX))
+            raise KeyError(f"--where {key}: not a config key of this sweep (keys: "
+                           f"{', '.join(known)})")
+
+    def same(value: Any, target: Any) -> bool:
+        if target is None or _missing(value):
+            return target is None and _missing(value)
+        return bool(_plain(value) == target)
+
+    def matches(row: pd.Series) -> bool:
+        points = [config_of(row)]
+        merged = row.get(MERGED)
+        if isinstance(merged, str) and merged:
+            points += [{**points[0], **p} for p in json.loads(merged)]
+        return any(all(same(p.get(k), v) for k, v in wanted.items()) for p in points)
+
+    return trials[trials.apply(matches, axis=1)] if len(trials) else trials
+
+
 def _expanded(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per grid point: a trial that stands for merged points is repeated for each."""
     if MERGED not in trials.columns:
