@@ -24,6 +24,7 @@ def _add_trial_args(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixup-sweep", description="Hyperparameter sweeps for Mixup research.")
+    parser.add_argument("--version", action="version", version=f"mixup-sweep {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="run one trial in this process (no Ray)")
@@ -142,6 +143,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(handler=_cmd_ui)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mixup-sweeps")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _pack_arg(value: str) -> int | str:

@@ -235,7 +235,8 @@ def marginals(trials: pd.DataFrame, column: str) -> dict[str, list[tuple[Any, fl
         return out
     trials = _expanded(trials)  # a merged trial counts once for every grid point it stands for
     for config_col in [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]:
-        keys = trials[config_col].map(lambda v: "null" if _missing(v) else _plain(v))
+        never = "never" if config_col == f"{CONFIG_PREFIX}mixup.stop_epoch" else "null"
+        keys = trials[config_col].map(lambda v, never=never: never if _missing(v) else _plain(v))
         if keys.nunique() < 2:
             continue
         groups = trials.groupby(keys, sort=False)[column]

@@ -78,3 +78,11 @@ def test_a_smoke_run_takes_its_own_name(tmp_path: Path) -> None:
     out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path)  # the real one still runs
     assert out.returncode == 0, out.stderr
     assert len(RecordLog(tmp_path / "res" / "main").trials) == 2
+
+
+def test_version_and_help_answer_without_importing_the_stack(tmp_path: Path) -> None:
+    out = mixup_sweep("--version", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("mixup-sweep ")
+    out = mixup_sweep("--help", cwd=tmp_path)
+    for command in ("list", "status", "delete", "best", "export"):
+        assert command in out.stdout
