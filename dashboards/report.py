@@ -9,7 +9,7 @@ Figures (``<out>/<slug>.png``):
 * ``accuracy_curves``: rare- vs common-feature test accuracy over epochs per configuration;
 * ``rare_accuracy_heatmap``: rare-feature test accuracy over α × switch-off epoch, per scheme;
 * ``feature_alignment``: rare and common feature alignment, ERM vs Mixup vs switched-off Mixup;
-* ``parameter_importance``: fANOVA importance of each searched parameter;
+* ``parameter_importance``: PED-ANOVA (or fANOVA) importance of each searched parameter;
 * ``pareto_front``: common- vs rare-feature test accuracy with the Pareto front;
 
 plus the best-configs table (in the page, and every configuration in ``best_configs.csv``).
@@ -67,7 +67,8 @@ class ReportPaths:
         return [self.html, *self.pngs, *([self.csv] if self.csv else [])]
 
 
-def write_report(data: SweepData, out: str | Path) -> ReportPaths:
+def write_report(data: SweepData, out: str | Path,
+                 importance: str = "ped-anova") -> ReportPaths:
     """Draws every figure of ``data`` into ``out`` and writes the HTML page there.
 
     Args:
@@ -78,7 +79,8 @@ def write_report(data: SweepData, out: str | Path) -> ReportPaths:
     folder = Path(out).expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / CSV_FILE
-    sections = [make(data) for make in FIGURES]
+    sections = [make(data, importance) if make is fig_importance.parameter_importance
+                else make(data) for make in FIGURES]
     sections.append(best_table.best_configs(data, csv))
     pngs: dict[str, Path] = {}
     notes = []
@@ -97,7 +99,8 @@ def write_report(data: SweepData, out: str | Path) -> ReportPaths:
 
 
 def build_report(name: str, *, storage: str | Path = "sweep_results",
-                 out: str | Path | None = None, mlflow: bool = True) -> ReportPaths:
+                 out: str | Path | None = None, mlflow: bool = True,
+                 importance: str = "ped-anova") -> ReportPaths:
     """Builds the report of sweep ``name`` and logs it to the sweep's MLflow parent run.
 
     Args:
@@ -125,7 +128,7 @@ def build_report(name: str, *, storage: str | Path = "sweep_results",
                                  f"{lock.holder(sweep_dir(storage, name))}; pass --out DIR to "
                                  "write its report elsewhere while it runs")
     folder = Path(out) if out is not None else sweep_dir(storage, name) / "report"
-    report = write_report(data, folder)
+    report = write_report(data, folder, importance)
     if mlflow:
         meta = read_meta(storage, name)
         try:

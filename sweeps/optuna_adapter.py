@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -52,18 +53,32 @@ def _quiet() -> Iterator[None]:
         optuna.logging.set_verbosity(previous)
 
 
+#: Importance evaluators: PED-ANOVA (Optuna's ``PedAnovaImportanceEvaluator``, the default:
+#: 0.1 s at 10,000 trials where fANOVA takes ~90 s, optuna#5212) and fANOVA (64 trees).
+IMPORTANCE_METHODS = ("ped-anova", "fanova")
+
+
 def fanova_importances(
     configs: Sequence[Mapping[str, Any]], keys: Sequence[str], values: Sequence[float], *,
     maximize: bool, seed: int, second: Sequence[float] | None = None,
+    method: str = "fanova",
 ) -> tuple[dict[str, float] | None, dict[str, float] | None, int]:
-    """fANOVA importance of ``keys`` for ``values`` (one per config), and for ``second``.
+    """Importance of ``keys`` for ``values`` (one per config), and for ``second``, by
+    ``method`` (one of :data:`IMPORTANCE_METHODS`).
 
     Trials whose value is not finite are left out. Returns the importances for each target
     (summing to 1; None when there is no variance to split, or no second target) and the number
     of trials the study held.
     """
     import optuna
-    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+    from optuna.importance import (
+        FanovaImportanceEvaluator,
+        PedAnovaImportanceEvaluator,
+        get_param_importances,
+    )
+
+    if method not in IMPORTANCE_METHODS:
+        raise ValueError(f"unknown importance method {method!r}")
 
     distributions = {k: _distribution([c.get(k) for c in configs]) for k in keys}
     with _quiet():
@@ -79,16 +94,25 @@ def fanova_importances(
                 params=params, distributions=distributions, value=value, user_attrs=attrs))
 
         def importances(target: Any) -> dict[str, float] | None:
+            evaluator = (FanovaImportanceEvaluator(seed=seed) if method == "fanova"
+                         else PedAnovaImportanceEvaluator())
             try:
-                return get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=seed),
-                                             target=target)
+                found = get_param_importances(study, evaluator=evaluator, target=target)
             except RuntimeError:  # "zero total variance": every trial scored the same
                 return None
+            total = sum(found.values())
+            if not total > 0:
+                return None
+            return {k: v / total for k, v in found.items()}  # normalized: shares summing to 1
 
         first = importances(None)
         other = None
         if second is not None and any(map(math.isfinite, second)):
-            other = importances(lambda t: float(t.user_attrs["second"]))
+            # PED-ANOVA ranks what gets a target low; fANOVA splits variance (sign-free)
+            sign = -1.0 if maximize and method == "ped-anova" else 1.0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                other = importances(lambda t: sign * float(t.user_attrs["second"]))
     return first, other, len(study.trials)
 
 

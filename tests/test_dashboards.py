@@ -262,11 +262,14 @@ def test_importance_ranks_the_switch_off_epoch_first_when_it_drives_the_objectiv
     write_sweep(tmp_path, "stop_matters", grid(label_scheme=["same", "independent"],
                                                stop_epoch=[20, 25, 40, 50, None]))
     data = load_sweep("stop_matters", storage=tmp_path)
-    section = fig_importance.parameter_importance(data)
-    assert section.figure is not None
-    bars = {t.get_text(): p.get_width() for ax in section.figure.axes
-            for t, p in zip(ax.get_yticklabels(), ax.containers[0], strict=True)}
-    assert max(bars, key=bars.__getitem__) == "switch-off epoch"
+    for method in ("ped-anova", "fanova"):  # PED-ANOVA is the report's default
+        section = fig_importance.parameter_importance(data, method)
+        assert section.figure is not None
+        assert section.title.endswith(f"({fig_importance.METHOD_NAMES[method]})")
+        bars = {t.get_text(): p.get_width() for ax in section.figure.axes
+                for t, p in zip(ax.get_yticklabels(), ax.containers[0], strict=True)}
+        assert max(bars, key=bars.__getitem__) == "switch-off epoch", (method, bars)
+        assert sum(bars.values()) == pytest.approx(1.0, abs=0.02)
 
 
 def test_continuous_search_is_drawn_as_a_scatter_not_a_heatmap(tmp_path: Path) -> None:
