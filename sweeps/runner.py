@@ -145,7 +145,8 @@ def _open_parent_run(spec: SweepSpec, directory: Path, meta: dict[str, Any],
                      uri: str) -> SweepTracker:
     """Checks the store, then creates or re-attaches the sweep's parent run (kept in meta)."""
     tracker = SweepTracker(uri, sweep_name=meta["name"], param_keys=trial_param_keys(spec),
-                           extra_params={"seeds": json.dumps(list(spec.seeds))})
+                           extra_params={"seeds": json.dumps(list(spec.seeds))},
+                           name_keys=list(spec.search_space))
     tracker.check()
     same_store = uri == meta["tracking_uri"]
     try:

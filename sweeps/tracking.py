@@ -105,12 +105,15 @@ class SweepTracker:
     def __init__(self, tracking_uri: str, *, sweep_name: str,
                  experiment_name: str | None = None,
                  param_keys: Collection[str] | None = None,
-                 extra_params: Mapping[str, Any] | None = None) -> None:
+                 extra_params: Mapping[str, Any] | None = None,
+                 name_keys: Sequence[str] = ()) -> None:
         _quoted(sweep_name)  # refuse a name we could not search for, before anything is logged
         #: The config keys a child run logs as params (None: all); the whole config is its
         #: ``mixup_sweeps.config`` tag either way. ``extra_params`` are logged with them.
         self.param_keys = None if param_keys is None else frozenset(param_keys)
         self.extra_params = _params(extra_params or {})
+        #: The searched keys a child run is named by (``α=1 same off@500``; none: its trial id).
+        self.name_keys = list(name_keys)
         self.tracking_uri = tracking_uri
         self.sweep_name = sweep_name
         self.experiment_name = experiment_name or f"mixup-sweeps/{sweep_name}"
@@ -232,7 +235,7 @@ class SweepTracker:
         all_tags, params = self._trial_tags_and_params(trial_id, config, tags)
         run = self._find_one(self._filter("child", trial_id))
         if run is None:
-            run_id = self._create_run(trial_id, all_tags)
+            run_id = self._create_run(run_name(config, self.name_keys) or trial_id, all_tags)
             self._log_batch(run_id, params=params)
             self._last_step[run_id] = None
         else:
@@ -284,7 +287,7 @@ class SweepTracker:
             config, start_tags, new = start
             if new:
                 all_tags, params = self._trial_tags_and_params(trial_id, config, start_tags)
-                run_id = self._create_run(trial_id, all_tags)
+                run_id = self._create_run(run_name(config, self.name_keys) or trial_id, all_tags)
                 self._runs[trial_id], self._last_step[run_id] = run_id, None
             else:
                 self.start_trial(trial_id, config=config, tags=start_tags)
@@ -680,6 +683,27 @@ def _quoted(value: str) -> str:
 
 def _strings(tags: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items()}
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_name(config: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """A child run's name from its searched settings, e.g. ``α=1 same off@500``: α, the label
+    scheme, ``off@E`` (``never off``) for the switch-off epoch, ``key=value`` for other keys."""
+    parts = []
+    for key in keys:
+        value = config.get(key)
+        if key == "mixup.alpha":
+            parts.append(f"α={_short(value)}")
+        elif key == "mixup.label_scheme":
+            parts.append(str(value))
+        elif key == "mixup.stop_epoch":
+            parts.append("never off" if value is None else f"off@{value}")
+        else:
+            parts.append(f"{key.rsplit('.', 1)[-1]}={_short(value)}")
+    return " ".join(parts)[:_MAX_PARAM_CHARS]
 
 
 def _params(values: Mapping[str, Any]) -> dict[str, str]:

@@ -41,8 +41,9 @@ class RealSweep:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    trials: dict[str, str]  # trial id (run name) -> child run id
+    trials: dict[str, str]  # trial id -> child run id
     report: ReportPaths
+    names: dict[str, str]  # child run id -> run name (its searched settings, "α=1 same off@10")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,8 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> RealSweep:
     report = build_report(SWEEP, storage=folder / "res")
     parent, children = sweep_runs(uri, SWEEP)
     return RealSweep(folder / "res", uri, parent.info.experiment_id, parent.info.run_id,
-                     {c.info.run_name: c.info.run_id for c in children}, report)
+                     {c.data.tags["mixup_sweeps.trial_id"]: c.info.run_id for c in children},
+                     report, {c.info.run_id: c.info.run_name for c in children})
 
 
 @pytest.fixture(scope="module")
@@ -153,20 +155,21 @@ def test_mlflow_ui_lists_the_trials_nested_under_the_sweeps_parent_run(
     expander = "document.querySelector('[data-component-id*=\"runnamecellrenderer\"]')"
     browser.wait_for(expander)  # the parent's "+": its child runs are collapsed under it
     browser.evaluate(f"{expander}.click()")
-    trials = " && ".join(f"document.body.innerText.includes({json.dumps(t)})"
-                         for t in sweep.trials)
-    browser.wait_for(trials)
+    names = " && ".join(f"document.body.innerText.includes({json.dumps(n)})"
+                        for n in sweep.names.values())
+    assert all(n.startswith("α=") for n in sweep.names.values()), sweep.names
+    browser.wait_for(names)
     browser.screenshot(ARTIFACTS / "mlflow_runs.png",
                        clip={"x": 0, "y": 0, "width": 1700, "height": 1100})
 
 
 def test_mlflow_ui_shows_a_trials_metrics_and_params(browser: Chromium, mlflow_ui: str,
                                                      sweep: RealSweep) -> None:
-    trial, run_id = sorted(sweep.trials.items())[-1]
+    _, run_id = sorted(sweep.trials.items())[-1]
     browser.goto(f"{mlflow_ui}/#/experiments/{sweep.experiment_id}/runs/{run_id}")
     browser.wait_for("document.body.innerText.includes('test/acc_rare')")
     text = _page_text(browser)
-    assert trial in text
+    assert sweep.names[run_id] in text
     for name in ("test/acc_common", "features/rare_alignment", "best/test/acc_rare",
                  "last/test/acc_rare", "mixup.alpha", "mixup.stop_epoch"):
         assert name in text, name
@@ -183,8 +186,8 @@ def test_mlflow_ui_compares_trials_over_the_searched_params(browser: Chromium, m
     browser.wait_for("document.body.innerText.includes('mixup.stop_epoch')")
     text = _page_text(browser)
     assert "mixup.alpha" in text
-    for trial in sweep.trials:
-        assert trial in text
+    for name in sweep.names.values():
+        assert name in text, name
     browser.screenshot(ARTIFACTS / "mlflow_compare.png",
                        clip={"x": 0, "y": 0, "width": 1700, "height": 1100})
 

@@ -40,6 +40,10 @@ def test_a_four_trial_sweep_leaves_one_parent_and_four_nested_children(tmp_path)
         assert child.info.status == "FINISHED"
         assert child.data.params["mixup.alpha"] in {"0.0", "0.5", "1.0", "2.0"}
         assert child.data.params["data.dim"] == "200"
+        assert child.data.params["seeds"] == "[0, 1]" and "seed" not in child.data.params
+        assert "optim.lr" not in child.data.params  # a default, not searched: in the config tag
+        alpha = float(child.data.params["mixup.alpha"])
+        assert child.info.run_name == f"α={alpha:.4g}"  # named by its searched settings
         assert child.data.tags["mixup_sweeps.node_id"]
         assert child.data.tags["mixup_sweeps.git_commit"]
         assert metric_steps(uri, child.info.run_id, "test/acc_rare") == [10, 20, 30, 40]
@@ -50,11 +54,13 @@ def test_a_four_trial_sweep_leaves_one_parent_and_four_nested_children(tmp_path)
     # Parquet holds the same trials and epochs, and `best` gives the same answer from both.
     trials = pd.read_parquet(tmp_path / "res" / "four" / "trials.parquet")
     epochs = pd.read_parquet(tmp_path / "res" / "four" / "epochs.parquet")
-    assert sorted(trials["trial_id"]) == sorted(c.info.run_name for c in children)
+    assert sorted(trials["trial_id"]) == sorted(c.data.tags["mixup_sweeps.trial_id"]
+                                                for c in children)
     assert len(epochs) == 16
     for child in children:
         history = {m.step: m.value for m in _history(uri, child.info.run_id, "test/acc_rare")}
-        mine = epochs[epochs["trial_id"] == child.info.run_name].set_index("epoch")["test/acc_rare"]
+        trial_id = child.data.tags["mixup_sweeps.trial_id"]
+        mine = epochs[epochs["trial_id"] == trial_id].set_index("epoch")["test/acc_rare"]
         assert mine.to_dict() == pytest.approx(history)
     answers = {}
     for source in ("parquet", "mlflow"):
