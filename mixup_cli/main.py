@@ -143,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    _add_storage(p)
     p.set_defaults(handler=_cmd_ui)
     return parser
 

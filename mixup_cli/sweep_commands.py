@@ -262,11 +262,44 @@ def _print_csv(records: list[dict[str, object]]) -> None:
 
 
 def ui(args: argparse.Namespace) -> int:
+    """The MLflow UI on 127.0.0.1: the store and the port are checked before anything is
+    printed (one line and exit 2 when either is wrong), then the URL of the newest sweep's
+    runs in that store (or of the experiments list when it has none)."""
+    import socket
+
     uri = _tracking_uri(args.tracking_uri)
     if uri.startswith("http"):
         print(f"The tracking server already serves the UI: {uri}")
         return 0
-    print(f"MLflow UI for {uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):].partition("?")[0])
+        if not path.is_file():
+            raise UsageError(f"ui: no MLflow store at {path}; run a sweep here first or pass "
+                             "--tracking-uri sqlite:////path/to/mlflow.db")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError:
+            raise UsageError(f"ui --port {args.port}: 127.0.0.1:{args.port} is in use; pass "
+                             "--port with a free one") from None
+    base = f"http://127.0.0.1:{args.port}"
+    url = base + _latest_runs_page(uri, args.storage)
+    print(f"MLflow UI for {uri}: {url} (Ctrl-C stops it)", flush=True)
     from sweeps.tracking import server_command, server_env
 
     return subprocess.call(server_command(uri, host="127.0.0.1", port=args.port), env=server_env())
+
+
+def _latest_runs_page(uri: str, storage: str) -> str:
+    """``/#/experiments/<id>/runs`` of the newest sweep in ``storage`` logged to ``uri``."""
+    from sweeps.manage import summaries
+
+    for summary in summaries(storage):
+        if read_meta(storage, summary.name).get("tracking_uri") != uri:
+            continue
+        from mlflow.tracking import MlflowClient
+
+        experiment = MlflowClient(uri).get_experiment_by_name(f"mixup-sweeps/{summary.name}")
+        if experiment is not None:
+            return f"/#/experiments/{experiment.experiment_id}/runs"
+    return "/#/experiments"

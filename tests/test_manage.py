@@ -86,3 +86,18 @@ def test_version_and_help_answer_without_importing_the_stack(tmp_path: Path) -> 
     out = mixup_sweep("--help", cwd=tmp_path)
     for command in ("list", "status", "delete", "best", "export"):
         assert command in out.stdout
+
+
+def test_ui_checks_the_store_and_the_port_before_it_prints_a_url(tmp_path: Path) -> None:
+    import socket
+
+    out = mixup_sweep("ui", "--port", "5999", cwd=tmp_path)  # no mlflow.db here
+    assert out.returncode == 2 and out.stdout == "" and "no MLflow store" in out.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # and none was created
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = mixup_sweep("ui", "--port", str(port), cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == "" and f"{port} is in use" in out.stderr
