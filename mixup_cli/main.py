@@ -63,12 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="a shrunk run (few epochs, one seed, two samples) to check the spec; "
                    "named NAME-smoke unless --name is given")
+    _add_report(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("resume", help="continue an interrupted sweep")
     p.add_argument("name", metavar="NAME")
     _add_storage(p)
     p.add_argument("--address", help="Ray cluster address (default: the one it ran on)")
+    _add_report(p)
     p.set_defaults(handler=_cmd_resume)
 
     p = sub.add_parser("best", help="the best configs of a sweep")
@@ -166,6 +168,12 @@ def _pack_arg(value: str) -> int | str:
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected auto or an integer, got {value!r}") from None
+
+
+def _add_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not build the report (figures + HTML, logged to the sweep's "
+                        "MLflow parent run) at the end")
 
 
 def _add_storage(parser: argparse.ArgumentParser) -> None:

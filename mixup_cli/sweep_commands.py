@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         num_samples=_positive(args.num_samples, "--num-samples"),
         max_concurrent=_positive(args.max_concurrent, "--max-concurrent"), pack=args.pack,
     )
-    return _summarise(outcome, args.storage)
+    return _summarise(outcome, args.storage, report=not args.no_report)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -64,7 +64,7 @@ def resume(args: argparse.Namespace) -> int:
     if address:
         join_env(address)
     return _summarise(resume_run(args.name, storage=args.storage, address=args.address),
-                      args.storage)
+                      args.storage, report=not args.no_report)
 
 
 def reported_metrics(metric: str, columns: list[str]) -> list[str]:
@@ -150,7 +150,22 @@ def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
     return "\n".join(lines)
 
 
-def _summarise(outcome: SweepOutcome, storage: str) -> int:
+def _report(name: str, storage: str) -> None:
+    """Builds the sweep's report and logs it to its MLflow parent run; a failure is a warning
+    line, never a failed sweep."""
+    from dashboards.report import build_report
+
+    try:
+        report = build_report(name, storage=storage)
+    except Exception as err:
+        print(f"warning: report not built ({type(err).__name__}: "
+              f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}); "
+              f"build it with: mixup-sweep report {name}", file=sys.stderr)
+        return
+    print(f"Report:  {report.html} (also on the sweep's MLflow parent run)")
+
+
+def _summarise(outcome: SweepOutcome, storage: str, *, report: bool = True) -> int:
     from sweeps.results import best_configs
 
     name = outcome.directory.name
@@ -169,6 +184,8 @@ def _summarise(outcome: SweepOutcome, storage: str) -> int:
                           searched=searched_keys(meta)))
     _print_marginals(name, storage, metric)
     print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
+    if report and outcome.trials:
+        _report(name, storage)
     print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: "
           f"mixup-sweep ui --tracking-uri {outcome.tracking_uri}")
     if not outcome.mlflow_complete:

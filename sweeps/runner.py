@@ -108,6 +108,7 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
         drained = time.monotonic() - tune_ended
         if complete:
             try:
+                _log_best(tracker, spec, sink.log)
                 tracker.finish_sweep(status)
             except Exception:
                 complete = False  # the parent run's status; `sync` sets it
@@ -116,6 +117,28 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
     return SweepOutcome(directory, len(sink.log.trials), errored, time.monotonic() - started,
                         meta["tracking_uri"], len(sink.unsynced), sink.tracking_failures,
                         complete, sink.last_error, sink.mlflow_seconds, drained)
+
+
+def _log_best(tracker: SweepTracker, spec: SweepSpec, log: RecordLog) -> None:
+    """The best trial by the objective at its best epoch, on the sweep's parent run."""
+    from sweeps import tables
+    from sweeps.parquet_io import frame
+    from sweeps.tracking import run_name
+
+    metric, mode = spec.objective.metric, spec.objective.mode
+    records = list(log.trials.values())
+    trials = frame(tables.trial_rows(records, metric=metric, mode=mode))
+    epochs = frame(tables.epoch_rows(records))
+    if epochs.empty or metric not in epochs:
+        return
+    best = tables.rank(trials, epochs, metric=metric, mode=mode, scope="best-epoch", top=1)
+    if best.empty:
+        return
+    row = best.iloc[0]
+    trial_id = str(row["trial_id"])
+    tracker.set_best(trial_id=trial_id, name=run_name(log.trials[trial_id].config,
+                                                      list(spec.search_space)),
+                     metric=metric, value=float(row["value"]), epoch=int(row["epoch"]))
 
 
 def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
@@ -154,7 +177,9 @@ def _open_parent_run(spec: SweepSpec, directory: Path, meta: dict[str, Any],
         meta["parent_run_id"] = tracker.start_sweep(
             params={"spec." + k: v for k, v in _spec_params(spec).items()},
             tags={**provenance.as_tags(meta.get("provenance")),
-                  "mixup_sweeps.spec": meta["spec_path"]},
+                  "mixup_sweeps.spec": meta["spec_path"],
+                  # the run's description in the MLflow UI
+                  "mlflow.note.content": spec.description or f"Sweep {meta['name']}"},
             parent_run_id=meta.get("parent_run_id") if same_store else None,
         )
     except TrackingUnavailable:

@@ -198,6 +198,16 @@ class SweepTracker:
                 self._reopen(self._parent_id)
         return self._parent_id
 
+    def set_best(self, *, trial_id: str, name: str, metric: str, value: float,
+                 epoch: int) -> None:
+        """Shows the sweep's answer on its parent run: tags naming the best trial (its id, its
+        run name, the epoch chosen) and the value as the metric ``best/<metric>``."""
+        self._log_batch(self._require_parent(),
+                        metrics=_finite({f"{BEST_PREFIX}{metric}": value}),
+                        tags={"mixup_sweeps.best_trial": trial_id,
+                              "mixup_sweeps.best_settings": name or trial_id,
+                              "mixup_sweeps.best_epoch": str(epoch)})
+
     def finish_sweep(self, status: str) -> None:
         """Ends the parent run; child runs still RUNNING (trials never finished) become KILLED.
 

@@ -18,7 +18,7 @@ from cluster import local
 from sweeps import ray_backend
 from sweeps.records import RecordLog
 from tests.conftest import wait_until
-from tests.sweep_helpers import CLI, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
+from tests.sweep_helpers import CLI, NO_REPORT, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def cluster_env(state: local.ClusterState, *, final_sync: float = 5) -> dict[str
 
 def run_on(state: local.ClusterState, spec: Path, cwd: Path, *extra: str,
            timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, "run", str(spec), "--storage", "res", "--address",
+    return subprocess.run([*CLI, "run", str(spec), "--storage", "res", NO_REPORT, "--address",
                            state.ray_address, "--tracking-uri", str(state.tracking_uri), *extra],
                           cwd=cwd, env=cluster_env(state), capture_output=True, text=True,
                           timeout=timeout)
@@ -51,7 +51,7 @@ def run_on(state: local.ClusterState, spec: Path, cwd: Path, *extra: str,
 
 def start_on(state: local.ClusterState, spec: Path, cwd: Path, *extra: str,
              final_sync: float = 5, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([*CLI, "run", str(spec), "--storage", "res", "--address",
+    return subprocess.Popen([*CLI, "run", str(spec), "--storage", "res", NO_REPORT, "--address",
                              state.ray_address, "--tracking-uri", str(state.tracking_uri),
                              *extra],
                             cwd=cwd, env={**cluster_env(state, final_sync=final_sync), **(env or {})},
@@ -195,7 +195,8 @@ def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
     wait_for_epochs(tmp_path / "res" / "driverless" / "records.jsonl", 40)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.communicate()
-    out = subprocess.run([*CLI, "resume", "driverless", "--storage", "res"], cwd=tmp_path,
+    out = subprocess.run([*CLI, "resume", "driverless", "--storage", "res", NO_REPORT],
+                         cwd=tmp_path,
                          env=cluster_env(cluster), capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr
     records = RecordLog(tmp_path / "res" / "driverless").trials

@@ -21,7 +21,8 @@ def test_list_status_and_delete_a_finished_and_a_running_sweep(tmp_path: Path) -
     assert mixup_sweep("run", str(done), "--storage", "res", cwd=tmp_path).returncode == 0
     live = write_spec(tmp_path, "live", trial=LONG, search_space=SPACE, seeds=[0],
                       search={"algorithm": "grid", "max_concurrent": 2})
-    driver = subprocess.Popen([*CLI, "run", str(live), "--storage", "res", "--pack", "1"],
+    driver = subprocess.Popen([*CLI, "run", str(live), "--storage", "res", "--pack", "1",
+                               "--no-report"],
                               cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
@@ -101,3 +102,24 @@ def test_ui_checks_the_store_and_the_port_before_it_prints_a_url(tmp_path: Path)
         port = busy.getsockname()[1]
         out = mixup_sweep("ui", "--port", str(port), cwd=tmp_path)
     assert out.returncode == 2 and out.stdout == "" and f"{port} is in use" in out.stderr
+
+
+def test_run_ends_with_the_report_and_the_answer_on_the_parent_run(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "answer", search_space=SPACE, seeds=[0],
+                      description="α = 0 against α = 1 on a small task")
+    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path, report=True)
+    assert out.returncode == 0, out.stderr
+    report = tmp_path / "res" / "answer" / "report" / "report.html"
+    assert f"Report:  {report}" in out.stdout and report.is_file()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent, _ = sweep_runs(uri, "answer")
+    assert parent.data.tags["mlflow.note.content"] == "α = 0 against α = 1 on a small task"
+    [top] = json.loads(mixup_sweep("best", "answer", "--storage", "res", "--json", "--top", "1",
+                                   cwd=tmp_path).stdout.strip().splitlines()[-1])
+    assert parent.data.tags["mixup_sweeps.best_trial"] == top["trial_id"]
+    assert parent.data.tags["mixup_sweeps.best_settings"].startswith("α=")
+    assert parent.data.metrics["best/val/acc_rare"] == top["value"]
+    from mlflow.tracking import MlflowClient
+
+    listed = [a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "report")]
+    assert "report/report.html" in listed
