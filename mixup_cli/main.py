@@ -171,6 +171,8 @@ def _pack_arg(value: str) -> int | str:
 
 
 def _add_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Ray's and MLflow's start-up messages")
     parser.add_argument("--no-report", action="store_true",
                         help="do not build the report (figures + HTML, logged to the sweep's "
                         "MLflow parent run) at the end")

@@ -36,7 +36,18 @@ def _positive(value: int | None, flag: str) -> int | None:
     return value
 
 
+def _quiet_unless(verbose: bool) -> None:
+    """Ray's and MLflow's start-up messages only with --verbose (before either is imported)."""
+    import os
+
+    if verbose:
+        os.environ["MIXUP_VERBOSE"] = "1"
+    else:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
 def run(args: argparse.Namespace) -> int:
+    _quiet_unless(args.verbose)
     from sweeps.runner import start_run
     from sweeps.spec import load_spec
 
@@ -57,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
+    _quiet_unless(args.verbose)
     from cluster.local import join_env
     from sweeps.runner import resume_run
 
@@ -314,9 +326,9 @@ def _latest_runs_page(uri: str, storage: str) -> str:
     for summary in summaries(storage):
         if read_meta(storage, summary.name).get("tracking_uri") != uri:
             continue
-        from mlflow.tracking import MlflowClient
+        from sweeps.tracking import SweepTracker
 
-        experiment = MlflowClient(uri).get_experiment_by_name(f"mixup-sweeps/{summary.name}")
+        experiment = SweepTracker(uri, sweep_name=summary.name).existing_experiment_id()
         if experiment is not None:
-            return f"/#/experiments/{experiment.experiment_id}/runs"
+            return f"/#/experiments/{experiment}/runs"
     return "/#/experiments"

@@ -22,11 +22,11 @@ from mixup_core.config import from_flat, to_flat, trains_as
 from mixup_core.training import METRIC_NAMES
 from sweeps import provenance
 from sweeps.layout import STD_SUFFIX
-from sweeps.progress import ProgressLine
+from sweeps.progress import make_display
 from sweeps.records import FINAL_STATUSES, RecordLog, TrialRecord
 from sweeps.spec import SweepSpec
 from sweeps.sync import replay_trial, trial_summary, trial_tags
-from sweeps.tracking import SweepTracker
+from sweeps.tracking import SweepTracker, run_name
 
 REPORTED = {"epoch", *METRIC_NAMES, *(m + STD_SUFFIX for m in METRIC_NAMES)}
 
@@ -66,8 +66,10 @@ class DriverSink:
         self.directory, self.spec, self.tracker = directory, spec, tracker
         self.log = RecordLog(directory)
         self.base = to_flat(spec.base)
-        self.display = ProgressLine(metric=spec.objective.metric, mode=spec.objective.mode,
-                                    total=spec.trial_count(), stream=stream)
+        self.display = make_display(metric=spec.objective.metric, mode=spec.objective.mode,
+                                    total=spec.trial_count(), stream=stream,
+                                    budget=spec.base.epochs_to_train)
+        self._names: dict[str, tuple[str, int]] = {}  # trial id -> (run name, epoch budget)
         self.retry_every, self.write_every = retry_every, write_every
         self.unsynced: set[str] = set()
         self.tracking_failures = 0
@@ -249,6 +251,11 @@ class DriverSink:
             if pending is not None:
                 was_new = pending.start[2] if pending.start is not None else new
                 pending.start = (config, self.tags_of(self.log.trials[trial_id]), was_new)
+            last = self.log.trials[trial_id].last_epoch
+        name = run_name(config, list(self.spec.search_space))
+        budget = from_flat(config).epochs_to_train
+        self._names[trial_id] = (name, budget)
+        self.display.trial(trial_id, epoch=last, budget=budget, name=name)
 
     def trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         metrics = {k: v for k, v in result.items() if k in REPORTED}
@@ -265,6 +272,9 @@ class DriverSink:
                 if first and node:
                     pending.tags["mixup_sweeps.node_id"] = str(node)
                 pending.epochs.append((epoch, metrics))
+        if trial_id in self._names:
+            name, budget = self._names[trial_id]
+            self.display.trial(trial_id, epoch=epoch, budget=budget, name=name)
         value = metrics.get(self.spec.objective.metric)
         if value is not None and math.isfinite(value):
             self.display.offer(trial_id, epoch, value,
@@ -284,6 +294,7 @@ class DriverSink:
             pending = self._queue(trial_id)
             if pending is not None:
                 pending.finish = (status, summary, error)
+        self.display.ended(trial_id)
 
     def trial_settled(self, trial_id: str, status: str, error: str | None) -> None:
         """Closes a trial that Tune finished but our records still hold open."""

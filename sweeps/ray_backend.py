@@ -37,6 +37,8 @@ from sweeps.seed_group import SeedGroup, aggregate
 from sweeps.spec import Dimension, SweepSpec
 
 TUNE_DIR = "tune"
+#: ``1``: Ray's and MLflow's start-up messages are shown (``mixup-sweep run --verbose``).
+VERBOSE_ENV = "MIXUP_VERBOSE"
 
 
 class EventSink(Protocol):
@@ -695,7 +697,9 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, An
         env_vars = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "MIXUP_DATA_ROOT": str(data_root)}
         if os.environ.get(FAILPOINT_ENV):
             env_vars[FAILPOINT_ENV] = str(Path(os.environ[FAILPOINT_ENV]).resolve())
-        common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
+        # Start-up is quiet unless `run --verbose` (MIXUP_VERBOSE=1): Ray's warnings included.
+        level = logging.WARNING if os.environ.get(VERBOSE_ENV) == "1" else logging.ERROR
+        common: dict[str, Any] = {"log_to_driver": False, "logging_level": level,
                                   "configure_logging": True,
                                   "runtime_env": {"env_vars": env_vars}}
         if address:

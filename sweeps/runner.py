@@ -100,7 +100,7 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
         status = "FINISHED"
     finally:
         OPEN_SINKS.pop(str(directory), None)
-        sink.display.maybe_print(force=True)
+        sink.display.close()
         write_tables(directory, sink.log, spec.objective.metric, spec.objective.mode)
         # How long the end of a sweep waits for a down tracking server before giving up.
         tune_ended = time.monotonic()

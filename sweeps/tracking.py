@@ -167,6 +167,10 @@ class SweepTracker:
             self._experiment_id = self._find_experiment() or self._create_experiment()
         return self._experiment_id
 
+    def existing_experiment_id(self) -> str | None:
+        """The sweep's experiment id if the store has it (nothing is created)."""
+        return self._find_experiment()
+
     def start_sweep(self, *, params: Mapping[str, Any], tags: Mapping[str, str],
                     parent_run_id: str | None = None) -> str:
         """Opens the sweep's parent run, or reopens the one a previous driver left.
