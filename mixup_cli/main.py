@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sweeps.errors import ClusterError, SpecError, TrackingUnavailable, UsageError
 
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mixup-sweep {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="run one trial in this process (no Ray)")
+    p = sub.add_parser("train", help="run one trial in this process (no Ray)",
+                       **_command_help("mixup-sweep train --set mixup.alpha=1.0 --set optim.epochs=200"))
     p.add_argument("config", nargs="?", metavar="SPEC_OR_CONFIG",
                    help="a trial config YAML, or a sweep spec (its `trial` section is used)")
     _add_trial_args(p)
@@ -35,8 +37,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the final metrics as one JSON object on the last line of stdout")
     p.set_defaults(handler=_cmd_train)
 
-    p = sub.add_parser("reproduce", help="the paper's comparison table, in this process")
-    p.add_argument("config", nargs="?", metavar="SPEC_OR_CONFIG")
+    p = sub.add_parser("reproduce", help="the paper's comparison table, in this process",
+                       **_command_help("mixup-sweep reproduce --seeds 5"))
+    p.add_argument("config", nargs="?", metavar="SPEC_OR_CONFIG",
+                   help="a trial config YAML, or a sweep spec (its `trial` section); default: "
+                   "the paper's default task")
     _add_trial_args(p)
     p.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
     p.add_argument("--unpacked", action="store_true",
@@ -44,13 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the rows as JSON on the last line")
     p.set_defaults(handler=_cmd_reproduce)
 
-    p = sub.add_parser("plan", help="show a sweep's resolved trials; starts nothing")
-    p.add_argument("spec", metavar="SPEC")
+    p = sub.add_parser("plan", help="show a sweep's resolved trials; starts nothing",
+                       **_command_help("mixup-sweep plan sweeps/specs/paper_feature_noise.yaml"))
+    p.add_argument("spec", metavar="SPEC", help="a sweep spec YAML (see sweeps/specs/)")
     p.add_argument("--smoke", action="store_true", help="plan the shrunk smoke version")
     p.set_defaults(handler=_cmd_plan)
 
-    p = sub.add_parser("run", help="run a sweep on Ray (local by default)")
-    p.add_argument("spec", metavar="SPEC")
+    p = sub.add_parser("run", help="run a sweep on Ray (local by default)",
+                       **_command_help("mixup-sweep run sweeps/specs/paper_feature_noise.yaml --smoke"))
+    p.add_argument("spec", metavar="SPEC", help="a sweep spec YAML (see sweeps/specs/)")
     p.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                    "else sqlite:///./mlflow.db)")
@@ -66,23 +73,29 @@ def _parser() -> argparse.ArgumentParser:
     _add_report(p)
     p.set_defaults(handler=_cmd_run)
 
-    p = sub.add_parser("resume", help="continue an interrupted sweep")
-    p.add_argument("name", metavar="NAME")
+    p = sub.add_parser("resume", help="continue an interrupted sweep",
+                       **_command_help("mixup-sweep resume paper_feature_noise"))
+    p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.add_argument("--address", help="Ray cluster address (default: the one it ran on)")
     _add_report(p)
     p.set_defaults(handler=_cmd_resume)
 
-    p = sub.add_parser("best", help="the best configs of a sweep")
-    p.add_argument("name", metavar="NAME")
+    p = sub.add_parser("best", help="the best configs of a sweep",
+                       **_command_help("mixup-sweep best paper_feature_noise "
+                                       "--where mixup.stop_epoch=never --format csv"))
+    p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.add_argument("--metric", help="choose by this metric (default: the sweep's objective, a "
                    "val/ metric; a test/ metric works but warns that it is optimistic)")
-    p.add_argument("--mode", choices=["max", "min"])
+    p.add_argument("--mode", choices=["max", "min"],
+                   help="max or min (default: the sweep's mode for its objective; min for "
+                   "losses and stds)")
     p.add_argument("--scope", choices=["best-epoch", "last"], default="best-epoch",
                    help="rank each trial by its best logged epoch or by its last one")
-    p.add_argument("--top", type=int, default=5)
-    p.add_argument("--source", choices=["parquet", "mlflow"], default="parquet")
+    p.add_argument("--top", type=int, default=5, help="how many trials to show")
+    p.add_argument("--source", choices=["parquet", "mlflow"], default="parquet",
+                   help="rank from the sweep's Parquet tables or rebuild them from MLflow")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="only trials whose config has KEY=VALUE, e.g. mixup.label_scheme=same "
                    "or mixup.stop_epoch=never (repeatable: all must hold)")
@@ -91,39 +104,46 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the same as --format json")
     p.set_defaults(handler=_cmd_best)
 
-    p = sub.add_parser("list", help="the sweeps in the storage folder, newest first")
+    p = sub.add_parser("list", help="the sweeps in the storage folder, newest first",
+                       **_command_help("mixup-sweep list --storage sweep_results"))
     _add_storage(p)
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(handler=_cmd_list)
 
-    p = sub.add_parser("status", help="a sweep's trials in flight and its ETA")
-    p.add_argument("name", metavar="NAME")
+    p = sub.add_parser("status", help="a sweep's trials in flight and its ETA",
+                       **_command_help("mixup-sweep status paper_feature_noise"))
+    p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.set_defaults(handler=_cmd_status)
 
-    p = sub.add_parser("delete", help="delete a sweep: its folder and its MLflow runs")
-    p.add_argument("name", metavar="NAME")
+    p = sub.add_parser("delete", help="delete a sweep: its folder and its MLflow runs",
+                       **_command_help("mixup-sweep delete paper_feature_noise-smoke --yes"))
+    p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
     p.set_defaults(handler=_cmd_delete)
 
-    p = sub.add_parser("export", help="write a sweep's tables to Parquet or CSV files")
-    p.add_argument("name", metavar="NAME")
+    p = sub.add_parser("export", help="write a sweep's tables to Parquet or CSV files",
+                       **_command_help("mixup-sweep export paper_feature_noise --out results/trials.csv"))
+    p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.add_argument("--out", required=True, metavar="FILE.parquet|FILE.csv",
                    help="the trials table; the epochs table goes beside it (FILE.epochs.*)")
     p.set_defaults(handler=_cmd_export)
 
-    p = sub.add_parser("sync", help="replay a sweep's records into MLflow (after an outage)")
-    p.add_argument("name", metavar="NAME")
+    p = sub.add_parser("sync", help="replay a sweep's records into MLflow (after an outage)",
+                       **_command_help("mixup-sweep sync paper_feature_noise --tracking-uri http://127.0.0.1:5000"))
+    p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.add_argument("--tracking-uri", help="default: the URI the sweep ran with")
     p.set_defaults(handler=_cmd_sync)
 
-    p = sub.add_parser("cluster", help="a local multi-node Ray cluster + MLflow server")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p = sub.add_parser("cluster", help="a local multi-node Ray cluster + MLflow server",
+                       **_command_help("mixup-sweep cluster up --workers 2"))
+    p.add_argument("action", choices=["up", "down", "status"],
+                   help="start the cluster, stop exactly what `up` started, or show it")
     p.add_argument("--workers", type=int, default=2, help="worker nodes (default 2)")
-    p.add_argument("--cpus-per-node", type=int, default=1)
+    p.add_argument("--cpus-per-node", type=int, default=1, help="CPUs each worker node offers")
     p.add_argument("--head-cpus", type=int, default=0,
                    help="CPUs the head offers to trials (default 0: trials run on workers)")
     p.add_argument("--backend-store-uri", help="MLflow backend (default: sqlite in the state "
@@ -132,8 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=".mixup-cluster", help="state dir (default ./.mixup-cluster)")
     p.set_defaults(handler=_cmd_cluster)
 
-    p = sub.add_parser("report", help="figures + one HTML page of a sweep, from its Parquet records")
-    p.add_argument("name", metavar="NAME")
+    p = sub.add_parser("report", help="figures + one HTML page of a sweep, from its Parquet records",
+                       **_command_help("mixup-sweep report paper_feature_noise --importance fanova"))
+    p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.add_argument("--out", metavar="DIR", help="default: <storage>/<name>/report/")
     p.add_argument("--no-mlflow", action="store_true",
@@ -143,7 +164,8 @@ def _parser() -> argparse.ArgumentParser:
                    "fANOVA (minutes at 10,000 trials)")
     p.set_defaults(handler=_cmd_report)
 
-    p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
+    p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1",
+                       **_command_help("mixup-sweep ui --port 5001"))
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     _add_storage(p)
@@ -168,6 +190,24 @@ def _pack_arg(value: str) -> int | str:
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected auto or an integer, got {value!r}") from None
+
+
+def _command_help(example: str) -> dict[str, Any]:
+    """A subcommand's help layout: every option's default shown, and an example."""
+    return {"formatter_class": _Formatter, "epilog": f"example:\n  {example}"}
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless it already names its default or has
+    none (None, a flag's False, an empty list); the epilog's example is kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default in (None, False, [], argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: {default})"
 
 
 def _add_report(parser: argparse.ArgumentParser) -> None:

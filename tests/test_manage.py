@@ -123,3 +123,22 @@ def test_run_ends_with_the_report_and_the_answer_on_the_parent_run(tmp_path: Pat
 
     listed = [a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "report")]
     assert "report/report.html" in listed
+
+
+def test_every_command_has_an_example_and_every_option_its_help_and_default() -> None:
+    import argparse
+
+    from mixup_cli.main import _parser
+
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        assert command.epilog and command.epilog.startswith("example:\n  mixup-sweep " + name)
+        text = command.format_help()
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.dest)
+            if action.option_strings and action.default not in (None, False, []):
+                assert f"default: {action.default}" in text or "default" in action.help, (
+                    name, action.dest)
