@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json", "csv"], default="table",
                    help="table (default), a JSON array, or CSV with one row per trial")
     p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument("--pareto", action="store_true",
+                   help="only the trials on the Pareto front of the sweep's objectives (a "
+                   "multi-objective sweep), all of them")
     p.set_defaults(handler=_cmd_best)
 
     p = sub.add_parser("list", help="the sweeps in the storage folder, newest first",

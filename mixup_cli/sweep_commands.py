@@ -249,9 +249,19 @@ def best(args: argparse.Namespace) -> int:
 
     top = _positive(args.top, "--top")
     meta = read_meta(args.storage, args.name)
-    ranked = best_configs(args.name, storage=args.storage, metric=args.metric, mode=args.mode,
-                          scope=args.scope, top=top, source=args.source,
-                          where=parse_where(args.where))
+    if args.pareto:
+        from sweeps.results import objectives_of, pareto_configs
+
+        ranked = pareto_configs(args.name, storage=args.storage, scope=args.scope,
+                                source=args.source, where=parse_where(args.where))
+        if args.format == "table" and not args.json:
+            listed = ", ".join(f"{m} ({mode})" for m, mode in objectives_of(meta))
+            print(f"Pareto front over {listed}: {len(ranked)} trials no other trial beats on "
+                  "every objective (each at its chosen epoch).")
+    else:
+        ranked = best_configs(args.name, storage=args.storage, metric=args.metric,
+                              mode=args.mode, scope=args.scope, top=top, source=args.source,
+                              where=parse_where(args.where))
     metric = args.metric or meta["objective"]["metric"]
     if (warning := optimistic_warning(metric)) is not None:
         print(warning, file=sys.stderr)

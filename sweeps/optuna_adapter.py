@@ -149,7 +149,7 @@ class PackStudy:
     def __init__(self, path: str, *, name: str,
                  space: Mapping[str, tuple[str, Sequence[Any], float | None, float | None,
                                            float | None]],
-                 mode: str, seed: int) -> None:
+                 modes: Sequence[str], seed: int) -> None:
         import optuna
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
@@ -159,25 +159,26 @@ class PackStudy:
         self.study = optuna.create_study(
             study_name=name, storage=JournalStorage(JournalFileBackend(path)),
             sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
-            direction="maximize" if mode == "max" else "minimize", load_if_exists=True)
+            directions=["maximize" if mode == "max" else "minimize" for mode in modes],
+            load_if_exists=True)
 
     def ask(self, n: int) -> list[tuple[int, dict[str, Any]]]:
         """``n`` new trials: (Optuna trial number, params) each."""
         asked = [self.study.ask(fixed_distributions=self.distributions) for _ in range(n)]
         return [(trial.number, dict(trial.params)) for trial in asked]
 
-    def tell(self, number: int, value: float | None) -> None:
-        """Completes trial ``number`` with ``value``; None or NaN fails it (a diverged trial).
-        A trial already finished (told before a resume) is left as it is."""
+    def tell(self, number: int, values: Sequence[float] | None) -> None:
+        """Completes trial ``number`` with one value per objective; None or a NaN fails it (a
+        diverged trial). A trial already finished (told before a resume) is left as it is."""
         import optuna
 
         trial = self.study.trials[number]
         if trial.state.is_finished():
             return
-        if value is None or not math.isfinite(value):
+        if values is None or not all(math.isfinite(v) for v in values):
             self.study.tell(number, state=optuna.trial.TrialState.FAIL)
         else:
-            self.study.tell(number, value)
+            self.study.tell(number, values[0] if len(values) == 1 else list(values))
 
     def fail_unclaimed(self, claimed: set[int]) -> None:
         """Fails the trials still running in the journal that no pack trains (asked just before

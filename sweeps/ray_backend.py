@@ -110,8 +110,13 @@ def _searcher(spec: SweepSpec) -> Searcher | BasicVariantGenerator:
 
         from sweeps.optuna_adapter import tpe_sampler
 
-        optuna = OptunaSearch(metric=spec.objective.metric, mode=spec.objective.mode,
-                              sampler=tpe_sampler(s.seed))
+        objectives = spec.all_objectives
+        if len(objectives) > 1:  # Optuna's multi-objective TPE over every objective
+            optuna = OptunaSearch(metric=[o.metric for o in objectives],
+                                  mode=[o.mode for o in objectives], sampler=tpe_sampler(s.seed))
+        else:
+            optuna = OptunaSearch(metric=spec.objective.metric, mode=spec.objective.mode,
+                                  sampler=tpe_sampler(s.seed))
         return ConcurrencyLimiter(optuna, max_concurrent=s.max_concurrent)
     return BasicVariantGenerator(max_concurrent=s.max_concurrent, random_state=s.seed)
 
@@ -137,10 +142,12 @@ class PackSearcher(Searcher):
         self._size, self._total = size, spec.search.num_samples
         self._journal = str(sweep_dir.resolve() / OPTUNA_JOURNAL)
         self._name, self._seed = sweep_dir.resolve().name, spec.search.seed
-        self._objective, self._direction = spec.objective.metric, spec.objective.mode
+        self._objectives = [o.metric for o in spec.all_objectives]
+        self._directions = [o.mode for o in spec.all_objectives]
         self._study: Any = None
         self._packs: dict[str, list[int]] = {}  # Tune trial id -> Optuna trial numbers
-        self._last: dict[str, float] = {}  # member trial id -> objective at its last report
+        #: member trial id -> each objective at its last report
+        self._last: dict[str, dict[str, float]] = {}
         self._told: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -152,7 +159,7 @@ class PackSearcher(Searcher):
             from sweeps.optuna_adapter import PackStudy
 
             self._study = PackStudy(self._journal, name=self._name, space=self._space,
-                                    mode=self._direction, seed=self._seed)
+                                    modes=self._directions, seed=self._seed)
         return self._study
 
     def set_search_properties(self, metric: str | None, mode: str | None,
@@ -176,8 +183,8 @@ class PackSearcher(Searcher):
             head, _, rest = key.partition("/")
             if head == "trials":
                 member_id, _, metric = rest.partition("/")
-                if metric == self._objective:
-                    self._last[member_id] = float(value)
+                if metric in self._objectives:
+                    self._last.setdefault(member_id, {})[metric] = float(value)
             elif head == "finished" and rest:
                 finished.append((rest, value[0]))
         for member_id, status in finished:
@@ -194,7 +201,10 @@ class PackSearcher(Searcher):
         if member_id in self._told or trial_id not in self._packs:
             return
         number = self._packs[trial_id][int(member_id.rsplit("-", 1)[1])]
-        self.study.tell(number, None if status == "ERROR" else self._last.get(member_id))
+        last = self._last.get(member_id, {})
+        values = None if status == "ERROR" or any(m not in last for m in self._objectives) \
+            else [last[m] for m in self._objectives]
+        self.study.tell(number, values)
         self._told.add(member_id)
 
     def save(self, checkpoint_path: str) -> None:
@@ -750,8 +760,10 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
                                       reuse_actors=True,
                                       trial_dirname_creator=lambda trial: trial.trial_id)
     else:
+        single = len(spec.all_objectives) == 1  # several: the searcher holds them (fifo only)
         tune_config = tune.TuneConfig(
-            metric=spec.objective.metric, mode=spec.objective.mode,
+            metric=spec.objective.metric if single else None,
+            mode=spec.objective.mode if single else None,
             search_alg=_searcher(spec), scheduler=_scheduler(spec),
             num_samples=spec.search.num_samples, reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id)

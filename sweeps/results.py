@@ -108,6 +108,30 @@ def best_configs(
         raise UsageError(str(err.args[0])) from None
 
 
+def objectives_of(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """The sweep's objectives as (metric, mode), the first ranking the trials."""
+    listed = meta.get("objectives") or [meta["objective"]]
+    return [(str(o["metric"]), str(o["mode"])) for o in listed]
+
+
+def pareto_configs(name: str, *, storage: str | Path = DEFAULT_STORAGE,
+                   scope: Scope = "best-epoch", source: Source = "parquet",
+                   where: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The trials on the Pareto front of the sweep's objectives (``objective`` given as a
+    list), each objective read at the trial's chosen epoch, in the order of the first."""
+    meta = read_meta(storage, name)
+    objectives = objectives_of(meta)
+    if len(objectives) < 2:
+        raise UsageError(f"--pareto: sweep {name!r} has one objective "
+                         f"({objectives[0][0]}); give `objective:` a list to search several")
+    ranked = best_configs(name, storage=storage, scope=scope, top=None, source=source,
+                          where=where)
+    try:
+        return tables.pareto(ranked, objectives)
+    except KeyError as err:
+        raise UsageError(str(err.args[0])) from None
+
+
 def export(name: str, out: str | Path, *, storage: str | Path = DEFAULT_STORAGE) -> list[Path]:
     """Copies the trials table to ``out`` and the epochs table beside it (``*.epochs.parquet``
     or ``*.epochs.csv``: the format follows ``out``'s suffix; in CSV a missing value is an

@@ -234,6 +234,7 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     resolved = spec_from_meta(meta)
     meta["seeds"] = list(resolved.seeds)
     meta["trials_planned"] = resolved.trial_count()
+    meta["objectives"] = [{"metric": o.metric, "mode": o.mode} for o in resolved.all_objectives]
     if resolved.pack != "auto":
         packing.check_pack(resolved, int(resolved.pack))  # one line, before anything is written
     check_available(resolved.base.data)  # missing data: one line, before anything is written

@@ -118,6 +118,13 @@ class SweepSpec:
     smoke: dict[str, Any]  # dotted trial overrides that shrunk() applies
     #: ``execution.pack``: trials per Ray Tune trial ("auto", or 1 = one trial per Ray trial).
     pack: int | str = 1
+    #: Every objective when ``objective`` is a list (Optuna's multi-objective search); the
+    #: first is ``objective``, which ranks trials and picks each trial's best epoch.
+    objectives: tuple[Objective, ...] = ()
+
+    @property
+    def all_objectives(self) -> tuple[Objective, ...]:
+        return self.objectives or (self.objective,)
 
     def grid_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the grid dimensions; one empty dict when there are none."""

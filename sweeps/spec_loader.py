@@ -123,7 +123,8 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
     # a value invalid), so --smoke never meets a config error the full sweep would not.
     bases = (base, smoke_base) if smoke else (base,)
     space = _parse_search_space(r, raw.get("search_space"), bases, search.algorithm)
-    objective = _parse_objective(r, raw.get("objective"))
+    objectives = _parse_objectives(r, raw.get("objective"), search.algorithm)
+    objective = objectives[0]
     spec = SweepSpec(
         name=name, description=description, path=source, base=base, search_space=space,
         search=search, objective=objective,
@@ -131,7 +132,11 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
         resources=_parse_resources(r, raw.get("resources")),
         seeds=_parse_seeds(r, raw.get("seeds"), base), smoke=smoke,
         pack=_parse_execution(r, raw.get("execution")),
+        objectives=objectives if len(objectives) > 1 else (),
     )
+    if len(objectives) > 1 and spec.scheduler.kind != "fifo":
+        r.fail("scheduler.kind", f"asha judges one objective; use fifo with a list of "
+                                 f"objectives, got {spec.scheduler.kind}")
     _check_budget(r, spec)
     return spec
 
@@ -429,13 +434,31 @@ MAX_PACK = 1024
 DEFAULT_OBJECTIVE = "val/acc_rare"
 
 
-def _parse_objective(r: _Reader, value: object) -> Objective:
-    raw = r.section(value, "objective", ("metric", "mode"))
+def _parse_objective(r: _Reader, value: object, at: str = "objective") -> Objective:
+    raw = r.section(value, at, ("metric", "mode"))
     metrics = [*METRIC_NAMES, *(f"{name}_std" for name in METRIC_NAMES)]
     return Objective(
-        metric=r.choice(raw.get("metric", DEFAULT_OBJECTIVE), "objective.metric", metrics),
-        mode=cast(Mode, r.choice(raw.get("mode", "max"), "objective.mode", get_args(Mode))),
+        metric=r.choice(raw.get("metric", DEFAULT_OBJECTIVE), f"{at}.metric", metrics),
+        mode=cast(Mode, r.choice(raw.get("mode", "max"), f"{at}.mode", get_args(Mode))),
     )
+
+
+def _parse_objectives(r: _Reader, value: object, algorithm: str) -> tuple[Objective, ...]:
+    """One objective, or a list of them (multi-objective: Optuna only, distinct metrics)."""
+    if not isinstance(value, list):
+        return (_parse_objective(r, value),)
+    if len(value) < 2:
+        r.fail("objective", f"a list needs at least two objectives, got {len(value)}")
+    if algorithm != "optuna":
+        r.fail("objective", f"a list of objectives needs search.algorithm optuna (its "
+                            f"multi-objective samplers), got {algorithm}")
+    objectives = tuple(_parse_objective(r, item, f"objective[{i}]")
+                       for i, item in enumerate(value))
+    metrics = [o.metric for o in objectives]
+    for i, metric in enumerate(metrics):
+        if metric in metrics[:i]:
+            r.fail(f"objective[{i}].metric", f"repeats {metric}")
+    return objectives
 
 
 def _parse_scheduler(

@@ -183,6 +183,33 @@ def ranked_records(ranked: pd.DataFrame, *, seeds: int) -> list[dict[str, Any]]:
     return out
 
 
+def pareto(ranked: pd.DataFrame, objectives: list[tuple[str, str]]) -> pd.DataFrame:
+    """The rows of ``ranked`` no other row dominates on ``objectives`` ((metric, mode) pairs,
+    each read at the row's chosen epoch): at least as good on every one and better on one.
+    Rows with a missing value are left out; the order of ``ranked`` is kept."""
+    for metric, _ in objectives:
+        if metric not in ranked.columns:
+            raise KeyError(f"--pareto: {metric} is not a metric of this sweep")
+    signs = [1.0 if mode == "max" else -1.0 for _, mode in objectives]
+    points = [[sign * float(row[m]) for (m, _), sign in zip(objectives, signs, strict=True)]
+              for _, row in ranked.iterrows()]
+    finite = [all(math.isfinite(v) for v in p) for p in points]
+    keep = []
+    for i, p in enumerate(points):
+        if not finite[i]:
+            continue
+        dominated = any(finite[j] and all(a >= b for a, b in zip(q, p, strict=True))
+                        and any(a > b for a, b in zip(q, p, strict=True))
+                        for j, q in enumerate(points) if j != i)
+        keep.append(not dominated)
+    mask = [False] * len(points)
+    kept = iter(keep)
+    for i in range(len(points)):
+        if finite[i]:
+            mask[i] = next(kept)
+    return ranked[mask]
+
+
 def where(trials: pd.DataFrame, wanted: dict[str, Any]) -> pd.DataFrame:
     """The trials whose config, or a grid point merged into them, has every ``wanted`` value
     (None matches a missing value). An unknown key is a KeyError naming it."""

@@ -226,3 +226,56 @@ def test_a_killed_packed_driver_resumes_every_trial_from_its_pack_state(tmp_path
             assert reports.count(20) == 1, f"{trial_id} restarted from epoch 0"
     epochs = pd.read_parquet(tmp_path / "res" / "killed" / "epochs.parquet")
     assert len(epochs) == 4 * 75 and not epochs.duplicated(["trial_id", "epoch"]).any()
+
+
+MULTI = [{"metric": "val/acc_rare", "mode": "max"}, {"metric": "val/acc_common", "mode": "max"}]
+
+
+def test_a_list_of_objectives_is_searched_by_multi_objective_optuna_with_a_pareto_answer(
+        tmp_path: Path) -> None:
+    space = {"mixup.alpha": {"kind": "uniform", "low": 0.0, "high": 2.0},
+             "optim.lr": {"kind": "loguniform", "low": 0.05, "high": 1.0}}
+    spec = write_spec(tmp_path, "multi", seeds=[0], objective=MULTI, search_space=space,
+                      search={"algorithm": "optuna", "num_samples": 6, "seed": 1,
+                              "max_concurrent": 2})
+    for name, pack in (("multi", "3"), ("multi1", "1")):  # packed, and Ray's OptunaSearch
+        out = mixup_sweep("run", str(spec), "--storage", "res", "--name", name, "--pack", pack,
+                          cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert len(RecordLog(tmp_path / "res" / name).trials) == 6
+    study = _journal_trials(tmp_path / "res" / "multi" / "optuna.journal", "multi")
+    assert len(study) == 6 and all(len(t.values) == 2 for t in study)
+    trials = RecordLog(tmp_path / "res" / "multi").trials.values()
+    told = sorted((t.params["mixup.alpha"], tuple(t.values)) for t in study)
+    recorded = sorted((r.config["mixup.alpha"], (r.epochs[40]["val/acc_rare"],
+                                                 r.epochs[40]["val/acc_common"]))
+                      for r in trials)
+    assert told == recorded
+    # `best --pareto`: exactly the trials no other beats on both objectives
+    every = json.loads(mixup_sweep("best", "multi", "--storage", "res", "--json", "--top", "6",
+                                   cwd=tmp_path).stdout.strip().splitlines()[-1])
+    out = mixup_sweep("best", "multi", "--storage", "res", "--pareto", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    front = {r["trial_id"] for r in json.loads(out.stdout.strip().splitlines()[-1])}
+    points = {r["trial_id"]: (r["metrics"]["val/acc_rare"], r["metrics"]["val/acc_common"])
+              for r in every}
+    expected = {t for t, p in points.items()
+                if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points.values())}
+    assert front == expected and front
+    table = mixup_sweep("best", "multi", "--storage", "res", "--pareto", cwd=tmp_path)
+    assert "Pareto front over val/acc_rare (max), val/acc_common (max)" in table.stdout
+
+
+def test_a_list_of_objectives_needs_optuna_and_fifo(tmp_path: Path) -> None:
+    grid = write_spec(tmp_path, "g", objective=MULTI,
+                      search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}})
+    out = mixup_sweep("plan", str(grid), cwd=tmp_path)
+    assert out.returncode == 2 and "objective: a list of objectives needs search.algorithm " \
+        "optuna" in out.stderr
+    asha = write_spec(tmp_path, "a", objective=MULTI, scheduler={"kind": "asha"},
+                      search={"algorithm": "optuna", "num_samples": 2},
+                      search_space={"mixup.alpha": {"kind": "uniform", "low": 0.0, "high": 1.0}})
+    out = mixup_sweep("plan", str(asha), cwd=tmp_path)
+    assert out.returncode == 2 and "scheduler.kind: asha judges one objective" in out.stderr
+    single = mixup_sweep("best", "nope", "--pareto", "--storage", "res", cwd=tmp_path)
+    assert single.returncode == 2
