@@ -27,9 +27,14 @@ def test_list_status_and_delete_a_finished_and_a_running_sweep(tmp_path: Path) -
                               stderr=subprocess.DEVNULL)
     try:
         records = tmp_path / "res" / "live"
-        wait_until(lambda: (records / "records.jsonl").exists()
-                   and (records / "records.jsonl").read_text().count('"type": "epoch"') >= 6,
-                   timeout=120, what="the live sweep's first reports")
+
+        def both_reporting() -> bool:  # both trials started and reported (they run at once)
+            if not (records / "records.jsonl").exists():
+                return False
+            trials = RecordLog(records).trials.values()
+            return len(trials) == 2 and all(r.epochs for r in trials)
+
+        wait_until(both_reporting, timeout=120, what="both trials of the live sweep reporting")
         out = mixup_sweep("list", "--storage", "res", cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()
