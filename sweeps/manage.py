@@ -185,7 +185,6 @@ def _epoch_reports_since(path: Path, since: float | None) -> int:
 class Deleted:
     folder: Path
     runs: int  # MLflow runs deleted (parent and children)
-    tracking_error: str | None  # why the MLflow runs could not be deleted, if they could not
 
 
 def delete(storage: str | Path, name: str) -> Deleted:
@@ -207,4 +206,4 @@ def delete(storage: str | Path, name: str) -> Deleted:
                          f"be deleted ({type(err).__name__}: {str(err).strip()[:200]}); nothing "
                          f"was deleted") from None
     shutil.rmtree(directory)
-    return Deleted(directory, runs, None)
+    return Deleted(directory, runs)
