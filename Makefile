@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SPEC ?= sweeps/specs/paper_feature_noise.yaml
 SWEEP ?= paper_feature_noise
 
-.PHONY: install sweep test lint bench chromium report
+.PHONY: install sweep test lint bench chromium postgresql report
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,7 +33,12 @@ lint: install
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: lint chromium
+# Debian's PostgreSQL serves the shared tracking server's tests (`mixup-sweep tracking up` would
+# install it too; installing it here keeps apt out of the timed suite).
+postgresql:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+
+test: lint chromium postgresql
 	$(PY) -m pytest
 
 report: install chromium

@@ -150,10 +150,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--head-cpus", type=int, default=0,
                    help="CPUs the head offers to trials (default 0: trials run on workers)")
     p.add_argument("--backend-store-uri", help="MLflow backend (default: sqlite in the state "
-                   "dir; e.g. postgresql://user@127.0.0.1/mlflow)")
+                   "dir; e.g. postgresql+psycopg://user@127.0.0.1/mlflow)")
     p.add_argument("--no-tracking", action="store_true", help="start no MLflow server")
     p.add_argument("--dir", default=".mixup-cluster", help="state dir (default ./.mixup-cluster)")
     p.set_defaults(handler=_cmd_cluster)
+
+    p = sub.add_parser("tracking", help="a shared MLflow server on PostgreSQL with user accounts",
+                       **_command_help("mixup-sweep tracking up && mixup-sweep tracking add-user alice"))
+    p.add_argument("action", choices=["up", "down", "status", "add-user"],
+                   help="start (or restart) the server, stop exactly what `up` started, show "
+                   "it, or create a user")
+    p.add_argument("user", nargs="?", metavar="NAME", help="add-user: the new user's name")
+    p.add_argument("--dir", default=".mixup-tracking",
+                   help="state dir: secrets (0600), logs, artifacts (default ./.mixup-tracking)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address the MLflow server binds (default 127.0.0.1; 0.0.0.0 shares "
+                   "it on the network)")
+    p.add_argument("--port", type=int, help="the MLflow server's port (default 5050, or the "
+                   "port it had)")
+    p.add_argument("--db-port", type=int, help="PostgreSQL's port on 127.0.0.1 (default 5433, "
+                   "or the port it had)")
+    p.add_argument("--drop", action="store_true",
+                   help="down: also delete the database, users and secrets")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="add-user: read the password from stdin instead of generating one")
+    p.set_defaults(handler=_cmd_tracking)
 
     p = sub.add_parser("report", help="figures + one HTML page of a sweep, from its Parquet records",
                        **_command_help("mixup-sweep report paper_feature_noise --importance fanova"))
@@ -308,6 +329,12 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     from mixup_cli import cluster_commands
 
     return cluster_commands.main(args)
+
+
+def _cmd_tracking(args: argparse.Namespace) -> int:
+    from mixup_cli import tracking_commands
+
+    return tracking_commands.main(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -198,8 +198,11 @@ def _summarise(outcome: SweepOutcome, storage: str, *, report: bool = True) -> i
     print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
     if report and outcome.trials:
         _report(name, storage)
-    print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: "
-          f"mixup-sweep ui --tracking-uri {outcome.tracking_uri}")
+    if outcome.tracking_uri.startswith(("http://", "https://")):  # a server: its UI is there
+        print(f"MLflow:  {outcome.tracking_uri}  (open it in a browser)")
+    else:
+        print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: "
+              f"mixup-sweep ui --tracking-uri {outcome.tracking_uri}")
     if not outcome.mlflow_complete:
         print(f"warning: MLflow at {outcome.tracking_uri} did not answer; {outcome.unsynced} "
               "trial(s) are complete in the records and Parquet but not yet in MLflow. Replay "

@@ -651,11 +651,23 @@ def absolute_uri(uri: str, cwd: Path) -> str:
     return f"{prefix}{(Path(cwd) / path).resolve()}{sep}{query}"
 
 
+_HTTP_HINTS = {
+    "401": ": not authenticated; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
+    "403": ": permission denied; the experiment belongs to another user (pick another sweep "
+           "name, or have its owner grant you EDIT)",
+    "404": ": not an MLflow tracking server?",
+}
+
+
 def tracking_unusable(uri: str, err: BaseException) -> TrackingUnavailable:
     cause, network = _cause(err)
     if not _is_http(uri):
         return TrackingUnavailable(f"tracking store {uri} is not usable ({cause}); "
                                    "fix it or pass --tracking-uri")
+    if cause.startswith(("HTTP 401", "HTTP 403")):
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        who = f" as user {user!r}" if user and cause.startswith("HTTP 403") else ""
+        return TrackingUnavailable(f"tracking server {uri} refused the request{who} ({cause})")
     state = "unreachable" if network else "not usable"
     return TrackingUnavailable(f"tracking server {uri} is {state} ({cause}); "
                                "start it or pass --tracking-uri")
@@ -678,8 +690,7 @@ def _cause(err: BaseException) -> tuple[str, bool]:
     text = " ".join(str(err).split())  # one line
     code = re.search(r"error code (\d{3})", text)
     if code:
-        hint = ": not an MLflow tracking server?" if code.group(1) == "404" else ""
-        return f"HTTP {code.group(1)}{hint}", False
+        return f"HTTP {code.group(1)}{_HTTP_HINTS.get(code.group(1), '')}", False
     root = chain[-1]
     if isinstance(root, OSError) and root.strerror:
         return root.strerror.lower(), True
