@@ -23,6 +23,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 SCOPES: tuple[tuple[Scope, str], ...] = (("last", "at the last epoch"),
                                          ("best", "at the best epoch"))
 MAX_NAMED = 6
+SEARCH_FRONT_COLOUR = "goldenrod"
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -66,6 +67,9 @@ def _panel(ax: Axes, data: SweepData, scope: Scope, layout: facets.Layout,
         ax.scatter(x, y, color=colour, marker=_marker(g, schemes), s=60 if g.kind == "ERM" else 38,
                    edgecolors="black" if index in front else "none", linewidths=1.2, zorder=3,
                    alpha=0.9)
+        if data.objective_front.intersection(g.trial_ids):  # chosen by the search's objectives
+            ax.scatter(x, y, s=170, facecolors="none", edgecolors=SEARCH_FRONT_COLOUR,
+                       linewidths=1.8, zorder=4, gid="objective-front")
     ordered = sorted(front, key=lambda i: points[i][0])
     xs = [points[i][0] for i in ordered]
     ys = [points[i][1] for i in ordered]
@@ -113,6 +117,10 @@ def _legend(fig: Figure, data: SweepData, layout: facets.Layout, colours: dict[s
         names.append(L.format_setting(L.SCHEME, scheme))
     handles.append(Line2D([], [], color="crimson"))
     names.append("Pareto front (black edge: on it)")
+    if data.objective_front:
+        handles.append(Line2D([], [], color=SEARCH_FRONT_COLOUR, marker="o", ls="",
+                              markerfacecolor="none", markersize=10, markeredgewidth=1.8))
+        names.append("on the front of the search's objectives")
     fig.legend(handles, names, loc="outside right center", fontsize=8, frameon=False)
 
 
@@ -124,4 +132,17 @@ def _caption(data: SweepData, fronts: dict[str, list[ConfigGroup]]) -> str:
         named = "; ".join(g.label for g in front[:MAX_NAMED])
         more = f" and {len(front) - MAX_NAMED} more" if len(front) > MAX_NAMED else ""
         parts.append(f"On the front {text}: {named}{more}.")
+    marked = search_front(data)
+    if marked:
+        goals = ", ".join(f"{metric} ({mode})" for metric, mode in data.objectives)
+        named = "; ".join(g.label for g in marked[:MAX_NAMED])
+        more = f" and {len(marked) - MAX_NAMED} more" if len(marked) > MAX_NAMED else ""
+        parts.append(f"Gold rings: the {len(marked)} configuration(s) on the Pareto front of the "
+                     f"search's objectives, {goals}, each read at the trial's chosen epoch "
+                     f"(`mixup-sweep best --pareto` lists them): {named}{more}.")
     return " ".join(parts)
+
+
+def search_front(data: SweepData) -> list[ConfigGroup]:
+    """The configurations with a trial on the Pareto front of the sweep's own objectives."""
+    return [g for g in data.groups if data.objective_front.intersection(g.trial_ids)]

@@ -129,6 +129,10 @@ class SweepData:
         all_trials: Trials counted by status, including those that reported nothing.
         varying: The config keys whose values differ between trials, in label order.
         groups: One entry per effective configuration, ERM first.
+        objectives: The sweep's objectives as (metric, mode), several for a multi-objective
+            search.
+        objective_front: With several objectives, the trials on their Pareto front (each
+            objective at the trial's chosen epoch, as ``best --pareto`` lists them).
     """
 
     name: str
@@ -141,6 +145,8 @@ class SweepData:
     all_trials: dict[str, int] = field(default_factory=dict)
     varying: list[str] = field(default_factory=list)
     groups: list[ConfigGroup] = field(default_factory=list)
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+    objective_front: frozenset[str] = frozenset()
 
     @classmethod
     def from_tables(cls, name: str, trials: pd.DataFrame, epochs: pd.DataFrame, *,
@@ -264,15 +270,19 @@ def load_sweep(name: str, *, storage: str | Path) -> SweepData:
 
     from sweeps.errors import UsageError
     from sweeps.layout import read_meta
-    from sweeps.results import load_tables
+    from sweeps.results import load_tables, objectives_of, pareto_configs
 
     meta = read_meta(storage, name)
     trials, epochs = load_tables(name, storage=storage, source="parquet")
     if epochs.empty or trials.empty:
         raise UsageError(f"sweep {name!r} has no reported epochs yet: nothing to report")
     spec = yaml_numbers.safe_load(meta.get("spec_text") or "") or {}
-    return SweepData.from_tables(
+    data = SweepData.from_tables(
         name, trials, epochs, objective=meta["objective"]["metric"],
         mode=meta["objective"]["mode"], description=" ".join(str(spec.get("description", "")).split()),
         seeds=meta.get("seeds") or spec.get("seeds") or [],
     )
+    data.objectives = objectives_of(meta)
+    if len(data.objectives) > 1:
+        data.objective_front = frozenset(pareto_configs(name, storage=storage)["trial_id"])
+    return data

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from dashboards.fig_pareto import accuracy_pareto
+from dashboards.sweep_data import load_sweep
 from sweeps.records import RecordLog
 from tests.sweep_helpers import SMALL_TRIAL, metric_steps, mixup_sweep, run_and_kill, sweep_runs, write_spec
 
@@ -264,6 +266,14 @@ def test_a_list_of_objectives_is_searched_by_multi_objective_optuna_with_a_paret
     assert front == expected and front
     table = mixup_sweep("best", "multi", "--storage", "res", "--pareto", cwd=tmp_path)
     assert "Pareto front over val/acc_rare (max), val/acc_common (max)" in table.stdout
+    # the report's Pareto figure rings exactly those trials, in both panels
+    data = load_sweep("multi", storage=tmp_path / "res")
+    assert data.objective_front == front
+    section = accuracy_pareto(data)
+    assert section.figure is not None
+    for ax in section.figure.axes:
+        assert len([c for c in ax.collections if c.get_gid() == "objective-front"]) == len(front)
+    assert f"Gold rings: the {len(front)} configuration(s) on the Pareto front" in section.caption
 
 
 def test_a_list_of_objectives_needs_optuna_and_fifo(tmp_path: Path) -> None:
