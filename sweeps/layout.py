@@ -27,6 +27,9 @@ CONFIG_PREFIX = "config/"
 BEST_PREFIX = "best/"
 LAST_PREFIX = "last/"
 STD_SUFFIX = "_std"
+#: Metrics that state the schedule (the same for every seed of a trial), not a result: they get
+#: no ``_std`` and no summary metric in MLflow.
+SCHEDULE_METRICS = frozenset({"mixup/active"})
 #: Trial statuses in records and tables: RUNNING, TERMINATED (full budget), STOPPED (cut by the
 #: scheduler), ERROR (failed; the record's ``error`` says why).
 TRIAL_STATUSES = ("RUNNING", "TERMINATED", "STOPPED", "ERROR")

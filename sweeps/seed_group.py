@@ -16,18 +16,18 @@ import torch
 
 from mixup_core.config import TrialConfig
 from mixup_core.training import Metrics, Trainer
-from sweeps.layout import STD_SUFFIX
+from sweeps.layout import SCHEDULE_METRICS, STD_SUFFIX
 
 
 def aggregate(per_seed: Sequence[Metrics]) -> Metrics:
     """Mean and sample std over seeds of every metric the seeds share (``epoch`` kept); no std
-    with one seed."""
+    with one seed, nor of a schedule metric (``mixup/active``: the same for every seed)."""
     keys = [k for k in per_seed[0] if all(k in m for m in per_seed)]
     out: Metrics = {}
     for key in keys:
         values = [m[key] for m in per_seed]
         out[key] = statistics.fmean(values)
-        if key != "epoch" and len(values) > 1:
+        if key != "epoch" and key not in SCHEDULE_METRICS and len(values) > 1:
             out[key + STD_SUFFIX] = statistics.stdev(values)
     return out
 

@@ -12,16 +12,18 @@ import json
 from collections.abc import Mapping
 
 from sweeps import tables
-from sweeps.layout import BEST_PREFIX, LAST_PREFIX
+from sweeps.layout import BEST_PREFIX, LAST_PREFIX, SCHEDULE_METRICS
 from sweeps.records import FINAL_STATUSES, TrialRecord
 from sweeps.tracking import SweepTracker
 
 
 def trial_summary(record: TrialRecord, *, metric: str, mode: str) -> dict[str, float]:
-    """``best/<m>`` and ``last/<m>`` for every metric, and ``best_epoch``, of one trial."""
+    """``best/<m>`` and ``last/<m>`` for every result metric (not the schedule's
+    ``mixup/active``), and ``best_epoch``, of one trial."""
     row = tables.trial_rows([record], metric=metric, mode=mode)[0]
     summary = {k: float(v) for k, v in row.items()
-               if k.startswith((BEST_PREFIX, LAST_PREFIX)) and isinstance(v, float)}
+               if k.startswith((BEST_PREFIX, LAST_PREFIX)) and isinstance(v, float)
+               and k.split("/", 1)[1] not in SCHEDULE_METRICS}
     if row["best_epoch"] is not None:
         summary["best_epoch"] = float(row["best_epoch"])
     return summary

@@ -50,6 +50,10 @@ def test_a_four_trial_sweep_leaves_one_parent_and_four_nested_children(tmp_path)
         assert metric_steps(uri, child.info.run_id, "test/acc_rare_std") == [10, 20, 30, 40]
         assert "best/test/acc_rare" in child.data.metrics
         assert "last/test/acc_rare" in child.data.metrics
+        # the schedule indicator is a metric per epoch, with no spread and no summary
+        assert metric_steps(uri, child.info.run_id, "mixup/active") == [10, 20, 30, 40]
+        assert not [k for k in child.data.metrics if k.endswith("mixup/active_std")
+                    or k.startswith(("best/mixup/", "last/mixup/"))]
 
     # Parquet holds the same trials and epochs, and `best` gives the same answer from both.
     trials = pd.read_parquet(tmp_path / "res" / "four" / "trials.parquet")
