@@ -318,6 +318,9 @@ def ui(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"ui: no MLflow store at {path}; run a sweep here first or pass "
                              "--tracking-uri sqlite:////path/to/mlflow.db")
+        from sweeps.tracking import rebase_artifacts
+
+        rebase_artifacts(uri)  # a copied store shows its own artifacts, not the original's
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", args.port))

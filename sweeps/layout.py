@@ -11,6 +11,7 @@ never point outside ``--storage``. Nothing here imports torch, Ray or MLflow.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -102,6 +103,22 @@ def read_meta(storage: str | Path, name: str) -> dict[str, Any]:
     objective = meta.get("objective") if isinstance(meta, dict) else None
     if not isinstance(objective, dict) or not {"metric", "mode"} <= set(objective):
         raise UsageError(f"{path}: not a sweep description (no objective metric and mode)")
+    return _follow_store(meta, path.parent)
+
+
+SQLITE = "sqlite:///"
+
+
+def _follow_store(meta: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """A sweep folder copied or moved together with its sqlite store uses the copy: when the
+    store's path relative to the sweep folder (``tracking_store_rel``) names an existing file
+    that is not the recorded one, the URI is rewritten to it (in the returned dict only)."""
+    uri, relative = meta.get("tracking_uri"), meta.get("tracking_store_rel")
+    if not (isinstance(uri, str) and uri.startswith(SQLITE) and isinstance(relative, str)):
+        return meta
+    moved = (directory / relative).resolve()
+    if moved.is_file() and str(moved) != uri[len(SQLITE):]:
+        meta["tracking_uri"] = f"{SQLITE}{moved}"
     return meta
 
 
@@ -117,6 +134,9 @@ def seed_count(meta: dict[str, Any]) -> int:
 
 
 def write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    uri = meta.get("tracking_uri")
+    if isinstance(uri, str) and uri.startswith(SQLITE) and uri[len(SQLITE):].startswith("/"):
+        meta["tracking_store_rel"] = os.path.relpath(uri[len(SQLITE):], directory.resolve())
     tmp = directory / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     tmp.replace(directory / META_FILE)

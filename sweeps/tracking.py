@@ -154,6 +154,7 @@ class SweepTracker:
         try:
             with quick:
                 self._client.search_experiments(max_results=1)
+            rebase_artifacts(self.tracking_uri)
         except Exception as err:  # whatever failed, the store is unusable: say why on one line
             raise tracking_unusable(self.tracking_uri, err) from err
 
@@ -494,7 +495,9 @@ class SweepTracker:
         from mlflow.exceptions import MlflowException
 
         try:
-            return str(self._client.create_experiment(self.experiment_name))
+            return str(self._client.create_experiment(
+                self.experiment_name, artifact_location=artifact_home(self.tracking_uri,
+                                                                      self.sweep_name)))
         except MlflowException as err:  # another driver created it since we looked
             found = self._find_experiment()
             if err.error_code != "RESOURCE_ALREADY_EXISTS" or found is None:
@@ -625,6 +628,7 @@ def log_artifacts(tracking_uri: str, run_id: str, files: Sequence[Path], *,
         store = Path(tracking_uri[len("sqlite:///"):])
         if not store.is_file():  # MlflowClient would create an empty store here
             raise TrackingUnavailable(f"tracking store {tracking_uri} does not exist")
+        rebase_artifacts(tracking_uri)
     try:
         from mlflow.tracking import MlflowClient
 
@@ -637,6 +641,60 @@ def log_artifacts(tracking_uri: str, run_id: str, files: Sequence[Path], *,
     except Exception as err:  # any failure means "not logged"; say why on one line
         cause = " ".join(str(err).split())[:200] or type(err).__name__
         raise TrackingUnavailable(f"{tracking_uri}, run {run_id}: {cause}") from err
+
+
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def artifact_home(tracking_uri: str, sweep_name: str) -> str | None:
+    """Where a new experiment keeps its artifacts: for a sqlite store, ``mlartifacts/<sweep>``
+    beside the store file (MLflow's default is ``./mlruns`` under whatever folder the first
+    command ran in); for a server, wherever the server says (None)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    store = Path(tracking_uri[len("sqlite:///"):].partition("?")[0])
+    return str(store.parent / ARTIFACTS_DIR / sweep_name)
+
+
+def rebase_artifacts(tracking_uri: str) -> int:
+    """Points the artifact locations of this sqlite store's sweeps at ``mlartifacts/`` beside
+    the store, where a copied or moved store (with its ``mlartifacts`` folder) has them.
+
+    MLflow records absolute locations, so without this a copy of ``mlflow.db`` reads, and
+    writes, the original's artifacts. Only experiments named ``mixup-sweeps/...`` whose
+    location is a ``.../mlartifacts/...`` path elsewhere are changed, with their runs.
+
+    Returns:
+        How many experiments were rebased.
+    """
+    import sqlite3
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return 0
+    store = Path(tracking_uri[len("sqlite:///"):].partition("?")[0])
+    if not store.is_file():
+        return 0
+    home = str(store.parent / ARTIFACTS_DIR)
+    marker = f"/{ARTIFACTS_DIR}/"
+    changed = 0
+    with contextlib.closing(sqlite3.connect(store, timeout=30)) as db, db:
+        try:
+            rows = db.execute("SELECT experiment_id, artifact_location FROM experiments "
+                              "WHERE name LIKE 'mixup-sweeps/%'").fetchall()
+        except sqlite3.OperationalError:  # not (yet) an MLflow store
+            return 0
+        for experiment_id, location in rows:
+            path = str(location or "").removeprefix("file://")
+            if marker not in path or path.startswith(home + "/"):
+                continue
+            new = home + "/" + path.split(marker, 1)[1]
+            db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                       (new, experiment_id))
+            db.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                       "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                       (new, len(location) + 1, experiment_id, len(location), location))
+            changed += 1
+    return changed
 
 
 def absolute_uri(uri: str, cwd: Path) -> str:

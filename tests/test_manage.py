@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -128,6 +129,32 @@ def test_run_ends_with_the_report_and_the_answer_on_the_parent_run(tmp_path: Pat
 
     listed = [a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "report")]
     assert "report/report.html" in listed
+    assert (tmp_path / "mlartifacts" / "answer").is_dir()  # beside the store, not in ./mlruns
+
+
+def test_a_copied_store_keeps_its_artifacts_and_the_original_is_never_touched(
+        tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    lab, copy = tmp_path / "lab", tmp_path / "copy"
+    lab.mkdir()
+    spec = write_spec(lab, "answer", search_space=SPACE, seeds=[0])
+    assert mixup_sweep("run", str(spec), "--storage", "res", cwd=lab, report=True).returncode == 0
+    shutil.copytree(lab, copy)
+    shutil.rmtree(lab)  # anything that still points at the original would recreate it
+    out = mixup_sweep("report", "answer", "--storage", "res", cwd=copy)
+    assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
+    assert not lab.exists()
+    uri = f"sqlite:///{copy / 'mlflow.db'}"
+    parent, children = sweep_runs(uri, "answer")
+    client = MlflowClient(uri)
+    for run in (parent, *children):
+        assert client.get_run(run.info.run_id).info.artifact_uri.startswith(
+            str(copy / "mlartifacts" / "answer"))
+    listed = [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
+    assert "report/report.html" in listed
+    best = mixup_sweep("best", "answer", "--storage", "res", "--source", "mlflow", cwd=copy)
+    assert best.returncode == 0 and not lab.exists()
 
 
 def test_every_command_has_an_example_and_every_option_its_help_and_default() -> None:
