@@ -7,6 +7,7 @@ exit code 2; a diverged training run ends with exit code 1 after printing what i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -188,6 +189,13 @@ def _parser() -> argparse.ArgumentParser:
                    "fANOVA (minutes at 10,000 trials)")
     p.set_defaults(handler=_cmd_report)
 
+    p = sub.add_parser("completion", help="print the shell code for tab completion",
+                       **_command_help("mixup-sweep completion bash > "
+                                       "~/.local/share/bash-completion/completions/mixup-sweep"))
+    p.add_argument("shell", nargs="?", default="bash", choices=["bash", "zsh", "fish", "tcsh"],
+                   help="the shell (default bash)")
+    p.set_defaults(handler=_cmd_completion)
+
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1",
                        **_command_help("mixup-sweep ui --port 5001"))
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
@@ -195,6 +203,34 @@ def _parser() -> argparse.ArgumentParser:
     _add_storage(p)
     p.set_defaults(handler=_cmd_ui)
     return parser
+
+
+def _sweep_names(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+    """Tab completion of a sweep NAME: the sweeps in ``--storage``."""
+    from sweeps.layout import list_sweeps
+
+    return [n for n in list_sweeps(getattr(parsed_args, "storage", "sweep_results"))
+            if n.startswith(prefix)]
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Answers a shell's tab-completion request (argcomplete; only when the shell asks, so
+    other invocations never import it)."""
+    import argcomplete
+
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in commands.choices.values():
+        for action in command._actions:
+            if action.dest == "name" and not action.option_strings:
+                action.completer = _sweep_names
+    argcomplete.autocomplete(parser)
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    import argcomplete
+
+    print(argcomplete.shellcode(["mixup-sweep"], shell=args.shell))
+    return 0
 
 
 def _version() -> str:
@@ -365,7 +401,10 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if "_ARGCOMPLETE" in os.environ:
+        _complete(parser)  # prints the completions and exits
+    args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -174,3 +174,24 @@ def test_every_command_has_an_example_and_every_option_its_help_and_default() ->
             if action.option_strings and action.default not in (None, False, []):
                 assert f"default: {action.default}" in text or "default" in action.help, (
                     name, action.dest)
+
+
+def test_tab_completion_offers_commands_options_and_the_sweeps_in_storage(tmp_path: Path) -> None:
+    for name in ("alpha-one", "alpha-two", "beta"):
+        (tmp_path / "res" / name).mkdir(parents=True)
+        (tmp_path / "res" / name / "sweep.json").write_text("{}")
+
+    def complete(line: str) -> list[str]:
+        answer = tmp_path / "completions"
+        env = {**cli_env(), "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+               "_ARGCOMPLETE_IFS": "\n", "_ARGCOMPLETE_STDOUT_FILENAME": str(answer)}
+        done = subprocess.run(CLI, cwd=tmp_path, env=env, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return sorted(answer.read_text().split())
+
+    assert complete("mixup-sweep tr") == ["tracking", "train"]
+    assert complete("mixup-sweep best --storage res al") == ["alpha-one", "alpha-two"]
+    assert complete("mixup-sweep delete --storage res b") == ["beta"]
+    assert complete("mixup-sweep best --for") == ["--format"]
+    shell = mixup_sweep("completion", "bash", cwd=tmp_path)
+    assert shell.returncode == 0 and "complete " in shell.stdout and "mixup-sweep" in shell.stdout
