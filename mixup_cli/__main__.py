@@ -1,7 +1,5 @@
 """``python -m mixup_cli`` is ``mixup-sweep``."""
 
-import sys
+from mixup_cli.main import entry
 
-from mixup_cli.main import main
-
-sys.exit(main())
+entry()

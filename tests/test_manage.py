@@ -110,36 +110,32 @@ def test_ui_checks_the_store_and_the_port_before_it_prints_a_url(tmp_path: Path)
     assert out.returncode == 2 and out.stdout == "" and f"{port} is in use" in out.stderr
 
 
-def test_run_ends_with_the_report_and_the_answer_on_the_parent_run(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "answer", search_space=SPACE, seeds=[0],
-                      description="α = 0 against α = 1 on a small task")
-    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path, report=True)
-    assert out.returncode == 0, out.stderr
-    report = tmp_path / "res" / "answer" / "report" / "report.html"
-    assert f"Report:  {report}" in out.stdout and report.is_file()
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    parent, _ = sweep_runs(uri, "answer")
-    assert parent.data.tags["mlflow.note.content"] == "α = 0 against α = 1 on a small task"
-    [top] = json.loads(mixup_sweep("best", "answer", "--storage", "res", "--json", "--top", "1",
-                                   cwd=tmp_path).stdout.strip().splitlines()[-1])
-    assert parent.data.tags["mixup_sweeps.best_trial"] == top["trial_id"]
-    assert parent.data.tags["mixup_sweeps.best_settings"].startswith("α=")
-    assert parent.data.metrics["best/val/acc_rare"] == top["value"]
-    from mlflow.tracking import MlflowClient
-
-    listed = [a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "report")]
-    assert "report/report.html" in listed
-    assert (tmp_path / "mlartifacts" / "answer").is_dir()  # beside the store, not in ./mlruns
-
-
-def test_a_copied_store_keeps_its_artifacts_and_the_original_is_never_touched(
+def test_run_ends_with_the_report_and_the_answer_on_the_parent_run_and_a_copy_keeps_its_own(
         tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    lab, copy = tmp_path / "lab", tmp_path / "copy"
+    lab = tmp_path / "lab"
     lab.mkdir()
-    spec = write_spec(lab, "answer", search_space=SPACE, seeds=[0])
-    assert mixup_sweep("run", str(spec), "--storage", "res", cwd=lab, report=True).returncode == 0
+    spec = write_spec(lab, "answer", search_space=SPACE, seeds=[0],
+                      description="α = 0 against α = 1 on a small task")
+    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=lab, report=True)
+    assert out.returncode == 0, out.stderr
+    report = lab / "res" / "answer" / "report" / "report.html"
+    assert f"Report:  {report}" in out.stdout and report.is_file()
+    uri = f"sqlite:///{lab / 'mlflow.db'}"
+    parent, _ = sweep_runs(uri, "answer")
+    assert parent.data.tags["mlflow.note.content"] == "α = 0 against α = 1 on a small task"
+    [top] = json.loads(mixup_sweep("best", "answer", "--storage", "res", "--json", "--top", "1",
+                                   cwd=lab).stdout.strip().splitlines()[-1])
+    assert parent.data.tags["mixup_sweeps.best_trial"] == top["trial_id"]
+    assert parent.data.tags["mixup_sweeps.best_settings"].startswith("α=")
+    assert parent.data.metrics["best/val/acc_rare"] == top["value"]
+    listed = [a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "report")]
+    assert "report/report.html" in listed
+    assert (lab / "mlartifacts" / "answer").is_dir()  # beside the store, not in ./mlruns
+
+    # A copy of the whole folder works on its own store and artifacts, never the original's.
+    copy = tmp_path / "copy"
     shutil.copytree(lab, copy)
     shutil.rmtree(lab)  # anything that still points at the original would recreate it
     out = mixup_sweep("report", "answer", "--storage", "res", cwd=copy)
