@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.local import HOST, Process, _group_alive, kill_process, process_alive, write_secret
+from cluster.local import HOST, Process, kill_process, process_alive, write_secret
 from sweeps.errors import ClusterError, UsageError
 from sweeps.tracking import server_command, server_env
 
@@ -152,7 +152,7 @@ def status(state_dir: str | Path = DEFAULT_DIR) -> dict[str, Any]:
     return {"uri": state.uri, "mlflow": _mlflow_alive(state), "mlflow_pid": state.mlflow_pid,
             "postgresql": _postgres_alive(state), "postmaster_pid": state.postmaster_pid,
             "db": f"postgresql://{DB_ROLE}@{HOST}:{state.db_port}/mlflow",
-            "data": str(state.data_dir), "admin_env": str(Path(state.state_dir, "admin.env"))}
+            "data": str(state.data_dir)}
 
 
 def add_user(state_dir: str | Path, username: str, password: str | None = None) -> str:
@@ -361,11 +361,9 @@ def _admin_request(state: TrackingState, method: str, path: str, body: dict[str,
 
 def _stop(state: TrackingState) -> list[str]:
     stopped = []
-    if _mlflow_alive(state) and state.mlflow_pid is not None:
+    if _mlflow_alive(state) and state.mlflow_pid is not None:  # never a recycled pid
         kill_process(Process("mlflow", state.mlflow_pid, ""))
         stopped.append(f"mlflow (pid {state.mlflow_pid})")
-    elif state.mlflow_pid is not None and _group_alive(state.mlflow_pid):
-        kill_process(Process("mlflow", state.mlflow_pid, ""))  # its workers outlived it
     if _postgres_alive(state):
         _run(_as_server_user(state, [str(Path(state.pg_bin, "pg_ctl")), "-D",
                                      str(state.data_dir), "-m", "fast", "-w", "stop"]),
