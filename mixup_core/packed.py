@@ -37,9 +37,8 @@ from torch import Tensor
 
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import TaskData, build_data
-from mixup_core.diagnostics import accuracy, feature_alignment, noise_memorization
 from mixup_core.errors import ConfigError
-from mixup_core.mixing import sample_mix_plan, soft_targets
+from mixup_core.mixing import MixPlan, sample_mix_plan, soft_targets
 from mixup_core.models import build_model
 from mixup_core.models.patch_cnn import PatchCNN
 from mixup_core.precision import patch_cnn_gemm_dtype
@@ -65,6 +64,16 @@ def check_packable(config: TrialConfig) -> None:
 
 def gemm_dtype(config: TrialConfig, device: torch.device) -> torch.dtype:
     return patch_cnn_gemm_dtype(config.precision, device)
+
+
+def use_gram(data: TaskData) -> bool:
+    """Whether a group on ``data`` trains in the Gram form: when n·P <= d.
+
+    The Gram form's step costs nP/(2d) of the direct form's FLOPs and its Gram matrix (nP)² at
+    most as much memory as the training patches, so it wins wherever n·P <= d.
+    """
+    n, p, d = data.x_train.shape
+    return n * p <= d
 
 
 @dataclass
@@ -98,22 +107,66 @@ class Member:
 
 
 class _Group:
-    """Members that share a data set and a filter shape: one GEMM pair per step for all."""
+    """Members that share a data set and a filter shape: their whole step as one computation.
+
+    The pre-activations of all members are one (nP, B·K·m) matrix ``Z`` (row i·P + p is patch p
+    of point i, column b·K·m + j is filter j of member b), so mixing, which permutes the points
+    of each member, is a gather of contiguous rows. Two forms of the same arithmetic (``gram``):
+
+    * *direct*: the float32 filters W (B·K·m, d) are the state; a step is the GEMM ``Z = X Wᵀ``
+      and the GEMM ``∇W = Rᵀ X`` (2 x 2·K·m·nP·d FLOPs per member).
+    * *Gram*: W is never formed. Every GD update adds a combination of the training patches to
+      W, so ``W = s·W₀ + Cᵀ X`` with a per-member scale s (1 without weight decay) and
+      coefficients C (nP, B·K·m). Then ``Z = s·X W₀ᵀ + G C`` with the Gram matrix
+      ``G = X Xᵀ``, the gradient with respect to C is R itself, and a step is one GEMM of
+      2·K·m·(nP)² FLOPs per member: nP/(2d) of the direct form (0.15 on the default task).
+      ``X W₀ᵀ`` and ``G`` are computed once. Evaluation forms W (one GEMM) at logged epochs.
+    """
 
     def __init__(self, data: TaskData, members: list[Member], weights: list[Tensor],
-                 dtype: torch.dtype, device: torch.device) -> None:
+                 dtype: torch.dtype, device: torch.device, gram: bool) -> None:
         first = members[0].config
         self.data, self.members, self.dtype, self.device = data, members, dtype, device
         self.k, self.m, self.q = data.num_classes, first.model.width, first.model.power
         n, p, d = data.x_train.shape
-        self.n, self.p, self.d = n, p, d
-        self.weight = torch.stack(weights).to(device)  # (B, K·m, d) float32 master weights
-        self.buf = torch.zeros_like(self.weight)  # momentum buffers
-        self.has_buf = torch.zeros(len(members), dtype=torch.bool, device=device)
+        self.n, self.p, self.d, self.km = n, p, d, self.k * first.model.width
+        self.gram = gram
         self.x = data.x_train.reshape(n * p, d)
-        self.x_low = self.x.to(dtype) if dtype != torch.float32 else self.x
+        b = len(members)
+        base = torch.stack(weights).to(device).reshape(b * self.km, d)
+        if gram:
+            self.base = base  # W₀
+            self.z0 = self.x @ base.T  # X W₀ᵀ, (nP, B·Km)
+            self.gram_matrix = self.x @ self.x.T  # G = X Xᵀ, (nP, nP)
+            self.gram_low = self.gram_matrix.to(dtype)
+            self.scale = torch.ones(b, device=device)
+            self.scale_buf = torch.zeros_like(self.scale)
+            self.state = torch.zeros_like(self.z0)  # C
+        else:
+            self.x_low = self.x.to(dtype)
+            self.state = base  # W itself
+        self.buf = torch.zeros_like(self.state)  # momentum buffers
+        self.has_buf = torch.zeros(b, dtype=torch.bool, device=device)
         self.targets = soft_targets(data.y_train, self.k)  # (n, K)
-        self.identity = torch.arange(n, device=device)
+        #: Whether some member has weight decay; without it s stays exactly 1.
+        self.decays = any(m.config.optim.weight_decay for m in members)
+
+    # -- layout
+
+    def _per_member(self, t: Tensor) -> Tensor:
+        """A (B, 1, 1) or (1, B, 1) view of per-member values (B,) that broadcasts over state."""
+        return t.view(1, -1, 1) if self.gram else t.view(-1, 1, 1)
+
+    def _members_view(self, t: Tensor) -> Tensor:
+        """State-shaped ``t`` as (nP, B, Km) (Gram) or (B, Km, d) (direct)."""
+        return t.view(self.n * self.p, -1, self.km) if self.gram else t.view(-1, self.km, self.d)
+
+    def _select(self, t: Tensor, index: Tensor | list[int]) -> Tensor:
+        """The members ``index`` of state-shaped ``t``, state-shaped."""
+        v = self._members_view(t)
+        if self.gram:
+            return v[:, index].reshape(self.n * self.p, -1)
+        return v[index].reshape(-1, self.d)
 
     # -- membership
 
@@ -121,43 +174,65 @@ class _Group:
         """Drops the members whose entry is False (finished, stopped or diverged)."""
         mask = torch.tensor(list(keep), dtype=torch.bool, device=self.device)
         self.members = [m for m, k in zip(self.members, keep, strict=True) if k]
-        self.weight, self.buf, self.has_buf = self.weight[mask], self.buf[mask], self.has_buf[mask]
+        self.state, self.buf = self._select(self.state, mask), self._select(self.buf, mask)
+        self.has_buf = self.has_buf[mask]
+        if self.gram:
+            self.z0 = self._select(self.z0, mask)
+            self.base = self.base.view(-1, self.km, self.d)[mask].reshape(-1, self.d)
+            self.scale, self.scale_buf = self.scale[mask], self.scale_buf[mask]
+            for name in ("_logit_base", "_diag_base"):
+                if hasattr(self, name):
+                    t = getattr(self, name)
+                    setattr(self, name, t.view(t.shape[0], -1, self.km)[:, mask].reshape(
+                        t.shape[0], -1))
+        self.decays = any(m.config.optim.weight_decay for m in self.members)
 
     # -- the step
 
     def _gemm(self, a: Tensor, b: Tensor) -> Tensor:
-        """``a @ b`` in the group's precision (``b`` already in it), as float32."""
+        """``a @ b`` in the group's precision (float32 accumulation), as float32."""
         if self.dtype == torch.float32:
             return a @ b
-        return (a.to(self.dtype) @ b).float()
+        return (a.to(self.dtype) @ b.to(self.dtype)).float()
 
-    def _preactivations(self, weight: Tensor, x_flat: Tensor, x_low: Tensor) -> Tensor:
-        """(B, K·m, N, P) for flat inputs (N·P, d): one GEMM for every member."""
-        b = weight.shape[0]
-        w = weight.reshape(b * self.k * self.m, self.d)
-        z = self._gemm(w, x_low.T) if self.dtype != torch.float32 else w @ x_flat.T
-        return z.view(b, self.k * self.m, -1, self.p)
-
-    def _logits(self, z: Tensor) -> Tensor:
-        """(B, N, K) logits from pre-activations (B, K·m, N, P)."""
-        b, _, n, p = z.shape
-        act = torch.relu(z).pow(self.q)
-        return act.view(b, self.k, self.m, n, p).sum(dim=(2, 4)).transpose(1, 2)
+    def _train_preactivations(self) -> Tensor:
+        """Z (nP, B·Km) on the training patches, in either form."""
+        if not self.gram:
+            return self._gemm(self.x_low, self.state.T)
+        if self.dtype == torch.float32 and not self.decays:
+            return torch.addmm(self.z0, self.gram_matrix, self.state)
+        z = self._gemm(self.gram_low, self.state)
+        if not self.decays:
+            return z.add_(self.z0)
+        return z.view_as(self._members_view(z)).addcmul_(
+            self._members_view(self.z0), self._per_member(self.scale)).view_as(z)
 
     def step(self) -> Tensor:
         """One full-batch GD epoch of every member; returns each member's objective (B,)."""
-        members, n = self.members, self.n
+        members, n, p, km = self.members, self.n, self.p, self.km
         b = len(members)
         mixing = [mixup_active(m.config, m.epoch) for m in members]
         any_mixing = any(mixing)
         if any_mixing:
             ones, identity = torch.ones(n), torch.arange(n)
             lams, partners, gs = [], [], []
+            # A member's mixing stream is seeded by its seed alone and drawn from only here,
+            # once per epoch while it mixes (a prefix of its epochs), so members that agree on
+            # the seed, epoch, α, fold and label scheme draw the same plan: it is drawn once
+            # and the others' generators are set to the state the draw left.
+            drawn: dict[tuple[Any, ...], tuple[MixPlan, Tensor]] = {}
             for member, mixes in zip(members, mixing, strict=True):
                 if mixes:
-                    mix = member.config.mixup
-                    plan = sample_mix_plan(n, alpha=mix.alpha, scheme=member.scheme,
-                                           fold=mix.fold, generator=member.generators["mix"])
+                    mix, generator = member.config.mixup, member.generators["mix"]
+                    key = (member.config.seed, member.epoch, mix.alpha, mix.fold,
+                           repr(member.scheme))
+                    if key in drawn:
+                        plan, after = drawn[key]
+                        generator.set_state(after)
+                    else:
+                        plan = sample_mix_plan(n, alpha=mix.alpha, scheme=member.scheme,
+                                               fold=mix.fold, generator=generator)
+                        drawn[key] = plan, generator.get_state()
                     lams.append(plan.lam)
                     partners.append(plan.partner)
                     gs.append(plan.label_weight)
@@ -165,95 +240,220 @@ class _Group:
                     lams.append(ones)
                     partners.append(identity)
                     gs.append(ones)
-            lam = torch.stack(lams).to(self.device)
+            lam = torch.stack(lams).to(self.device)  # (B, n)
             partner = torch.stack(partners).to(self.device)
             g = torch.stack(gs).to(self.device)
-            # π is a permutation, so sending (1-λ_i)·∇_i back to π(i) is a gather by π⁻¹
-            inverse = torch.argsort(partner, dim=1)
+            # Z's row-blocks of Km values are indexed (i, p, b); point i of member b takes
+            # point π_b(i): a gather of those blocks. π is a permutation, so sending
+            # (1-λ_i)·∇_i back to π(i) is the gather by π⁻¹.
+            offsets = (torch.arange(p, device=self.device).view(1, p, 1) * b
+                       + torch.arange(b, device=self.device).view(1, 1, b))
 
-        z = self._preactivations(self.weight, self.x, self.x_low)  # (B, Km, n, P)
+            def blocks(perm: Tensor) -> Tensor:
+                return (perm.T.reshape(n, 1, b) * (p * b) + offsets).reshape(-1)
+
+            forward, backward = blocks(partner), blocks(torch.argsort(partner, dim=1))
+            lam_z = lam.T.reshape(n, 1, b, 1)
+
+        z = self._train_preactivations().view(n, p, b, km)
         if any_mixing:
-            lam4 = lam.view(b, 1, n, 1)
-            z = torch.lerp(torch.gather(z, 2, partner.view(b, 1, n, 1).expand_as(z)), z, lam4)
+            mixed = z.view(-1, km).index_select(0, forward).view_as(z)
+            z = torch.lerp(mixed, z, lam_z)
         relu = torch.relu(z)
         if self.q == 1:
             act, slope = relu, (z > 0).to(z.dtype)
         else:
             slope = relu if self.q == 2 else relu.pow(self.q - 1)  # σ'(z) / q
             act = slope * relu
-        logits = act.view(b, self.k, self.m, n, self.p).sum(dim=(2, 4)).transpose(1, 2)
-        targets = self.targets.expand(b, n, self.k)
+        logits = act.view(n, p, b, self.k, self.m).sum(dim=-1).sum(dim=1).transpose(0, 1)
+        targets = self.targets.expand(b, n, self.k)  # logits and targets: (B, n, K)
         if any_mixing:
             targets = torch.lerp(targets.gather(1, partner.view(b, n, 1).expand(b, n, self.k)),
                                  targets, g.view(b, n, 1))
         log_probs = torch.log_softmax(logits, dim=-1)
         loss = -(targets * log_probs).sum(-1).mean(-1)  # (B,)
         grad_logits = (log_probs.exp() - targets).mul_(self.q / n)  # (B, n, K), times q
-        per_filter = grad_logits.transpose(1, 2).repeat_interleave(self.m, dim=1)  # (B, Km, n)
-        grad_z = slope.mul_(per_filter.unsqueeze(-1))  # (B, Km, n, P)
+        per_filter = grad_logits.transpose(0, 1).contiguous().view(n, 1, b, self.k, 1)
+        grad_z = slope.view(n, p, b, self.k, self.m).mul_(per_filter).view(n, p, b, km)
         if any_mixing:
-            back = (grad_z * (1 - lam4)).gather(2, inverse.view(b, 1, n, 1).expand_as(grad_z))
-            grad_z = grad_z.mul_(lam4).add_(back)
-        rows = grad_z.reshape(b * self.k * self.m, n * self.p)
-        grad_w = self._gemm(rows, self.x_low)
-        self._sgd(grad_w.view_as(self.weight))
+            back = (grad_z * (1 - lam_z)).view(-1, km).index_select(0, backward)
+            grad_z = grad_z.mul_(lam_z).add_(back.view_as(grad_z))
+        rows = grad_z.view(n * p, b * km)
+        # Gram form: ∂L/∂C = R exactly (W = s·W₀ + Cᵀ X); direct form: ∂L/∂W = Rᵀ X
+        grad = rows if self.gram else self._gemm(rows.T, self.x_low)
+        self._sgd(grad)
         for member in members:
             member.epoch += 1
         self.last_mixing = mixing
         return loss
 
     def _sgd(self, grad: Tensor) -> None:
-        """torch.optim.SGD's update (dampening 0, no Nesterov) with per-member settings."""
-        configs = [m.config for m in self.members]
-        shape = (len(configs), 1, 1)
-        lr = torch.tensor([learning_rate(c, m.epoch) for c, m in zip(configs, self.members,
-                                                                     strict=True)],
-                          device=self.device).view(shape)
-        wd = [c.optim.weight_decay for c in configs]
-        momentum = [c.optim.momentum for c in configs]
-        if any(wd):
-            grad = grad + torch.tensor(wd, device=self.device).view(shape) * self.weight
+        """torch.optim.SGD's update (dampening 0, no Nesterov) with per-member settings.
+
+        In the Gram form the update of W = s·W₀ + Cᵀ X is the same update of (s, C): weight
+        decay adds wd·s to s's gradient and wd·C to C's, and momentum keeps a buffer of each.
+        """
+        members = self.members
+        lr = torch.tensor([learning_rate(m.config, m.epoch) for m in members], device=self.device)
+        momentum = [m.config.optim.momentum for m in members]
+        state, each = self._members_view(self.state), self._per_member
+        grad = self._members_view(grad)
+        grad_scale = None
+        if self.decays:
+            wd = torch.tensor([m.config.optim.weight_decay for m in members], device=self.device)
+            grad = grad + each(wd) * state
+            if self.gram:
+                grad_scale = wd * self.scale
         if any(momentum):
-            mom = torch.tensor(momentum, device=self.device).view(shape)
-            first = ~self.has_buf.view(shape)
-            self.buf = torch.where(first, grad, self.buf * mom + grad)
-            uses = mom != 0
-            self.has_buf |= uses.view(-1)
-            grad = torch.where(uses, self.buf, grad)
-        self.weight.sub_(lr * grad)
+            mom = torch.tensor(momentum, device=self.device)
+            first, uses = ~self.has_buf, mom != 0
+            buf = torch.where(each(first), grad, self._members_view(self.buf) * each(mom) + grad)
+            self.buf = buf.view_as(self.state)
+            self.has_buf |= uses
+            grad = torch.where(each(uses), buf, grad)
+            if grad_scale is not None:
+                self.scale_buf = torch.where(first, grad_scale, self.scale_buf * mom + grad_scale)
+                grad_scale = torch.where(uses, self.scale_buf, grad_scale)
+        state.sub_(each(lr) * grad)
+        if grad_scale is not None:
+            self.scale.sub_(lr * grad_scale)
 
     # -- evaluation
 
+    def _eval_operands(self) -> None:
+        """Builds, once, what evaluation multiplies: the rows of every split's patches (logits)
+        and of the features and training noise (diagnostics), and in the Gram form their
+        products with X and with W₀, so that E Wᵀ = s·(E W₀ᵀ) + (E Xᵀ) C needs no W."""
+        if hasattr(self, "_logit_rows"):
+            return
+        d = self.data
+        splits = (d.x_train, d.x_val, d.x_test)
+        self._split_sizes = [x.shape[0] for x in splits]
+        logit_rows = torch.cat([x.reshape(-1, self.d) for x in splits])
+        diag = None
+        if d.common_features is not None and d.rare_features is not None:
+            parts = [d.common_features, d.rare_features]
+            if d.train_noise is not None:
+                parts.append(d.train_noise.reshape(-1, self.d))
+            diag = torch.cat(parts)
+        self._diag_rows = diag
+        if self.gram:
+            self._logit_rows = self._gemm(logit_rows, self.x.T).to(self.dtype)  # E Xᵀ
+            self._logit_base = self._gemm(logit_rows, self.base.T)  # E W₀ᵀ, (rows, B·Km)
+            if diag is not None:
+                self._diag_cross, self._diag_base = diag @ self.x.T, diag @ self.base.T
+        else:
+            self._logit_rows = logit_rows.to(self.dtype)
+
+    def _products(self, which: list[int]) -> tuple[Tensor, Tensor | None]:
+        """E Wᵀ for the logit rows (in the group's precision) and the diagnostic rows (float32),
+        each (rows, B'·Km), for the members at positions ``which``."""
+        km, b = self.km, len(which)
+        diag = None
+        if self.gram:
+            coef = self._members_view(self.state)[:, which].reshape(-1, b * km)
+            scale = self.scale[which].view(1, b, 1)
+
+            def plus_base(product: Tensor, base: Tensor) -> Tensor:
+                base = base.view(base.shape[0], -1, km)[:, which]
+                if self.decays:
+                    base = base * scale
+                return product.view(-1, b, km).add_(base).view(-1, b * km)
+
+            logits = plus_base(self._gemm(self._logit_rows, coef), self._logit_base)
+            if self._diag_rows is not None:
+                diag = plus_base(self._diag_cross @ coef, self._diag_base)
+        else:
+            weight = self._members_view(self.state)[which].reshape(b * km, self.d)
+            logits = self._gemm(self._logit_rows, weight.T)
+            if self._diag_rows is not None:
+                diag = self._diag_rows @ weight.T
+        return logits, diag
+
     @torch.no_grad()
     def evaluate(self, which: Sequence[int]) -> list[Metrics]:
-        """The unpacked trainer's ``evaluate`` metrics for the members at positions ``which``."""
-        d = self.data
-        weight = self.weight[list(which)]
-        logits = {}
-        for split, x in (("train", d.x_train), ("val", d.x_val), ("test", d.x_test)):
-            flat = x.reshape(-1, self.d)
-            low = flat.to(self.dtype) if self.dtype != torch.float32 else flat
-            logits[split] = self._logits(self._preactivations(weight, flat, low))
-        out = []
-        for j in range(len(which)):
-            metrics: Metrics = {"train/acc": accuracy(logits["train"][j], d.y_train)}
-            for split, y, rare in (("val", d.y_val, d.rare_val), ("test", d.y_test, d.rare_test)):
-                lg = logits[split][j]
-                metrics |= {
-                    f"{split}/loss": float(torch.nn.functional.cross_entropy(lg, y)),
-                    f"{split}/acc": accuracy(lg, y),
-                    f"{split}/acc_common": accuracy(lg, y, ~rare),
-                    f"{split}/acc_rare": accuracy(lg, y, rare),
-                }
-            filters = weight[j].view(self.k, self.m, self.d)
-            if d.common_features is not None and d.rare_features is not None:
-                metrics["features/common_alignment"] = feature_alignment(filters, d.common_features)
-                metrics["features/rare_alignment"] = feature_alignment(filters, d.rare_features)
-                if d.train_noise is not None:
-                    metrics["features/noise_memorization"] = noise_memorization(
-                        filters, d.train_noise, d.y_train)
-            out.append(metrics)
-        return out
+        """The unpacked trainer's ``evaluate`` metrics for the members at positions ``which``,
+        computed for all of them at once."""
+        self._eval_operands()
+        d, which = self.data, list(which)
+        b, k, m, p = len(which), self.k, self.m, self.p
+        products, diag = self._products(which)
+        columns: dict[str, Tensor] = {}
+        start = 0
+        for split, size in zip(("train", "val", "test"), self._split_sizes, strict=True):
+            z = products[start * p:(start + size) * p].view(size, p, b, k, m)
+            start += size
+            logits = torch.relu(z).pow(self.q).sum(dim=-1).sum(dim=1)  # (N, B', K)
+            y = {"train": d.y_train, "val": d.y_val, "test": d.y_test}[split]
+            correct = (logits.argmax(dim=-1) == y.view(-1, 1)).float()  # (N, B')
+            if split == "train":
+                columns["train/acc"] = correct.mean(dim=0)
+                continue
+            rare = d.rare_val if split == "val" else d.rare_test
+            log_probs = torch.log_softmax(logits, dim=-1)
+            picked = log_probs.gather(2, y.view(-1, 1, 1).expand(-1, b, 1)).squeeze(2)
+            columns[f"{split}/loss"] = -picked.mean(dim=0)
+            columns[f"{split}/acc"] = correct.mean(dim=0)
+            columns[f"{split}/acc_common"] = correct[~rare].mean(dim=0)  # NaN when empty
+            columns[f"{split}/acc_rare"] = correct[rare].mean(dim=0)
+        if diag is not None:
+            for name, offset in (("common", 0), ("rare", k)):
+                inner = diag[offset:offset + k].view(k, b, k, m)  # <v_k, w_{k', r}>
+                own = torch.diagonal(inner, dim1=0, dim2=2)  # (B', m, K): k' = k
+                columns[f"features/{name}_alignment"] = own.amax(dim=1).mean(dim=-1)
+            if d.train_noise is not None:
+                noise, n = d.train_noise, d.train_noise.shape[0]
+                inner = diag[2 * k:].view(n, p, b, k, m)
+                labels = d.y_train.view(n, 1, 1, 1, 1).expand(n, p, b, 1, m)
+                own = inner.gather(3, labels).squeeze(3)  # (n, P, B', m): w_{y_i, r}
+                noisy = noise.abs().sum(dim=-1) > 0  # (n, P): patches that carry noise at all
+                own = own.masked_fill(~noisy.view(n, p, 1, 1), float("-inf"))
+                best = own.amax(dim=3).amax(dim=1)  # (n, B')
+                finite = torch.isfinite(best)
+                count = finite.sum(dim=0)
+                total = torch.where(finite, best, torch.zeros_like(best)).sum(dim=0)
+                columns["features/noise_memorization"] = torch.where(
+                    count > 0, total / count.clamp_min(1), torch.zeros_like(total))
+        names = list(columns)
+        values = torch.stack([columns[name].float() for name in names], dim=1).tolist()
+        return [dict(zip(names, row, strict=True)) for row in values]
+
+    def weight(self, which: Sequence[int] | None = None) -> Tensor:
+        """The float32 filters W (B', K·m, d) of the members at positions ``which`` (all: None)."""
+        index = list(range(len(self.members))) if which is None else list(which)
+        if not self.gram:
+            return self._members_view(self.state)[index]
+        coef = self._members_view(self.state)[:, index]  # (nP, B', Km)
+        base = self.base.view(-1, self.km, self.d)[index]
+        combo = torch.einsum("ibj,id->bjd", coef, self.x)
+        if not self.decays:
+            return combo.add_(base)
+        return torch.addcmul(combo, base, self.scale[index].view(-1, 1, 1))
+
+    # -- checkpoints
+
+    def _member(self, t: Tensor, j: int) -> Tensor:
+        v = self._members_view(t)
+        return v[:, j] if self.gram else v[j]
+
+    def member_state(self, j: int) -> dict[str, Any]:
+        state = {"form": "gram" if self.gram else "direct",
+                 "state": self._member(self.state, j).cpu().clone(),
+                 "buf": self._member(self.buf, j).cpu().clone(), "has_buf": bool(self.has_buf[j])}
+        if self.gram:
+            state |= {"scale": float(self.scale[j]), "scale_buf": float(self.scale_buf[j])}
+        return state
+
+    def load_member_state(self, j: int, state: dict[str, Any]) -> None:
+        form = "gram" if self.gram else "direct"
+        if state.get("form") != form:
+            raise ValueError(f"checkpoint holds the {state.get('form')} form of a member that "
+                             f"this version trains in the {form} form")
+        self._member(self.state, j).copy_(state["state"])
+        self._member(self.buf, j).copy_(state["buf"])
+        self.has_buf[j] = bool(state["has_buf"])
+        if self.gram:
+            self.scale[j], self.scale_buf[j] = float(state["scale"]), float(state["scale_buf"])
 
 
 LogCallback = Callable[[Member, Metrics], None]
@@ -267,7 +467,7 @@ class Pack:
     """
 
     def __init__(self, configs: Iterable[TrialConfig], *,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, gram: bool | None = None) -> None:
         configs = list(configs)
         if not configs:
             raise ValueError("a pack needs at least one member")
@@ -294,7 +494,8 @@ class Pack:
             entry = grouped.setdefault(key, (data, [], []))
             entry[1].append(member)
             entry[2].append(model.weight.detach())
-        self.groups = [_Group(data, members, weights, key[3], self.device)
+        self.groups = [_Group(data, members, weights, key[3], self.device,
+                              gram=use_gram(data) if gram is None else gram)
                        for key, (data, members, weights) in grouped.items()]
 
     @property
@@ -365,19 +566,14 @@ class Pack:
     # -- checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        weights: dict[int, tuple[Tensor, Tensor, bool]] = {}
-        for group in self.groups:
-            for j, member in enumerate(group.members):
-                weights[member.index] = (group.weight[j].cpu().clone(), group.buf[j].cpu().clone(),
-                                         bool(group.has_buf[j]))
+        trained = {member.index: group.member_state(j)
+                   for group in self.groups for j, member in enumerate(group.members)}
         return {"members": [
             {"config": to_flat(m.config), "epoch": m.epoch, "seconds": m.seconds,
              "history": [dict(h) for h in m.history], "status": m.status, "error": m.error,
              "loss_sum": m.loss_sum, "loss_epochs": m.loss_epochs,
              "generators": {k: g.get_state() for k, g in m.generators.items()},
-             "weight": weights[m.index][0] if m.index in weights else None,
-             "buf": weights[m.index][1] if m.index in weights else None,
-             "has_buf": weights[m.index][2] if m.index in weights else False}
+             "trained": trained.get(m.index)}  # None once the member has left the pack
             for m in self.members]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -393,11 +589,8 @@ class Pack:
                 g.set_state(s["generators"][name])
         for group in self.groups:
             for j, member in enumerate(group.members):
-                s = saved[member.index]
-                if s["weight"] is not None:
-                    group.weight[j] = s["weight"].to(self.device)
-                    group.buf[j] = s["buf"].to(self.device)
-                    group.has_buf[j] = bool(s["has_buf"])
+                if saved[member.index]["trained"] is not None:
+                    group.load_member_state(j, saved[member.index]["trained"])
         self._prune()
 
 
