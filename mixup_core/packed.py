@@ -437,9 +437,10 @@ class _Group:
         return v[:, j] if self.gram else v[j]
 
     def member_state(self, j: int) -> dict[str, Any]:
-        state = {"form": "gram" if self.gram else "direct",
-                 "state": self._member(self.state, j).cpu().clone(),
-                 "buf": self._member(self.buf, j).cpu().clone(), "has_buf": bool(self.has_buf[j])}
+        state: dict[str, Any] = {
+            "form": "gram" if self.gram else "direct",
+            "state": self._member(self.state, j).cpu().clone(),
+            "buf": self._member(self.buf, j).cpu().clone(), "has_buf": bool(self.has_buf[j])}
         if self.gram:
             state |= {"scale": float(self.scale[j]), "scale_buf": float(self.scale_buf[j])}
         return state
