@@ -596,6 +596,9 @@ class Pack:
 
 
 def train_packed(configs: Sequence[TrialConfig], *, device: torch.device | str | None = None,
-                 on_log: LogCallback | None = None) -> list[TrialResult]:
-    """Trains ``configs`` (each with its own seed) as one pack; results in the same order."""
-    return Pack(configs, device=device).run(on_log)
+                 on_log: LogCallback | None = None, gram: bool | None = None) -> list[TrialResult]:
+    """Trains ``configs`` (each with its own seed) as one pack; results in the same order.
+
+    ``gram`` forces the Gram (True) or direct (False) form; None picks by :func:`use_gram`.
+    """
+    return Pack(configs, device=device, gram=gram).run(on_log)

@@ -46,37 +46,44 @@ def assert_same_histories(packed: list[dict[str, float]], unpacked: list[dict[st
                 assert abs(p[key] - u[key]) <= TOLERANCE * max(1.0, abs(u[key])), (key, p[key], u[key])
 
 
-def check_against_unpacked(configs: list[TrialConfig]) -> None:
-    results = train_packed(configs)
+#: Both forms of the packed step (mixup_core.packed._Group): W itself, or W = s·W₀ + Cᵀ X.
+FORMS = pytest.mark.parametrize("gram", [True, False], ids=["gram", "direct"])
+
+
+def check_against_unpacked(configs: list[TrialConfig], gram: bool | None = None) -> None:
+    results = train_packed(configs, gram=gram)
     for c, result in zip(configs, results, strict=True):
         assert_same_histories(result.history, Trainer(c).run().history)
 
 
-def test_every_label_scheme_and_both_stop_modes_match_the_unpacked_trainer() -> None:
+@FORMS
+def test_every_label_scheme_and_both_stop_modes_match_the_unpacked_trainer(gram: bool) -> None:
     configs = [config(seed=s, **{"mixup.label_scheme": name}) for name in LABEL_SCHEMES.names()
                for s in (0, 1)]
     configs += [config(**{"mixup.stop_epoch": 15}),
                 config(**{"mixup.stop_epoch": 15, "mixup.stop_mode": "end_training"}),
                 config(**{"mixup.alpha": 0.0}), config(**{"mixup.fold": True, "mixup.alpha": 0.4})]
-    check_against_unpacked(configs)
+    check_against_unpacked(configs, gram)
 
 
-def test_per_member_optimiser_settings_budgets_and_log_intervals_match() -> None:
+@FORMS
+def test_per_member_optimiser_settings_budgets_and_log_intervals_match(gram: bool) -> None:
     check_against_unpacked([
         config(**{"optim.momentum": 0.9, "optim.lr": 0.1}),
         config(**{"optim.weight_decay": 0.01, "optim.schedule": "cosine"}),
         config(**{"optim.schedule": "multistep", "optim.epochs": 24, "log_every": 7}),
         config(**{"model.power": 1, "model.width": 3}),
         config(**{"model.init_std": 0.05, "model.power": 2}),
-    ])
+    ], gram)
 
 
-def test_three_classes_and_mixed_data_configs_in_one_pack_match() -> None:
+@FORMS
+def test_three_classes_and_mixed_data_configs_in_one_pack_match(gram: bool) -> None:
     check_against_unpacked([
         config(**{"data.num_classes": 3}), config(**{"data.num_classes": 3, "seed": 4}),
         config(**{"data.rho": 0.3}), config(**{"data.dim": 80, "data.n_train": 30}),
         config(**{"data.noise_on_feature_patches": True, "mixup.label_scheme": "power"}),
-    ])
+    ], gram)
 
 
 def test_members_with_one_data_set_share_one_group_and_one_gemm() -> None:
@@ -111,20 +118,52 @@ def test_a_stopped_member_leaves_and_the_others_go_on_unchanged() -> None:
         assert_same_histories(results[i].history, Trainer(configs[i]).run().history)
 
 
-def test_a_pack_resumed_from_its_checkpoint_ends_bit_for_bit_as_an_uninterrupted_one() -> None:
+@FORMS
+def test_a_pack_resumed_from_its_checkpoint_ends_bit_for_bit_as_an_uninterrupted_one(
+        gram: bool) -> None:
     configs = [config(**{"optim.momentum": 0.5}), config(**{"mixup.label_scheme": "power"}),
-               config(seed=3, **{"optim.epochs": 30})]
-    whole = Pack(configs).run()
-    first = Pack(configs)
+               config(seed=3, **{"optim.epochs": 30}),
+               config(**{"optim.momentum": 0.9, "optim.weight_decay": 0.05})]
+    whole = Pack(configs, gram=gram).run()
+    first = Pack(configs, gram=gram)
     for _ in range(17):
         first.advance()
     buffer = io.BytesIO()
     torch.save(first.state_dict(), buffer)
     buffer.seek(0)
-    second = Pack(configs)
+    second = Pack(configs, gram=gram)
     second.load_state_dict(torch.load(buffer, weights_only=True))
     for a, b in zip(second.run(), whole, strict=True):
         assert a.history == b.history
+
+
+def test_the_form_follows_the_shape_and_a_checkpoint_names_its_form() -> None:
+    assert Pack([TrialConfig()]).groups[0].gram  # n·P = 600 <= d = 2000
+    assert not Pack([config(**{"data.dim": 80, "data.n_train": 30})]).groups[0].gram  # 90 > 80
+    state = Pack([config()], gram=True).state_dict()
+    with pytest.raises(ValueError, match="gram form of a member"):
+        Pack([config()], gram=False).load_state_dict(state)
+
+
+def test_the_gram_form_holds_the_filters_the_unpacked_trainer_learns() -> None:
+    """W = s·W₀ + Cᵀ X, rebuilt from the Gram form's state, is the Trainer's weight, with
+    weight decay (s < 1) and momentum (a buffer of s and of C) too."""
+    configs = [config(**{"optim.momentum": 0.9, "optim.weight_decay": 0.05, "optim.lr": 0.2}),
+               config(**{"mixup.label_scheme": "independent"}), config(seed=1)]
+    gram, direct = Pack(configs, gram=True), Pack(configs, gram=False)
+    trainers = [Trainer(c) for c in configs]
+    for _ in range(25):
+        gram.advance()
+        direct.advance()
+        for trainer in trainers:
+            trainer.train_epoch()
+    for pack in (gram, direct):
+        for group in pack.groups:
+            for j, member in enumerate(group.members):
+                expected = trainers[member.index].model.weight.detach().view_as(
+                    group.weight([j])[0])
+                torch.testing.assert_close(group.weight([j])[0], expected, rtol=1e-4, atol=1e-5)
+    assert float(gram.groups[0].scale[0]) < 1.0  # weight decay shrank W₀'s share
 
 
 def test_only_full_batch_patch_cnn_configs_pack() -> None:
