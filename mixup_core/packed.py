@@ -2,22 +2,26 @@
 
 A :class:`Pack` holds B *members*. Members whose data config and seed agree share one data set,
 and members that also agree on the filter shape (K·m rows, power q, GEMM precision) form a
-*group*: their filters are stacked into one (B·K·m, d) matrix, so a full-batch GD step of the
-whole group is one GEMM for the pre-activations, ``W Xᵀ``, and one for the weight gradient,
-``∇Z X``. Everything else that may differ between members is a per-member tensor or Python value:
-α, label scheme and parameter, fold, switch-off epoch and stop mode (the mixing plan of each
-member, λ = 1 and the identity partner when it does not mix), learning rate and schedule,
-momentum, weight decay, epoch budget, log interval.
+*group* (:class:`_Group`): the pre-activations of all its members are one (nP, B·K·m) matrix
+and its step is a few tensor operations over all of them. Where n·P <= d (the default task) a
+group trains in the *Gram form*, W = s·W₀ + Cᵀ X, whose step is one (nP)² GEMM per member
+instead of two nP·d ones; elsewhere in the *direct form*, one GEMM for the pre-activations,
+``X Wᵀ``, and one for the weight gradient, ``Rᵀ X``. Everything else that may differ between
+members is a per-member tensor or Python value: α, label scheme and parameter, fold, switch-off
+epoch and stop mode (the mixing plan of each member, λ = 1 and the identity partner when it
+does not mix), learning rate and schedule, momentum, weight decay, epoch budget, log interval.
 
 Each member draws from the same seeded streams as :class:`~mixup_core.training.Trainer` (data,
 initial filters, mixing), in the same order, so in float32 a member follows the unpacked
-trainer's arithmetic except for the summation order inside the GEMMs (tests/test_packed.py
-states the tolerance). A member that reaches its budget, is stopped (:meth:`Pack.stop`) or
+trainer's arithmetic except for the order of floating-point sums (inside the GEMMs, and in the
+Gram form the products of X summed before those of W; tests/test_packed.py states the
+tolerance). A member that reaches its budget, is stopped (:meth:`Pack.stop`) or
 diverges leaves its group; the others go on untouched (GEMM rows are independent).
 
-``precision: bfloat16`` runs both GEMMs on bfloat16 copies of the filters and data, with
-float32 accumulation inside the GEMM, float32 master weights and everything else in float32;
-``auto`` does so where the hardware has native bfloat16 (mixup_core.precision).
+``precision: bfloat16`` runs the GEMMs on bfloat16 copies of their operands (filters and data;
+C and G in the Gram form), with float32 accumulation inside the GEMM, float32 master weights
+and everything else in float32; ``auto`` does so where the hardware has native bfloat16
+(mixup_core.precision).
 
 Only full-batch GD of the patch CNN packs (minibatches would give each member its own batches,
 so there would be no shared GEMM); :func:`check_packable` says why a config cannot.
