@@ -80,6 +80,20 @@ def use_gram(data: TaskData) -> bool:
     return n * p <= d
 
 
+def member_bytes(config: TrialConfig) -> int:
+    """An upper estimate of the memory (bytes) one member with ``config`` holds in a pack.
+
+    Per member, in float32 values of K·m filters: its filters and momentum buffer and, at a
+    logged epoch, the rebuilt filters (3·d); the step's pre-activations, coefficients and
+    temporaries (11·nP); and evaluation's cached products with W₀ and the products it computes,
+    over every split's patches, the features and the training noise (2 x the rows).
+    """
+    d = config.data
+    km, rows = d.num_classes * config.model.width, d.n_train * d.num_patches
+    eval_rows = (d.n_train + d.n_val + d.n_test) * d.num_patches + 2 * d.num_classes + rows
+    return 4 * km * (3 * d.dim + 11 * rows + 2 * eval_rows)
+
+
 @dataclass
 class Member:
     """One trial config with one seed inside a pack (its position in the pack is ``index``)."""

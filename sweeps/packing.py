@@ -15,9 +15,10 @@ recorded at that rung by any pack (:class:`sweeps.scheduling.Rungs`, held by one
 on the driver's node); a cut trial is STOPPED and leaves its pack.
 
 ``pack: auto`` sizes packs so that every free CPU (or GPU) gets one pack (Optuna:
-:data:`OPTUNA_ROUNDS` packs one after another), capped by
-:data:`MAX_MEMBERS` members per pack (memory: ~3 float32 copies of K·m·d filters per member,
-a 20 × 2000 filter bank is 0.5 MB).
+:data:`OPTUNA_ROUNDS` packs one after another), capped by :data:`MAX_MEMBERS` members per pack
+and by memory: the packs running at once may hold :data:`MEMORY_SHARE` of the cluster's memory,
+at :func:`mixup_core.packed.member_bytes` per member (2.2 MB on the default task), estimated
+from the spec's base trial.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from mixup_core.errors import ConfigError
-from mixup_core.packed import check_packable
+from mixup_core.packed import check_packable, member_bytes
 from sweeps.errors import SpecError
 from sweeps.spec import Dimension, SweepSpec
 
@@ -36,6 +37,8 @@ from sweeps.spec import Dimension, SweepSpec
 PACK_KEY = "pack"
 #: At most this many members (trials × seeds) in one pack.
 MAX_MEMBERS = 1024
+#: ``pack: auto``: the packs that run at once may hold this share of the cluster's memory.
+MEMORY_SHARE = 0.5
 #: ``pack: auto`` with Optuna: each CPU (GPU) slot trains this many packs one after another, so
 #: the later packs are asked for with the earlier ones' results known.
 OPTUNA_ROUNDS = 4
@@ -56,8 +59,11 @@ def check_pack(spec: SweepSpec, size: int) -> None:
         raise SpecError(spec.path, key, str(err)) from None
 
 
-def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float) -> int:
-    """Trials per pack: ``requested``, or for ``auto`` one pack per free CPU (GPU) slot."""
+def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float,
+              memory: float = 0.0) -> int:
+    """Trials per pack: ``requested``, or for ``auto`` one pack per free CPU (GPU) slot, within
+    :data:`MAX_MEMBERS` members and, when ``memory`` (the cluster's bytes) is known, within
+    :data:`MEMORY_SHARE` of it for the packs that run at once."""
     if requested != "auto":
         return int(requested)
     try:
@@ -71,7 +77,10 @@ def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float
     # Optuna learns from finished trials: its packs are sized for OPTUNA_ROUNDS per slot
     rounds = OPTUNA_ROUNDS if spec.search.algorithm == "optuna" else 1
     size = math.ceil(spec.trial_count() / (slots * rounds))
-    return max(1, min(size, MAX_MEMBERS // len(spec.seeds)))
+    members = MAX_MEMBERS
+    if memory > 0:
+        members = min(members, int(MEMORY_SHARE * memory / slots // member_bytes(spec.base)))
+    return max(1, min(size, members // len(spec.seeds)))
 
 
 def sample_value(dim: Dimension, rng: np.random.Generator) -> Any:

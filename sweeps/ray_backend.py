@@ -719,7 +719,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, An
                      _node_ip_address="127.0.0.1", **common)
     return {"nodes": len([n for n in ray.nodes() if n.get("Alive")]),
             "cpus": ray.cluster_resources().get("CPU", 0.0),
-            "gpus": ray.cluster_resources().get("GPU", 0.0)}
+            "gpus": ray.cluster_resources().get("GPU", 0.0),
+            "memory": ray.cluster_resources().get("memory", 0.0)}  # bytes for tasks and actors
 
 
 def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory,

@@ -85,7 +85,8 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
         cluster = ray_backend.connect(address or meta.get("address"))
         pack = meta.get("pack_size")
         if pack is None:  # fixed when the sweep starts, so that resume rebuilds the same packs
-            pack = packing.pack_size(spec, spec.pack, cpus=cluster["cpus"], gpus=cluster["gpus"])
+            pack = packing.pack_size(spec, spec.pack, cpus=cluster["cpus"], gpus=cluster["gpus"],
+                                     memory=cluster["memory"])
             meta["pack_size"] = pack
             write_meta(directory, meta)
         sink.packed = pack > 1

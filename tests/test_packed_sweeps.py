@@ -112,6 +112,25 @@ def test_random_search_packs_draw_their_configs_up_front_from_the_search_seed(
     assert all(r.status == "TERMINATED" and r.pack for r in trials.values())
 
 
+def test_auto_packs_one_per_slot_within_the_member_cap_and_the_memory(tmp_path: Path) -> None:
+    from mixup_core.packed import member_bytes
+    from sweeps.packing import MAX_MEMBERS, MEMORY_SHARE, pack_size
+    from sweeps.spec import load_spec
+
+    alphas = [round(0.1 * (i + 1), 2) for i in range(40)]
+    spec = load_spec(write_spec(tmp_path, "auto", seeds=[0, 1],
+                                search_space={"mixup.alpha": {"kind": "grid", "values": alphas}}))
+    assert pack_size(spec, "auto", cpus=2, gpus=0) == 20  # 40 trials, one pack per CPU
+    assert pack_size(spec, "auto", cpus=2, gpus=0, memory=1e12) == 20
+    assert pack_size(spec, 3, cpus=2, gpus=0, memory=1.0) == 3  # a number is the user's word
+    per_member = member_bytes(spec.base)
+    # room for 2 packs of 5 trials x 2 seeds in MEMORY_SHARE of the memory, not for 20
+    memory = 2 * 10 * per_member / MEMORY_SHARE + 1
+    assert pack_size(spec, "auto", cpus=2, gpus=0, memory=memory) == 5
+    assert pack_size(spec, "auto", cpus=2, gpus=0, memory=1.0) == 1  # never below one trial
+    assert pack_size(spec, "auto", cpus=1, gpus=0) == min(40, MAX_MEMBERS // 2)
+
+
 def test_asha_judges_every_member_of_a_pack_at_each_rung(tmp_path: Path) -> None:
     from sweeps.scheduling import Rungs
 
