@@ -458,7 +458,8 @@ class _Group:
         state: dict[str, Any] = {
             "form": "gram" if self.gram else "direct",
             "state": self._member(self.state, j).cpu().clone(),
-            "buf": self._member(self.buf, j).cpu().clone(), "has_buf": bool(self.has_buf[j])}
+            "has_buf": bool(self.has_buf[j]),  # the momentum buffer only once there is one
+            "buf": self._member(self.buf, j).cpu().clone() if self.has_buf[j] else None}
         if self.gram:
             state |= {"scale": float(self.scale[j]), "scale_buf": float(self.scale_buf[j])}
         return state
@@ -469,7 +470,8 @@ class _Group:
             raise ValueError(f"checkpoint holds the {state.get('form')} form of a member that "
                              f"this version trains in the {form} form")
         self._member(self.state, j).copy_(state["state"])
-        self._member(self.buf, j).copy_(state["buf"])
+        if state["buf"] is not None:
+            self._member(self.buf, j).copy_(state["buf"])
         self.has_buf[j] = bool(state["has_buf"])
         if self.gram:
             self.scale[j], self.scale_buf[j] = float(state["scale"]), float(state["scale_buf"])
