@@ -138,7 +138,11 @@ class _Group:
       coefficients C (nP, B·K·m). Then ``Z = s·X W₀ᵀ + G C`` with the Gram matrix
       ``G = X Xᵀ``, the gradient with respect to C is R itself, and a step is one GEMM of
       2·K·m·(nP)² FLOPs per member: nP/(2d) of the direct form (0.15 on the default task).
-      ``X W₀ᵀ`` and ``G`` are computed once. Evaluation forms W (one GEMM) at logged epochs.
+      ``X W₀ᵀ`` and ``G`` are computed once.
+
+    Evaluation multiplies, for every evaluated member at once, the rows E of every split's
+    patches, the features and the training noise with Wᵀ: in the Gram form as
+    ``s·(E W₀ᵀ) + (E Xᵀ) C`` from products computed at the first logged epoch.
     """
 
     def __init__(self, data: TaskData, members: list[Member], weights: list[Tensor],

@@ -1,12 +1,13 @@
-"""Which precision the patch CNN's two GEMMs run in (``precision: auto | float32 | bfloat16``).
+"""Which precision the patch CNN's GEMMs run in (``precision: auto | float32 | bfloat16``).
 
-``bfloat16`` means bfloat16 copies of filters and data in both GEMMs, float32 accumulation inside
+``bfloat16`` means bfloat16 copies of the GEMMs' operands (filters and data; in a pack's Gram
+form the coefficients and the Gram matrix, mixup_core.packed), float32 accumulation inside
 them, float32 master weights and everything else in float32. ``auto`` picks bfloat16 where the
 hardware runs it natively: a CUDA device with bfloat16 tensor cores (compute capability 8.0 and
 later), or a CPU with AVX512-BF16 or AMX-BF16 instructions (oneDNN uses them; ``/proc/cpuinfo``
 lists them as ``avx512_bf16`` and ``amx_bf16``). Elsewhere bfloat16 is emulated and slower, so
 ``auto`` means float32. The README's "Packed trials and bfloat16" section shows that over 5 seeds
-bfloat16 reproduces float32's rare- and common-test accuracies within 0.002.
+bfloat16 reproduces float32's rare- and common-test accuracies within 0.004.
 
 Image models keep their own rule (sweeps of them use ``auto``: bfloat16 autocast on CUDA).
 """
