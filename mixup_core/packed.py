@@ -184,11 +184,11 @@ class _Group:
         return t.view(self.n * self.p, -1, self.km) if self.gram else t.view(-1, self.km, self.d)
 
     def _select(self, t: Tensor, index: Tensor | list[int]) -> Tensor:
-        """The members ``index`` of state-shaped ``t``, state-shaped."""
-        v = self._members_view(t)
+        """The members ``index`` of ``t``: of its column blocks (rows, B·Km) in the Gram form
+        (the state and every product with W₀), of its row blocks (B·Km, d) in the direct form."""
         if self.gram:
-            return v[:, index].reshape(self.n * self.p, -1)
-        return v[index].reshape(-1, self.d)
+            return t.view(t.shape[0], -1, self.km)[:, index].reshape(t.shape[0], -1)
+        return t.view(-1, self.km, self.d)[index].reshape(-1, self.d)
 
     # -- membership
 
@@ -202,11 +202,9 @@ class _Group:
             self.z0 = self._select(self.z0, mask)
             self.base = self.base.view(-1, self.km, self.d)[mask].reshape(-1, self.d)
             self.scale, self.scale_buf = self.scale[mask], self.scale_buf[mask]
-            for name in ("_logit_base", "_diag_base"):
+            for name in ("_logit_base", "_diag_base"):  # evaluation's products, once made
                 if hasattr(self, name):
-                    t = getattr(self, name)
-                    setattr(self, name, t.view(t.shape[0], -1, self.km)[:, mask].reshape(
-                        t.shape[0], -1))
+                    setattr(self, name, self._select(getattr(self, name), mask))
         self.decays = any(m.config.optim.weight_decay for m in self.members)
 
     # -- the step
