@@ -26,7 +26,7 @@ from sweeps.progress import make_display
 from sweeps.records import FINAL_STATUSES, RecordLog, TrialRecord
 from sweeps.spec import SweepSpec
 from sweeps.sync import replay_trial, trial_summary, trial_tags
-from sweeps.tracking import SweepTracker, run_name
+from sweeps.tracking import SweepTracker, TrialWrite, run_name
 
 REPORTED = {"epoch", *METRIC_NAMES, *(m + STD_SUFFIX for m in METRIC_NAMES)}
 
@@ -50,9 +50,9 @@ class DriverSink:
 
     Records are written at once, in the thread that hears the event (Ray Tune's loop). MLflow
     writes are gathered per trial and sent by one writer thread every ``write_every`` seconds
-    (``SweepTracker.write_trial``: a trial's start, its epochs, tags and end since the last pass
-    in one ``log_batch``), so Tune's loop, which hands each pack its next step only once the
-    callbacks return, never waits on MLflow.
+    (``SweepTracker.write_trials``: every trial's start, epochs, tags and end since the last
+    pass; in a sqlite store one transaction for them all), so Tune's loop, which hands each
+    pack its next step only once the callbacks return, never waits on MLflow.
 
     A failed MLflow call never stops the sweep. The trial is marked unsynced and, at most every
     ``retry_every`` seconds, its whole record is replayed (sweeps.sync): the record log is the
@@ -144,15 +144,15 @@ class DriverSink:
                     if record.status not in FINAL_STATUSES or trial_id not in ended:
                         self.unsynced.add(trial_id)
                         batch.pop(trial_id, None)  # the replay writes its whole record
-        for trial_id, pending in batch.items():
-            if trial_id in self.unsynced:
-                continue
-            try:
-                self.tracker.write_trial(trial_id, start=pending.start, epochs=pending.epochs,
-                                         tags=pending.tags, finish=pending.finish)
-            except Exception as err:
-                with self._lock:
-                    self._failed(trial_id, err)
+        writes = [TrialWrite(trial_id, pending.start, pending.epochs, pending.tags, pending.finish)
+                  for trial_id, pending in batch.items() if trial_id not in self.unsynced]
+        try:
+            failed = self.tracker.write_trials(writes) if writes else {}
+        except Exception as err:  # e.g. the experiment could not be looked up
+            failed = {write.trial_id: err for write in writes}
+        with self._lock:
+            for trial_id, err in failed.items():
+                self._failed(trial_id, err)
         self.mlflow_seconds += time.perf_counter() - started
 
     def _failed(self, trial_id: str | None, err: Exception) -> None:

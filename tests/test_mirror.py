@@ -63,6 +63,16 @@ class FakeTracker:
         self._call()
         return {t for t, run in self.runs.items() if run["status"] is not None}
 
+    def write_trials(self, writes: Any) -> dict[str, Exception]:
+        failed = {}
+        for write in writes:
+            try:
+                self.write_trial(write.trial_id, start=write.start, epochs=write.epochs,
+                                 tags=write.tags, finish=write.finish)
+            except Exception as err:
+                failed[write.trial_id] = err
+        return failed
+
     def write_trial(self, trial_id: str, *, start: Any = None, epochs: Any = (), tags: Any = None,
                     finish: Any = None) -> None:
         self.writes += 1

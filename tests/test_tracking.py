@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeps.tracking import SweepTracker, TrackingUnavailable, default_tracking_uri
+from sweeps.tracking import SweepTracker, TrackingUnavailable, TrialWrite, default_tracking_uri
 from tests.conftest import free_port, start_mlflow_server, stop_group
 
 EPOCHS = (10, 20, 30)
@@ -221,6 +221,87 @@ def test_read_sweep_returns_the_trials_and_epochs_tables_with_the_logged_types(
         (t, e) for t in TRIALS for e in EPOCHS]
     assert epochs["train/loss"].tolist() == [_metrics(i, e)["train/loss"]
                                              for i in range(4) for e in EPOCHS]
+
+
+SUMMARY = {"best/test/acc_rare": 0.5, "last/test/acc_rare": 0.25, "best_epoch": 20.0}
+
+
+def _passes() -> list[list[TrialWrite]]:
+    """The driver's writer passes over four trials: starts, epochs (one sent twice), a node
+    tag, every way to end, one left running, and a driver restarted in the middle."""
+    tags = {"mixup_sweeps.git_commit": "abc123", "mlflow.user": "lab"}
+    start = {t: (_config(i), tags, True) for i, t in enumerate(TRIALS)}
+    return [
+        [TrialWrite("t0", start["t0"], [(10, _metrics(0, 10)), (20, _metrics(0, 20))]),
+         TrialWrite("t1", start["t1"], [(10, _metrics(1, 10))], {"mixup_sweeps.node_id": "n1"}),
+         TrialWrite("t2", start["t2"])],
+        [TrialWrite("t0", epochs=[(30, _metrics(0, 30))], finish=("TERMINATED", SUMMARY, None)),
+         TrialWrite("t1", epochs=[(10, _metrics(1, 10)), (20, _metrics(1, 20))],
+                    finish=("STOPPED", {**SUMMARY, "best_epoch": 10.0}, None)),
+         TrialWrite("t2", epochs=[(10, {**_metrics(2, 10), "train/loss": float("nan")})],
+                    finish=("ERROR", {}, ERROR)),
+         TrialWrite("t3", start["t3"], [(10, _metrics(3, 10))])],
+        [TrialWrite("t3", (_config(3), tags, False), [(20, _metrics(3, 20))])],  # restarted
+    ]
+
+
+def _store_contents(uri: str, parent_id: str) -> dict[str, Any]:
+    """Everything MlflowClient reads back of a sweep's child runs, run ids and clocks aside."""
+    client = MlflowClient(tracking_uri=uri)
+    out = {}
+    for name, run in _children(client, parent_id).items():
+        info, data = run.info, run.data
+        assert info.start_time > 0 and (info.end_time is None) == (info.status == "RUNNING")
+        assert info.artifact_uri.endswith(f"/{info.run_id}/artifacts")
+        out[name] = {
+            "info": (info.status, info.lifecycle_stage, info.user_id, info.run_name,
+                     info.artifact_uri.rsplit("/", 3)[0]),
+            "tags": {k: v for k, v in data.tags.items() if k != "mlflow.parentRunId"},
+            "params": data.params, "metrics": data.metrics,
+            "history": {key: [(m.step, m.value) for m in client.get_metric_history(
+                info.run_id, key)] for key in sorted(data.metrics)}}
+    return out
+
+
+def test_a_batched_pass_writes_what_mlflows_api_writes(migrated_store: Path,
+                                                       tmp_path: Path) -> None:
+    uris, contents = {}, {}
+    for batched in (False, True):
+        _copy_sqlite(migrated_store, tmp_path / f"{batched}.db")
+        uri = uris[batched] = f"sqlite:///{tmp_path / f'{batched}.db'}"
+        tracker = SweepTracker(uri, sweep_name="same", batched=batched)
+        parent = tracker.start_sweep(params=SPEC_PARAMS, tags={})
+        for i, writes in enumerate(_passes()):
+            if i == 2:  # a restarted driver reattaches to its runs by their tags
+                tracker = SweepTracker(uri, sweep_name="same", batched=batched)
+                tracker.start_sweep(params=SPEC_PARAMS, tags={})
+            assert tracker.write_trials(writes) == {}
+        contents[batched] = _store_contents(uri, parent)
+        assert tracker.read_sweep()[1]["epoch"].tolist() == [10, 20, 30, 10, 20, 10, 10, 20]
+    assert contents[True] == contents[False]
+    assert sorted(contents[True]) == sorted(TRIALS)
+    assert contents[True]["t3"]["info"][0] == "RUNNING"
+    assert contents[True]["t1"]["history"]["train/loss"] == [(10, 1.1), (20, 1.05)]
+    for table in ("runs", "tags", "params", "metrics", "latest_metrics"):  # nothing else differs
+        counts = []
+        for uri in uris.values():
+            with sqlite3.connect(uri.removeprefix("sqlite:///")) as db:
+                counts.append(db.execute(f"select count(*) from {table}").fetchone()[0])
+        assert counts[0] == counts[1], table
+
+
+def test_a_batched_pass_that_fails_writes_nothing(sqlite_uri: str) -> None:
+    tracker = SweepTracker(sqlite_uri, sweep_name="atomic")
+    parent = tracker.start_sweep(params={}, tags={})
+    first = _passes()[0]
+    assert tracker.write_trials(first) == {}
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    client.delete_run(_children(client, parent)["t0"].info.run_id)  # someone deletes a run
+    failed = tracker.write_trials([TrialWrite("t0", epochs=[(30, _metrics(0, 30))]),
+                                   TrialWrite("t1", epochs=[(20, _metrics(1, 20))])])
+    assert sorted(failed) == ["t0", "t1"] and "not active" in str(failed["t0"])
+    t1 = _children(client, parent)["t1"].info.run_id
+    assert _steps(client, t1, "epoch") == [10]  # t1's epoch 20 was not written either
 
 
 def test_read_sweep_of_a_sweep_never_recorded_gives_empty_tables(sqlite_uri: str) -> None:
