@@ -151,8 +151,8 @@ class DriverSink:
         except Exception as err:  # e.g. the experiment could not be looked up
             failed = {write.trial_id: err for write in writes}
         with self._lock:
-            for trial_id, err in failed.items():
-                self._failed(trial_id, err)
+            for trial_id, why in failed.items():
+                self._failed(trial_id, why)
         self.mlflow_seconds += time.perf_counter() - started
 
     def _failed(self, trial_id: str | None, err: Exception) -> None:
