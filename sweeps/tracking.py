@@ -13,11 +13,12 @@ Runs are found again by their tags, so a resumed or restarted driver reattaches 
   ``mlflow.parentRunId`` (what the UI nests by); run name = trial id; params = the flat dotted
   config as strings, and ``mixup_sweeps.config_json`` = the same config with its types.
 
-Epoch metrics are logged with step = epoch, one ``log_batch`` request per report, and a step
-already logged for a run is never logged again. Values that are not finite numbers are skipped:
-MLflow keeps NaN but silently stores ±inf as ±1.797e308, a number charts and maxima would take
-at face value; a skipped value reads back as NaN from :meth:`SweepTracker.read_sweep`, as it
-does from the Parquet tables.
+Epoch metrics are logged with step = epoch (one ``log_batch`` request per report through
+MLflow's API; in a sqlite store, a writer pass's trials all in one transaction, see
+:class:`_SqliteBatch`), and a step already logged for a run is never logged again. Values
+that are not finite numbers are skipped: MLflow keeps NaN but silently stores ±inf as
+±1.797e308, a number charts and maxima would take at face value; a skipped value reads back
+as NaN from :meth:`SweepTracker.read_sweep`, as it does from the Parquet tables.
 
 MLflow retries failed HTTP requests itself (connection errors, 429 and 5xx;
 ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` = 7 with exponential backoff: minutes).
