@@ -146,10 +146,7 @@ class DriverSink:
                         batch.pop(trial_id, None)  # the replay writes its whole record
         writes = [TrialWrite(trial_id, pending.start, pending.epochs, pending.tags, pending.finish)
                   for trial_id, pending in batch.items() if trial_id not in self.unsynced]
-        try:
-            failed = self.tracker.write_trials(writes) if writes else {}
-        except Exception as err:  # e.g. the experiment could not be looked up
-            failed = {write.trial_id: err for write in writes}
+        failed = self.tracker.write_trials(writes) if writes else {}  # it catches, per trial
         with self._lock:
             for trial_id, why in failed.items():
                 self._failed(trial_id, why)
