@@ -29,9 +29,9 @@ STOPS = [0, 100, 200, 300, 500, None]
 
 
 def make_sweep(storage: Path, trials: int, seed: int = 0) -> list[dict]:
-    from sweeps import parquet_io, tables
-    from sweeps.layout import write_meta
-    from sweeps.records import TrialRecord
+    from sweeps.store import parquet_io, tables
+    from sweeps.store.layout import write_meta
+    from sweeps.store.records import TrialRecord
 
     rng = np.random.default_rng(seed)
     folder = storage / "big"

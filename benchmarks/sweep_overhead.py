@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from mixup_core.config import flatten_nested, from_flat
-from sweeps.seed_group import SeedGroup
+from sweeps.execution.seed_group import SeedGroup
 
 TRIAL = {"data": {"dim": 200, "n_train": 60, "n_test": 200}, "optim.epochs": 40, "log_every": 10}
 
@@ -55,9 +55,10 @@ def main() -> None:
 
     import io
 
-    from sweeps import ray_backend, runner
-    from sweeps.records import RecordLog
+    from sweeps.execution import driver as runner
+    from sweeps.execution import tuner as ray_backend
     from sweeps.spec import load_spec
+    from sweeps.store.records import RecordLog
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

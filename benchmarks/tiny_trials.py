@@ -41,9 +41,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args()
 
-    from sweeps import ray_backend, runner
-    from sweeps.records import RecordLog
+    from sweeps.execution import driver as runner
+    from sweeps.execution import tuner as ray_backend
     from sweeps.spec import load_spec
+    from sweeps.store.records import RecordLog
 
     rates: dict[str, float] = {}
     ray_backend.connect(None)

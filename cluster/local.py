@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeps.errors import ClusterError
-from sweeps.tracking import server_command, server_env
+from cluster.errors import ClusterError
+from cluster.mlflow_server import server_command, server_env
 
 STATE_FILE = "cluster.json"
 TOKEN_FILE = "auth_token"

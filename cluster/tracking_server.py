@@ -41,9 +41,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster.errors import ClusterError
 from cluster.local import HOST, Process, kill_process, process_alive, write_secret
-from sweeps.errors import ClusterError, UsageError
-from sweeps.tracking import server_command, server_env
+from cluster.mlflow_server import server_command, server_env
 
 DEFAULT_DIR = ".mixup-tracking"
 DEFAULT_PORT = 5050
@@ -159,10 +159,10 @@ def add_user(state_dir: str | Path, username: str, password: str | None = None) 
     """Creates an MLflow user with the admin's credentials; returns its password (generated
     unless given). The user may read every experiment and write those it creates."""
     if not USER_NAME.match(username):
-        raise UsageError(f"user name {username!r}: letters, digits and _ . @ - only, "
+        raise ClusterError(f"user name {username!r}: letters, digits and _ . @ - only, "
                          "at most 64 characters")
     if password is not None and len(password) < 12:
-        raise UsageError("password: at least 12 characters")
+        raise ClusterError("password: at least 12 characters")
     state = TrackingState.load(state_dir)
     if not _mlflow_alive(state):
         raise ClusterError(f"the tracking server of {state.state_dir} is not running "
@@ -353,7 +353,7 @@ def _admin_request(state: TrackingState, method: str, path: str, body: dict[str,
         detail = err.read().decode(errors="replace")
         with contextlib.suppress(ValueError):
             detail = json.loads(detail).get("message", detail)
-        raise UsageError(f"{path}: HTTP {err.code}: {' '.join(detail.split())[:200]}") from None
+        raise ClusterError(f"{path}: HTTP {err.code}: {' '.join(detail.split())[:200]}") from None
 
 
 # ------------------------------------------------------------------------------ processes

@@ -5,7 +5,7 @@ columns are the test values at the epoch chosen on validation ("best epoch"), ne
 themselves. Last-epoch values say what a configuration keeps at the end of its budget. The gap
 between the two is the paper's point about switching Mixup off too early: rare-feature accuracy
 that was reached and then lost. Every value is mean ± sample std over seeds with its 95% t
-interval (:mod:`sweeps.spread`); ties are broken by ``sweeps.tables.TIE_RULE``, as in ``best``.
+interval (:mod:`sweeps.store.spread`); ties are broken by ``sweeps.store.tables.TIE_RULE``, as in ``best``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pandas as pd
 from dashboards import labels as L
 from dashboards.section import Section
 from dashboards.sweep_data import ConfigGroup, Scope, SweepData
-from sweeps.layout import STD_SUFFIX
-from sweeps.spread import format_spread
-from sweeps.tables import TIE_RULE, optimistic_warning
+from sweeps.store.layout import STD_SUFFIX
+from sweeps.store.spread import format_spread
+from sweeps.store.tables import TIE_RULE, optimistic_warning
 
 TOP = 10
 SCOPES: tuple[Scope, ...] = ("best", "last")

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from dashboards import labels as L
 from dashboards.section import Section, skipped
 from dashboards.sweep_data import SweepData
-from sweeps.layout import BEST_PREFIX, LAST_PREFIX
+from sweeps.store.layout import BEST_PREFIX, LAST_PREFIX
 
 MIN_TRIALS = 3
 SEED = 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from dashboards import labels as L
 from dashboards.section import Section
 from dashboards.sweep_data import SweepData
-from sweeps.layout import BEST_PREFIX, LAST_PREFIX, STD_SUFFIX
+from sweeps.store.layout import BEST_PREFIX, LAST_PREFIX, STD_SUFFIX
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;

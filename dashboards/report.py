@@ -116,9 +116,9 @@ def build_report(name: str, *, storage: str | Path = "sweep_results",
     Raises:
         sweeps.errors.UsageError: No such sweep under ``storage``.
     """
-    from sweeps import lock
     from sweeps.errors import UsageError
-    from sweeps.layout import read_meta, sweep_dir
+    from sweeps.store import lock
+    from sweeps.store.layout import read_meta, sweep_dir
 
     data = load_sweep(name, storage=storage)
     if out is None:
@@ -145,7 +145,7 @@ def build_report(name: str, *, storage: str | Path = "sweep_results",
 def log_report_to_mlflow(report: ReportPaths, *, tracking_uri: str, parent_run_id: str) -> None:
     """Logs the report's files as artifacts of the sweep's parent run, under ``report/``.
 
-    MLflow itself is called by the tracking adapter (``sweeps.tracking.log_artifacts``).
+    MLflow itself is called by the tracking adapter (``sweeps.tracking.tracker.log_artifacts``).
 
     Args:
         report: What :func:`build_report` or :func:`write_report` returned.

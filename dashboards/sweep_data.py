@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from dashboards import labels as L
-from sweeps import yaml_numbers
-from sweeps.layout import CONFIG_PREFIX, STD_SUFFIX
-from sweeps.tables import order_key
+from sweeps.spec import yaml_numbers
+from sweeps.store.layout import CONFIG_PREFIX, STD_SUFFIX
+from sweeps.store.tables import order_key
 
 Kind = Literal["ERM", "Mixup", "switched-off"]
 Scope = Literal["best", "last"]
@@ -120,7 +120,7 @@ class SweepData:
 
     Attributes:
         name: The sweep's name.
-        trials: The trials table (``sweeps.tables``), trials with at least one epoch.
+        trials: The trials table (``sweeps.store.tables``), trials with at least one epoch.
         epochs: The epochs table.
         objective: The sweep's objective metric, e.g. ``test/acc_rare``.
         mode: "max" or "min".
@@ -200,7 +200,7 @@ class SweepData:
         return -math.inf if self.mode == "max" else math.inf
 
     def order(self, group: ConfigGroup) -> tuple[float, float, int, str]:
-        """The group's place in every ranking: ``sweeps.tables.order_key`` (the rule ``best``
+        """The group's place in every ranking: ``sweeps.store.tables.order_key`` (the rule ``best``
         uses) of its objective, pooled std, earliest best epoch and first trial id."""
         mean, std = self.summary(group, self.objective, "best")
         value = mean if math.isfinite(mean) else self.objective_value(group)
@@ -269,8 +269,8 @@ def load_sweep(name: str, *, storage: str | Path) -> SweepData:
     """
 
     from sweeps.errors import UsageError
-    from sweeps.layout import read_meta
     from sweeps.results import load_tables, objectives_of, pareto_configs
+    from sweeps.store.layout import read_meta
 
     meta = read_meta(storage, name)
     trials, epochs = load_tables(name, storage=storage, source="parquet")

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sweeps.errors import ClusterError, SpecError, TrackingUnavailable, UsageError
+from cluster.errors import ClusterError
+from sweeps.errors import SpecError, TrackingUnavailable, UsageError
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -209,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sweep_names(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
     """Tab completion of a sweep NAME: the sweeps in ``--storage``."""
-    from sweeps.layout import list_sweeps
+    from sweeps.store.layout import list_sweeps
 
     return [n for n in list_sweeps(getattr(parsed_args, "storage", "sweep_results"))
             if n.startswith(prefix)]
@@ -286,13 +287,13 @@ def _add_storage(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from sweeps.single import run_single_trial
+    from mixup_cli.single import run_single_trial
 
     return run_single_trial(args.config, args.assignments, as_json=args.json)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from sweeps.single import run_reproduction
+    from mixup_cli.single import run_reproduction
 
     if args.seeds < 1:
         raise UsageError("--seeds: must be >= 1")
@@ -302,7 +303,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from sweeps.spec import format_plan, load_spec
-    from sweeps.tables import optimistic_warning
+    from sweeps.store.tables import optimistic_warning
 
     spec = load_spec(args.spec)
     print(format_plan(spec.shrunk() if args.smoke else spec))
@@ -356,7 +357,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from sweeps.runner import sync
+    from sweeps.execution.driver import sync
 
     count = sync(args.name, storage=args.storage, tracking_uri=args.tracking_uri)
     print(f"{count} trial(s) replayed into MLflow")

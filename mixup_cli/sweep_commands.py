@@ -1,4 +1,4 @@
-"""What ``run``, ``resume``, ``best`` and ``ui`` print; the work itself lives in sweeps.runner and
+"""What ``run``, ``resume``, ``best`` and ``ui`` print; the work itself lives in sweeps.execution.driver and
 sweeps.results (imported per command, so ``best`` never imports torch or Ray)."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sweeps.errors import UsageError
-from sweeps.layout import CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX, read_meta, seed_count
 from sweeps.results import best_mode
-from sweeps.spread import format_spread
-from sweeps.tables import STANDS_FOR, TIE_RULE, is_selection_on_test, optimistic_warning
+from sweeps.store.layout import CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX, read_meta, seed_count
+from sweeps.store.spread import format_spread
+from sweeps.store.tables import STANDS_FOR, TIE_RULE, is_selection_on_test, optimistic_warning
 
 if TYPE_CHECKING:
-    from sweeps.runner import SweepOutcome
+    from sweeps.execution.driver import SweepOutcome
 
 TOP_IN_SUMMARY = 5
 
@@ -48,7 +48,7 @@ def _quiet_unless(verbose: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _quiet_unless(args.verbose)
-    from sweeps.runner import start_run
+    from sweeps.execution.driver import start_run
     from sweeps.spec import load_spec
 
     spec = load_spec(args.spec)
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 def resume(args: argparse.Namespace) -> int:
     _quiet_unless(args.verbose)
     from cluster.local import join_env
-    from sweeps.runner import resume_run
+    from sweeps.execution.driver import resume_run
 
     address = args.address or read_meta(args.storage, args.name).get("address")
     if address:
@@ -121,7 +121,7 @@ def config_cell(key: str, value: object) -> str:
 
 def searched_keys(meta: dict[str, object]) -> list[str]:
     """The sweep's searched config keys, in the order its spec gives them."""
-    from sweeps import yaml_numbers
+    from sweeps.spec import yaml_numbers
 
     text = meta.get("spec_text")
     spec = yaml_numbers.safe_load(text) if isinstance(text, str) else None
@@ -217,7 +217,7 @@ def _summarise(outcome: SweepOutcome, storage: str, *, report: bool = True) -> i
 
 def _print_marginals(name: str, storage: str, metric: str) -> None:
     from sweeps.results import load_tables
-    from sweeps.tables import marginals
+    from sweeps.store.tables import marginals
 
     trials, _ = load_tables(name, storage=storage)
     table = marginals(trials, f"{LAST_PREFIX}{metric}")
@@ -233,7 +233,7 @@ def _print_marginals(name: str, storage: str, metric: str) -> None:
 def parse_where(items: list[str]) -> dict[str, object]:
     """``--where KEY=VALUE`` filters: VALUE as YAML reads it (``1``, ``0.5``, ``same``);
     ``null`` and ``never`` both mean None."""
-    from sweeps import yaml_numbers
+    from sweeps.spec import yaml_numbers
 
     where: dict[str, object] = {}
     for item in items:
@@ -248,7 +248,7 @@ def parse_where(items: list[str]) -> dict[str, object]:
 
 def best(args: argparse.Namespace) -> int:
     from sweeps.results import best_configs
-    from sweeps.tables import ranked_records
+    from sweeps.store.tables import ranked_records
 
     top = _positive(args.top, "--top")
     meta = read_meta(args.storage, args.name)
@@ -330,7 +330,7 @@ def ui(args: argparse.Namespace) -> int:
     base = f"http://127.0.0.1:{args.port}"
     url = base + _latest_runs_page(uri, args.storage)
     print(f"MLflow UI for {uri}: {url} (Ctrl-C stops it)", flush=True)
-    from sweeps.tracking import server_command, server_env
+    from cluster.mlflow_server import server_command, server_env
 
     return subprocess.call(server_command(uri, host="127.0.0.1", port=args.port), env=server_env())
 

@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.action == "add-user":
         if not args.user:
-            raise tracking_server.UsageError("add-user: give the new user's NAME")
+            raise tracking_server.ClusterError("add-user: give the new user's NAME")
         given = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
         password = tracking_server.add_user(args.dir, args.user, given)
         print(f"created MLflow user {args.user!r}")

@@ -1,7 +1,10 @@
-"""Sweeps over mixup_core trials: specs, Ray Tune and MLflow adapters, results, the CLI.
+"""mixup-sweeps: sweeps over mixup_core trials, in four wings and a face.
 
-``sweeps.best_configs(name, ...)`` is the Python entry point for querying results; it is
-imported lazily so ``import sweeps`` stays cheap and starts nothing.
+The wings, each a folder whose ``__init__`` re-exports its public names, depend one way:
+``spec`` (the YAML model) <- ``store`` (the sweep folder; records are the truth) <- ``tracking``
+(the MLflow mirror) <- {``execution`` (driver, Ray Tune, packs), :mod:`sweeps.sweep` (the
+handle)}. The face is this module: ``sweeps.best_configs`` / ``sweeps.load_tables`` query a
+sweep; names are imported on first use, so ``import sweeps`` stays cheap and starts nothing.
 """
 
 from __future__ import annotations

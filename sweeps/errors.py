@@ -11,10 +11,6 @@ class TrackingUnavailable(RuntimeError):
     """The MLflow tracking store cannot be reached; the message names the URI and the cause."""
 
 
-class ClusterError(RuntimeError):
-    """The local cluster could not be started or found; the message is one line."""
-
-
 class SpecError(ValueError):
     """A sweep spec is unreadable or invalid; ``str()`` is ``"<file>: <key.path>: <problem>"``."""
 

@@ -2,7 +2,7 @@
 
 Everything here reads a sweep's ``sweep.json`` and its records; nothing imports torch or Ray, so
 the commands answer in well under a second. A sweep is *running* while a driver holds its lock
-(sweeps.lock), *finished* when every planned trial has ended, and *interrupted* otherwise
+(sweeps.store.lock), *finished* when every planned trial has ended, and *interrupted* otherwise
 (``mixup-sweep resume NAME`` goes on with it).
 """
 
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeps import lock
 from sweeps.errors import UsageError
-from sweeps.layout import FINAL_STATUSES, list_sweeps, read_meta, sweep_dir
-from sweeps.records import RECORDS_FILE, RecordLog, TrialRecord
+from sweeps.store import lock
+from sweeps.store.layout import FINAL_STATUSES, list_sweeps, read_meta, sweep_dir
+from sweeps.store.records import RECORDS_FILE, RecordLog, TrialRecord
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def summaries(storage: str | Path) -> list[SweepSummary]:
 
 
 def _searched(meta: dict[str, Any]) -> list[str]:
-    from sweeps import yaml_numbers
+    from sweeps.spec import yaml_numbers
 
     spec = yaml_numbers.safe_load(meta.get("spec_text") or "") or {}
     space = spec.get("search_space") if isinstance(spec, dict) else None

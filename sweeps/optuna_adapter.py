@@ -1,7 +1,7 @@
 """The Optuna adapter: the only module of the project that imports optuna.
 
 Three uses: the seeded TPE sampler of ``search.algorithm: optuna`` (handed to Ray Tune's
-``OptunaSearch`` by sweeps.ray_backend), the journal-file study that packed Optuna sweeps ask
+``OptunaSearch`` by sweeps.execution.tuner), the journal-file study that packed Optuna sweeps ask
 whole packs of configs from (:class:`PackStudy`), and fANOVA parameter importance over a finished sweep's
 trials, replayed into an in-memory study (Ray Tune has no importance analysis, ray#25522).
 """

@@ -7,31 +7,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from sweeps import lock, parquet_io, tables
 from sweeps.errors import UsageError
-from sweeps.layout import DEFAULT_STORAGE, read_meta, sweep_dir
-from sweeps.records import RECORDS_FILE, RecordLog
-from sweeps.tables import Scope
+from sweeps.store import lock, parquet_io, tables
+from sweeps.store.layout import DEFAULT_STORAGE, read_meta, sweep_dir
+from sweeps.store.records import RecordLog
+from sweeps.store.tables import Scope
 
 Source = Literal["parquet", "mlflow"]
-
-
-def write_tables(directory: Path, log: RecordLog, metric: str, mode: str) -> tuple[Path, Path]:
-    """Writes ``trials.parquet`` and ``epochs.parquet`` from the records (the caller holds the
-    sweep's lock: the driver its exclusive one, a reader the shared one)."""
-    trials = tables.trial_rows(log.trials.values(), metric=metric, mode=mode)
-    epochs = tables.epoch_rows(log.trials.values())
-    return (parquet_io.write_rows(directory / parquet_io.TRIALS_FILE, trials),
-            parquet_io.write_rows(directory / parquet_io.EPOCHS_FILE, epochs))
-
-
-def _tables_current(directory: Path) -> bool:
-    """Both Parquet files exist and are no older than the records they were built from."""
-    paths = [directory / parquet_io.TRIALS_FILE, directory / parquet_io.EPOCHS_FILE]
-    if not all(p.is_file() for p in paths):
-        return False
-    records = directory / RECORDS_FILE
-    return not records.exists() or min(p.stat().st_mtime for p in paths) >= records.stat().st_mtime
 
 
 def load_tables(name: str, *, storage: str | Path = DEFAULT_STORAGE,
@@ -52,12 +34,12 @@ def load_tables(name: str, *, storage: str | Path = DEFAULT_STORAGE,
         return tracker.read_sweep()
     objective = meta["objective"]
     with lock.idle(directory) as may_write:
-        if _tables_current(directory):
+        if parquet_io.tables_current(directory):
             return (parquet_io.read_frame(directory / parquet_io.TRIALS_FILE),
                     parquet_io.read_frame(directory / parquet_io.EPOCHS_FILE))
         log = RecordLog(directory)
         if may_write:
-            write_tables(directory, log, objective["metric"], objective["mode"])
+            parquet_io.write_tables(directory, log, objective["metric"], objective["mode"])
             return (parquet_io.read_frame(directory / parquet_io.TRIALS_FILE),
                     parquet_io.read_frame(directory / parquet_io.EPOCHS_FILE))
     records = log.trials.values()

@@ -53,7 +53,7 @@ def start_mlflow_server(backend_uri: str, workdir: Path, *,
                         timeout: float = 90) -> tuple[subprocess.Popen[bytes], str]:
     """``mlflow server`` on ``backend_uri`` and a free port; returns (process, base URL) once
     ``/health`` answers. The caller stops it with :func:`stop_group`."""
-    from sweeps.tracking import server_command, server_env
+    from cluster.mlflow_server import server_command, server_env
 
     port = free_port()
     log = workdir / f"mlflow-server-{port}.log"

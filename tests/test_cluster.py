@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from cluster import local
-from sweeps import ray_backend
-from sweeps.records import RecordLog
+from sweeps.execution.failpoints import FAILPOINT_ENV
+from sweeps.store.records import RecordLog
 from tests.conftest import wait_until
 from tests.sweep_helpers import CLI, NO_REPORT, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
 
@@ -109,7 +109,7 @@ def test_a_sweep_on_the_cluster_spreads_over_nodes_and_matches_a_local_run(clust
     failpoints = tmp_path / "failpoints"
     failpoints.mkdir()
     (failpoints / "step.armed").write_text(json.dumps({"min_epoch": 20}))
-    driver = start_on(cluster, spec, tmp_path, env={ray_backend.FAILPOINT_ENV: str(failpoints)})
+    driver = start_on(cluster, spec, tmp_path, env={FAILPOINT_ENV: str(failpoints)})
     hit = wait_for_json(failpoints / "step.hit", timeout=300)
     records = tmp_path / "res" / "spread" / "records.jsonl"
 
@@ -207,7 +207,7 @@ def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
                  tmp_path / "res" / "driverless" / "records.jsonl", values)
 
 
-#: Where each fault is injected: the failpoint (sweeps.ray_backend) that holds one trial process
+#: Where each fault is injected: the failpoint (sweeps.execution.failpoints) that holds one trial process
 #: there until the test has killed its node.
 MOMENTS = {
     "mid-trial": ("step", {"min_epoch": 300}),  # a trial with checkpoints, training
@@ -237,7 +237,7 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     records_path = tmp_path / "res" / name / "records.jsonl"
     packed = moment == "mid-pack"
     driver = start_on(cluster, spec, tmp_path, "--pack", "2" if packed else "1",
-                      env={ray_backend.FAILPOINT_ENV: str(failpoints)})
+                      env={FAILPOINT_ENV: str(failpoints)})
     hit = wait_for_json(failpoints / f"{failpoint}.hit", timeout=300)
     victim = local.worker_of(cluster, hit["node_id"])
     killed_at = time.time()

@@ -26,8 +26,8 @@ from dashboards.fig_pareto import pareto_front
 from dashboards.sweep_data import _pool, load_sweep
 from mixup_cli.main import main
 from mixup_core.config import TrialConfig, to_flat
-from sweeps import parquet_io, tables
-from sweeps.records import TrialRecord
+from sweeps.store import parquet_io, tables
+from sweeps.store.records import TrialRecord
 from tests.conftest import free_port
 
 EPOCHS = (10, 20, 30, 40, 50, 60)
@@ -71,7 +71,7 @@ def _record(trial_id: str, config: dict[str, Any], curve: Curve, seeds: list[int
             values = [m[key] for m in per_seed]
             mean = sum(values) / len(values)
             metrics[key] = mean
-            if len(values) > 1:  # the sample std, as sweeps.seed_group reports it
+            if len(values) > 1:  # the sample std, as sweeps.execution.seed_group reports it
                 metrics[key + "_std"] = math.sqrt(sum((v - mean) ** 2 for v in values)
                                                   / (len(values) - 1))
         epochs[epoch] = metrics

@@ -25,11 +25,11 @@ from dashboards.sweep_data import load_sweep
 from mixup_cli.main import main
 from mixup_core.config import TrialConfig, to_flat, trains_as
 from mixup_core.training import Trainer
-from sweeps import parquet_io, spread, tables
-from sweeps.progress import ProgressLine
-from sweeps.records import TrialRecord
-from sweeps.seed_group import aggregate
+from sweeps.execution.progress import ProgressLine
+from sweeps.execution.seed_group import aggregate
 from sweeps.spec import load_spec, parse_spec
+from sweeps.store import parquet_io, spread, tables
+from sweeps.store.records import TrialRecord
 
 SPECS = Path(__file__).resolve().parent.parent / "sweeps" / "specs"
 
@@ -237,7 +237,7 @@ def test_the_main_job_runs_49_distinct_trials_of_its_60_grid_points(
 
 
 def test_tune_is_handed_only_the_distinct_grid_points() -> None:
-    from sweeps.ray_backend import GRID_KEY, param_space, trial_params
+    from sweeps.execution.tuner import GRID_KEY, param_space, trial_params
 
     spec = load_spec(SPECS / "paper_feature_noise.yaml")
     space = param_space(spec)

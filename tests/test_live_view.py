@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sweeps.progress import LivePanel, ProgressLine, make_display
+from sweeps.execution.progress import LivePanel, ProgressLine, make_display
 from tests.sweep_helpers import CLI, cli_env, mixup_sweep, write_spec
 
 SPACE = {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},

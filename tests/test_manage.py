@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from sweeps import manage
-from sweeps.records import RecordLog
+from sweeps.store.records import RecordLog
 from tests.conftest import wait_until
 from tests.sweep_helpers import CLI, cli_env, mixup_sweep, sweep_runs, write_spec
 

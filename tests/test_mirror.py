@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from sweeps import tables
-from sweeps.mirror import DriverSink
-from sweeps.records import RecordLog, TrialRecord
-from sweeps.scheduling import may_cut
+from sweeps.execution.scheduling import may_cut
+from sweeps.execution.sink import DriverSink
 from sweeps.spec import parse_spec
+from sweeps.store import tables
+from sweeps.store.records import RecordLog, TrialRecord
 
 SPEC = parse_spec({"name": "mirror", "search": {"algorithm": "grid"},
                    "trial": {"data": {"dim": 64, "n_train": 20, "n_test": 20}, "optim.epochs": 30},

@@ -16,7 +16,7 @@ import pandas as pd
 
 from dashboards.fig_pareto import accuracy_pareto
 from dashboards.sweep_data import load_sweep
-from sweeps.records import RecordLog
+from sweeps.store.records import RecordLog
 from tests.sweep_helpers import SMALL_TRIAL, metric_steps, mixup_sweep, run_and_kill, sweep_runs, write_spec
 
 TOLERANCE = 1e-5
@@ -89,7 +89,7 @@ def test_a_diverging_trial_of_a_pack_errors_alone(tmp_path: Path) -> None:
 
 def test_random_search_packs_draw_their_configs_up_front_from_the_search_seed(
         tmp_path: Path) -> None:
-    from sweeps.packing import plan_packs
+    from sweeps.execution.packing import plan_packs
     from sweeps.spec import load_spec
 
     space = {"mixup.alpha": {"kind": "loguniform", "low": 0.1, "high": 4.0},
@@ -114,7 +114,7 @@ def test_random_search_packs_draw_their_configs_up_front_from_the_search_seed(
 
 def test_auto_packs_one_per_slot_within_the_member_cap_and_the_memory(tmp_path: Path) -> None:
     from mixup_core.packed import member_bytes
-    from sweeps.packing import MAX_MEMBERS, MEMORY_SHARE, pack_size
+    from sweeps.execution.packing import MAX_MEMBERS, MEMORY_SHARE, pack_size
     from sweeps.spec import load_spec
 
     alphas = [round(0.1 * (i + 1), 2) for i in range(40)]
@@ -132,7 +132,7 @@ def test_auto_packs_one_per_slot_within_the_member_cap_and_the_memory(tmp_path: 
 
 
 def test_asha_judges_every_member_of_a_pack_at_each_rung(tmp_path: Path) -> None:
-    from sweeps.scheduling import Rungs
+    from sweeps.execution.scheduling import Rungs
 
     space = {"optim.lr": {"kind": "grid", "values": [0.005, 0.05, 0.5]},
              "mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},

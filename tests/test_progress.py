@@ -1,6 +1,6 @@
 import io
 
-from sweeps.progress import ProgressLine
+from sweeps.execution.progress import ProgressLine
 
 
 def test_the_progress_display_is_plain_lines_with_counts_and_the_best_so_far():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from sweeps import provenance
-from sweeps.records import RecordLog
-from sweeps.runner import sync
+from sweeps.execution.driver import sync
+from sweeps.store import provenance
+from sweeps.store.records import RecordLog
 from tests.sweep_helpers import sweep_runs, write_spec
 
 RUN = {"git_commit": "1111111111111111111111111111111111111111", "host": "lab-node-7",

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from cluster import local
 from mixup_cli.main import main
-from sweeps import layout, lock
-from sweeps.records import RecordLog
 from sweeps.results import best_configs
+from sweeps.store import layout, lock
+from sweeps.store.records import RecordLog
 from sweeps.tracking import absolute_uri
 from tests.sweep_helpers import mixup_sweep, sweep_runs, write_spec
 
@@ -89,7 +89,7 @@ def test_a_missing_table_is_rebuilt_from_the_records(tmp_path, missing):
 
 def hold_driver_lock(folder: Path) -> subprocess.Popen[str]:
     """Another process that holds the sweep's driver lock, as a running driver does."""
-    code = ("import signal, sys; from pathlib import Path; from sweeps.lock import DriverLock; "
+    code = ("import signal, sys; from pathlib import Path; from sweeps.store.lock import DriverLock; "
             "held = DriverLock(Path(sys.argv[1]), name='x'); print('locked', flush=True); "
             "signal.pause()")  # held until the test kills it
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE,

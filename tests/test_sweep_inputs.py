@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from sweeps import tables
-from sweeps.records import RecordLog, TrialRecord
+from sweeps.store import tables
+from sweeps.store.records import RecordLog, TrialRecord
 from tests.sweep_helpers import mixup_sweep, write_spec
 
 

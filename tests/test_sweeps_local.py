@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweeps.records import RecordLog
+from sweeps.store.records import RecordLog
 from tests.image_fixtures import write_cifar10_fixture
 from tests.sweep_helpers import (
     SMALL_TRIAL,

@@ -1,4 +1,4 @@
-"""sweeps.tracking against real MLflow: sqlite stores, concurrent processes, an HTTP server."""
+"""sweeps.tracking.tracker against real MLflow: sqlite stores, concurrent processes, an HTTP server."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def test_the_default_uri_is_a_sqlite_file_in_the_directory_unless_the_env_var_na
 
 
 def test_importing_the_tracking_module_imports_neither_mlflow_nor_pandas() -> None:
-    code = ("import json, sys, sweeps.tracking\n"
+    code = ("import json, sys, sweeps.tracking.tracker\n"
             "print(json.dumps(sorted(m for m in ('mlflow', 'pandas') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.records import RecordLog
+from sweeps.store.records import RecordLog
 from tests.sweep_helpers import mixup_sweep, sweep_runs, write_spec
 
 pytestmark = pytest.mark.slow

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from sweeps import spread
-from sweeps.layout import BEST_PREFIX, CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX
-from sweeps.records import TrialRecord
+from sweeps.store import spread
+from sweeps.store.layout import BEST_PREFIX, CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX
+from sweeps.store.records import TrialRecord
 
 Scope = Literal["best-epoch", "last"]
 #: Values closer than this count as tied (means of the same seeds' accuracies tie exactly).

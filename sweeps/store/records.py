@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sweeps.layout import FINAL_STATUSES
+from sweeps.store.layout import FINAL_STATUSES
 
 __all__ = ["FINAL_STATUSES", "RECORDS_FILE", "RecordLog", "TrialRecord"]
 

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from sweeps.tables import order_key
+from sweeps.store.tables import order_key
 
 _ORDER = ("PENDING", "RUNNING", "PAUSED", "TERMINATED", "ERROR")
 _LABELS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused",

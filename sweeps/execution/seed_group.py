@@ -16,7 +16,7 @@ import torch
 
 from mixup_core.config import TrialConfig
 from mixup_core.training import Metrics, Trainer
-from sweeps.layout import SCHEDULE_METRICS, STD_SUFFIX
+from sweeps.store.layout import SCHEDULE_METRICS, STD_SUFFIX
 
 
 def aggregate(per_seed: Sequence[Metrics]) -> Metrics:

@@ -1,7 +1,7 @@
 """The sweep driver: ``run``, ``resume`` and what happens around Ray.
 
-The sweep's folder is described in sweeps.layout; the driver holds its lock (sweeps.lock) while
-it runs, sends every trial event through its sink (sweeps.mirror: records, then MLflow), and
+The sweep's folder is described in sweeps.store.layout; the driver holds its lock (sweeps.store.lock) while
+it runs, sends every trial event through its sink (sweeps.execution.sink: records, then MLflow), and
 writes the Parquet tables at the end.
 """
 
@@ -18,16 +18,17 @@ from typing import Any, TextIO
 
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import check_available
-from sweeps import packing, provenance, yaml_numbers
 from sweeps.errors import TrackingUnavailable, UsageError
-from sweeps.layout import META_FILE, check_name, read_meta, sweep_dir, writable_storage, write_meta
-from sweeps.lock import LOCK_FILE, DriverLock
-from sweeps.mirror import OPEN_SINKS, DriverSink, SinkFactory
-from sweeps.records import FINAL_STATUSES, RecordLog
-from sweeps.results import write_tables
-from sweeps.spec import SweepSpec, parse_spec
-from sweeps.sync import replay_trial, trial_tags
+from sweeps.execution import packing
+from sweeps.execution.sink import OPEN_SINKS, DriverSink, SinkFactory
+from sweeps.spec import SweepSpec, parse_spec, yaml_numbers
+from sweeps.store import provenance
+from sweeps.store.layout import META_FILE, check_name, read_meta, sweep_dir, writable_storage, write_meta
+from sweeps.store.lock import LOCK_FILE, DriverLock
+from sweeps.store.parquet_io import write_tables
+from sweeps.store.records import FINAL_STATUSES, RecordLog
 from sweeps.tracking import SweepTracker, bounded_http, tracking_unusable
+from sweeps.tracking.sync import replay_trial, trial_tags
 
 # ---------------------------------------------------------------------------- run / resume
 
@@ -61,15 +62,15 @@ def spec_from_meta(meta: dict[str, Any]) -> SweepSpec:
 
 def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: str | None,
            resume: bool, stream: TextIO) -> SweepOutcome:
-    from sweeps import ray_backend  # Ray is imported only when a sweep really runs
+    from sweeps.execution import tuner  # Ray is imported only when a sweep really runs
 
     # A down tracking server must fail fast (the records buffer), not block in MLflow's retries.
     with bounded_http(10, keep_user_settings=True):
-        return _drive_tracked(spec, directory, meta, ray_backend, address=address, resume=resume,
+        return _drive_tracked(spec, directory, meta, tuner, address=address, resume=resume,
                               stream=stream)
 
 
-def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_backend: Any, *,
+def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner: Any, *,
                    address: str | None, resume: bool, stream: TextIO) -> SweepOutcome:
     tracker = _open_parent_run(spec, directory, meta, meta["tracking_uri"])
     try:
@@ -82,7 +83,7 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
     started = time.monotonic()
     status = "FAILED"
     try:
-        cluster = ray_backend.connect(address or meta.get("address"))
+        cluster = tuner.connect(address or meta.get("address"))
         pack = meta.get("pack_size")
         if pack is None:  # fixed when the sweep starts, so that resume rebuilds the same packs
             pack = packing.pack_size(spec, spec.pack, cpus=cluster["cpus"], gpus=cluster["gpus"],
@@ -95,9 +96,9 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
               f"{cluster['gpus']:g} GPUs; {spec.trial_count()} trials planned{packs}", file=stream,
               flush=True)
         if resume:
-            ray_backend.resume_sweep(spec, directory, pack=pack)
+            tuner.resume_sweep(spec, directory, pack=pack)
         else:
-            ray_backend.run_sweep(spec, directory, SinkFactory(str(directory)), pack=pack)
+            tuner.run_sweep(spec, directory, SinkFactory(str(directory)), pack=pack)
         status = "FINISHED"
     finally:
         OPEN_SINKS.pop(str(directory), None)
@@ -122,8 +123,8 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], ray_b
 
 def _log_best(tracker: SweepTracker, spec: SweepSpec, log: RecordLog) -> None:
     """The best trial by the objective at its best epoch, on the sweep's parent run."""
-    from sweeps import tables
-    from sweeps.parquet_io import frame
+    from sweeps.store import tables
+    from sweeps.store.parquet_io import frame
     from sweeps.tracking import run_name
 
     metric, mode = spec.objective.metric, spec.objective.mode
@@ -264,14 +265,14 @@ def _exists(name: str, directory: Path) -> UsageError:
 def resume_run(name: str, *, storage: str | Path, address: str | None = None,
                stream: TextIO = sys.stdout) -> SweepOutcome:
     """``mixup-sweep resume``: continue an interrupted sweep from Tune's state and checkpoints."""
-    from sweeps import ray_backend
+    from sweeps.execution import tuner
 
     meta = read_meta(storage, name)
     directory = sweep_dir(storage, name)
     lock = DriverLock(directory, name=name)
     try:
         spec = spec_from_meta(meta)
-        if not ray_backend.can_resume(directory):
+        if not tuner.can_resume(directory):
             raise UsageError(f"sweep {name!r}: no Ray Tune state in {directory / 'tune'} to resume")
         return _drive(spec, directory, meta, address=address, resume=True, stream=stream)
     finally:

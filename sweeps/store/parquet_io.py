@@ -1,6 +1,6 @@
 """Parquet files of a sweep: the only module that imports pyarrow.
 
-``<sweep_dir>/trials.parquet`` and ``<sweep_dir>/epochs.parquet`` (schemas in sweeps.tables).
+``<sweep_dir>/trials.parquet`` and ``<sweep_dir>/epochs.parquet`` (schemas in sweeps.store.tables).
 Columns are built from Python values, so integer config keys with nulls (``mixup.stop_epoch``)
 stay integers; they are read back with pandas' nullable dtypes.
 """
@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps.errors import UsageError
+from sweeps.store.records import RECORDS_FILE, RecordLog
+from sweeps.store.tables import epoch_rows, trial_rows
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
@@ -73,3 +75,21 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
         if isinstance(frame[column].dtype, pd.StringDtype):
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def write_tables(directory: Path, log: RecordLog, metric: str, mode: str) -> tuple[Path, Path]:
+    """Writes ``trials.parquet`` and ``epochs.parquet`` from the records (the caller holds the
+    sweep's lock: the driver its exclusive one, a reader the shared one)."""
+    trials = trial_rows(log.trials.values(), metric=metric, mode=mode)
+    epochs = epoch_rows(log.trials.values())
+    return (write_rows(directory / TRIALS_FILE, trials),
+            write_rows(directory / EPOCHS_FILE, epochs))
+
+
+def tables_current(directory: Path) -> bool:
+    """Both Parquet files exist and are no older than the records they were built from."""
+    paths = [directory / TRIALS_FILE, directory / EPOCHS_FILE]
+    if not all(p.is_file() for p in paths):
+        return False
+    records = directory / RECORDS_FILE
+    return not records.exists() or min(p.stat().st_mtime for p in paths) >= records.stat().st_mtime

@@ -1,8 +1,8 @@
 """The sweep folder's contract: where a sweep lives, what it is called, what ``sweep.json`` holds.
 
 ``<storage>/<name>/`` holds ``sweep.json`` (name, the spec as given, tracking URI, MLflow parent
-run, creation time), ``records.jsonl`` (sweeps.records), ``trials.parquet`` and
-``epochs.parquet`` (sweeps.tables), ``driver.lock`` (sweeps.lock), ``trial_states/`` (each
+run, creation time), ``records.jsonl`` (sweeps.store.records), ``trials.parquet`` and
+``epochs.parquet`` (sweeps.store.tables), ``driver.lock`` (sweeps.store.lock), ``trial_states/`` (each
 trial's latest state, what a retried or resumed trial goes on from) and ``tune/`` (Ray Tune's
 experiment state). Every command finds a sweep through :func:`sweep_dir`, so a name can
 never point outside ``--storage``. Nothing here imports torch, Ray or MLflow.
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from sweeps.errors import UsageError
+from sweeps.spec.names import check_name
 
 META_FILE = "sweep.json"
 #: One state file per trial (``<trial_id>.pt``): its seed group and its last report.
@@ -36,35 +36,6 @@ SCHEDULE_METRICS = frozenset({"mixup/active"})
 TRIAL_STATUSES = ("RUNNING", "TERMINATED", "STOPPED", "ERROR")
 FINAL_STATUSES = ("TERMINATED", "STOPPED", "ERROR")
 DEFAULT_STORAGE = "sweep_results"
-MAX_NAME_CHARS = 100
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-NAME_RULE = (f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most "
-             f"{MAX_NAME_CHARS} characters")
-
-
-def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot name a sweep (a folder inside the storage), or None if it can."""
-    if not isinstance(name, str) or not name:
-        return "must not be empty"
-    if len(name) > MAX_NAME_CHARS:
-        return f"{len(name)} characters; use {NAME_RULE}"
-    if not _NAME.fullmatch(name):
-        return f"use {NAME_RULE}"
-    return None
-
-
-def check_name(name: str, *, field: str = "sweep name") -> str:
-    problem = name_problem(name)
-    if problem:
-        raise UsageError(f"{field} {_show(name)}: {problem}")
-    return name
-
-
-def _show(value: str) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "...'"
-
-
 def storage_root(storage: str | Path) -> Path:
     return Path(storage).expanduser().resolve()
 
@@ -126,7 +97,7 @@ def seed_count(meta: dict[str, Any]) -> int:
     """How many seeds each trial of the sweep averages over (what its intervals are over)."""
     seeds = meta.get("seeds")
     if not isinstance(seeds, list) or not seeds:  # sweeps started before meta kept its seeds
-        from sweeps import yaml_numbers
+        from sweeps.spec import yaml_numbers
 
         spec = yaml_numbers.safe_load(meta.get("spec_text") or "") or {}
         seeds = [0] if meta.get("smoke") else (spec.get("seeds") or [0])

@@ -1,7 +1,7 @@
 """The driver's sink: every trial event goes to the records first, then to MLflow, buffered.
 
 A failed MLflow call never stops the sweep. The trial is marked unsynced and, at most every
-``retry_every`` seconds, its whole record is replayed (sweeps.sync): the record log is the
+``retry_every`` seconds, its whole record is replayed (sweeps.tracking.sync): the record log is the
 buffer, so nothing reported is lost while the tracking server is down. The driver is the only
 writer of records and of MLflow, which is why parallel trials never contend for a sqlite store.
 """
@@ -20,13 +20,13 @@ from typing import Any, TextIO
 
 from mixup_core.config import from_flat, to_flat, trains_as
 from mixup_core.training import METRIC_NAMES
-from sweeps import provenance
-from sweeps.layout import STD_SUFFIX
-from sweeps.progress import make_display
-from sweeps.records import FINAL_STATUSES, RecordLog, TrialRecord
+from sweeps.execution.progress import make_display
 from sweeps.spec import SweepSpec
-from sweeps.sync import replay_trial, trial_summary, trial_tags
+from sweeps.store import provenance
+from sweeps.store.layout import STD_SUFFIX
+from sweeps.store.records import FINAL_STATUSES, RecordLog, TrialRecord
 from sweeps.tracking import SweepTracker, TrialWrite, run_name
+from sweeps.tracking.sync import replay_trial, trial_summary, trial_tags
 
 REPORTED = {"epoch", *METRIC_NAMES, *(m + STD_SUFFIX for m in METRIC_NAMES)}
 
@@ -55,7 +55,7 @@ class DriverSink:
     pack its next step only once the callbacks return, never waits on MLflow.
 
     A failed MLflow call never stops the sweep. The trial is marked unsynced and, at most every
-    ``retry_every`` seconds, its whole record is replayed (sweeps.sync): the record log is the
+    ``retry_every`` seconds, its whole record is replayed (sweeps.tracking.sync): the record log is the
     buffer, so nothing reported is lost while the tracking server is down.
     """
 

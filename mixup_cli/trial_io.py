@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 
 from mixup_core.config import ConfigError, TrialConfig, flatten_nested, from_flat
-from sweeps import yaml_numbers
 from sweeps.errors import UsageError
+from sweeps.spec import yaml_numbers
 
 
 def parse_value(text: str) -> Any:

@@ -7,10 +7,10 @@ import math
 import sys
 from typing import Any
 
+from mixup_cli.trial_io import build_trial_config
 from mixup_core.reproduce import TABLE_METRICS, RowSummary, reproduce
 from mixup_core.training import METRIC_NAMES, Trainer, TrainingDiverged
-from sweeps.spread import format_spread, interval
-from sweeps.trial_io import build_trial_config
+from sweeps.store.spread import format_spread, interval
 
 _COLUMNS = ("epoch", *METRIC_NAMES)
 

@@ -1,6 +1,6 @@
 """Replaying the sweep's records into MLflow: the buffer behind "no metric is lost".
 
-The records (sweeps.records) are written before MLflow is touched, so they are the buffer: when
+The records (sweeps.store.records) are written before MLflow is touched, so they are the buffer: when
 a tracking call fails (server down, network), the driver marks the trial unsynced and later
 replays the trial's whole record. Replays are idempotent: runs are found again by their tags,
 epochs already logged are skipped. ``mixup-sweep sync NAME`` replays a whole sweep.
@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from sweeps import tables
-from sweeps.layout import BEST_PREFIX, LAST_PREFIX, SCHEDULE_METRICS
-from sweeps.records import FINAL_STATUSES, TrialRecord
-from sweeps.tracking import SweepTracker
+from sweeps.store import tables
+from sweeps.store.layout import BEST_PREFIX, LAST_PREFIX, SCHEDULE_METRICS
+from sweeps.store.records import FINAL_STATUSES, TrialRecord
+from sweeps.tracking.tracker import SweepTracker
 
 
 def trial_summary(record: TrialRecord, *, metric: str, mode: str) -> dict[str, float]:

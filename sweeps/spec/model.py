@@ -3,8 +3,8 @@
 A spec names the base trial config, the search space, the search algorithm and budget, the
 metric and mode, the scheduler, the resources of one trial and the seeds each trial runs (see
 ``sweeps/specs/tiny_demo.yaml``; its first comment line gives the launch command). Reading and
-checking a spec file is :mod:`sweeps.spec_loader` (:func:`load_spec`), printing a plan is
-:mod:`sweeps.plan` (:func:`format_plan`); all three are importable from here. Turning dimensions
+checking a spec file is :mod:`sweeps.spec.loader` (:func:`load_spec`), printing a plan is
+:mod:`sweeps.spec.plan` (:func:`format_plan`); all three are importable from here. Turning dimensions
 into Ray or Optuna objects is the adapters' job; this module imports neither.
 """
 
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mixup_core.config import TrialConfig, to_flat, trains_as
-from sweeps.errors import SpecError
 
 DimensionKind = Literal["choice", "grid", "uniform", "loguniform", "quniform", "randint"]
 Algorithm = Literal["optuna", "random", "grid"]
@@ -165,7 +164,7 @@ class SweepSpec:
         Grid dimensions keep their first two values; ASHA's ``max_t`` and ``grace_period`` are
         clipped to the new epoch count; no GPU is requested (a smoke run must work anywhere).
         """
-        from sweeps.spec_loader import _smoke_base
+        from sweeps.spec.loader import _smoke_base
 
         base = _smoke_base(self.base, self.smoke)
         max_t = min(self.scheduler.max_t, base.optim.epochs)
@@ -184,7 +183,7 @@ class SweepSpec:
         pack: int | str | None = None,
     ) -> SweepSpec:
         """A copy with the budget changed (e.g. from the command line); None keeps a value."""
-        from sweeps.spec_loader import _check_budget, _Reader, parse_pack
+        from sweeps.spec.loader import _check_budget, _Reader, parse_pack
 
         reader = _Reader(self.path)
         packed = self.pack if pack is None else parse_pack(reader, pack, "--pack")
@@ -200,10 +199,3 @@ class SweepSpec:
         _check_budget(reader, spec)
         return spec
 
-
-# The loader and the plan printer, under the names callers have always imported from here.
-from sweeps.plan import format_plan  # noqa: E402
-from sweeps.spec_loader import load_spec, parse_spec  # noqa: E402
-
-__all__ = ["MAX_TRIALS", "Dimension", "GridTrial", "Objective", "Resources", "SchedulerSettings",
-           "SearchSettings", "SpecError", "SweepSpec", "format_plan", "load_spec", "parse_spec"]

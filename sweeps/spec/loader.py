@@ -1,6 +1,6 @@
 """Reading and checking sweep specs: :func:`load_spec` (a file) and :func:`parse_spec` (a tree).
 
-:func:`load_spec` reads a spec with the safe YAML loader (YAML 1.2 floats, sweeps.yaml_numbers)
+:func:`load_spec` reads a spec with the safe YAML loader (YAML 1.2 floats, sweeps.spec.yaml_numbers)
 and checks everything it can up front: each searched value, and both ends of each range, must
 give a valid :class:`~mixup_core.config.TrialConfig`, so a typo fails here rather than in
 trial 17. Every problem, including a missing file or broken YAML, raises :class:`SpecError`, one
@@ -24,10 +24,9 @@ import yaml
 
 from mixup_core.config import ConfigError, TrialConfig, flat_keys, from_flat, to_flat
 from mixup_core.training import METRIC_NAMES
-from sweeps import yaml_numbers
 from sweeps.errors import SpecError
-from sweeps.layout import name_problem
-from sweeps.spec import (
+from sweeps.spec import yaml_numbers
+from sweeps.spec.model import (
     MAX_TRIALS,
     SMOKE_EPOCHS,
     Algorithm,
@@ -41,6 +40,7 @@ from sweeps.spec import (
     SearchSettings,
     SweepSpec,
 )
+from sweeps.spec.names import name_problem
 
 _TOP_KEYS = ("name", "description", "trial", "search_space", "search", "objective", "scheduler",
              "resources", "seeds", "smoke", "execution")

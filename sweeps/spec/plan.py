@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mixup_core.config import TrialConfig, to_flat
-from sweeps.spec import Dimension, GridTrial, SweepSpec
+from sweeps.spec.model import Dimension, GridTrial, SweepSpec
 
 
 def _describe_dimension(dim: Dimension) -> str:

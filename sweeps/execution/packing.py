@@ -9,9 +9,9 @@ The trial id of member j of the Tune trial ``T`` is ``T-jj`` (``abc12_00003-07``
 Grid and random search pack; random search draws its sampled keys up front from
 ``search.seed`` (:func:`plan_trials`), so a resumed sweep rebuilds the same packs.
 ``search.algorithm: optuna`` asks the study for a whole pack at once (TPE with a constant liar,
-the study in ``optuna.journal`` in the sweep folder; sweeps.ray_backend.PackSearcher).
+the study in ``optuna.journal`` in the sweep folder; sweeps.execution.tuner.PackSearcher).
 ``scheduler: asha`` judges each member trial at each rung inside its pack, against every result
-recorded at that rung by any pack (:class:`sweeps.scheduling.Rungs`, held by one recorder actor
+recorded at that rung by any pack (:class:`sweeps.execution.scheduling.Rungs`, held by one recorder actor
 on the driver's node); a cut trial is STOPPED and leaves its pack.
 
 ``pack: auto`` sizes packs so that every free CPU (or GPU) gets one pack (Optuna:

@@ -1,0 +1,244 @@
+"""The execution wing: running a sweep. The driver (driver) and its sink (sink: records, then
+MLflow, then progress), the live view (progress), packing, scheduling and seed groups, and the
+Ray adapter: tuner (public Tune API), trainables (trial processes) and ray_patches (the only
+file that touches Ray's internals, checked against the tested versions).
+
+Imports every other wing; nothing imports it but ``sweeps.sweep`` and the CLI.
+
+Every public name is re-exported here and imported on first use, so importing the wing
+starts nothing heavy (torch, pyarrow, MLflow, Ray).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from sweeps.execution.driver import (
+        SweepOutcome as SweepOutcome,
+    )
+    from sweeps.execution.driver import (
+        resume_run as resume_run,
+    )
+    from sweeps.execution.driver import (
+        spec_from_meta as spec_from_meta,
+    )
+    from sweeps.execution.driver import (
+        start_run as start_run,
+    )
+    from sweeps.execution.driver import (
+        sync as sync,
+    )
+    from sweeps.execution.driver import (
+        trial_param_keys as trial_param_keys,
+    )
+    from sweeps.execution.failpoints import (
+        FAILPOINT_ENV as FAILPOINT_ENV,
+    )
+    from sweeps.execution.failpoints import (
+        FAILPOINT_HOLD_S as FAILPOINT_HOLD_S,
+    )
+    from sweeps.execution.failpoints import (
+        failpoint as failpoint,
+    )
+    from sweeps.execution.packing import (
+        MAX_MEMBERS as MAX_MEMBERS,
+    )
+    from sweeps.execution.packing import (
+        MEMORY_SHARE as MEMORY_SHARE,
+    )
+    from sweeps.execution.packing import (
+        OPTUNA_ROUNDS as OPTUNA_ROUNDS,
+    )
+    from sweeps.execution.packing import (
+        PACK_KEY as PACK_KEY,
+    )
+    from sweeps.execution.packing import (
+        check_pack as check_pack,
+    )
+    from sweeps.execution.packing import (
+        member_trial_id as member_trial_id,
+    )
+    from sweeps.execution.packing import (
+        pack_size as pack_size,
+    )
+    from sweeps.execution.packing import (
+        plan_packs as plan_packs,
+    )
+    from sweeps.execution.packing import (
+        plan_trials as plan_trials,
+    )
+    from sweeps.execution.packing import (
+        sample_value as sample_value,
+    )
+    from sweeps.execution.progress import (
+        PLAIN_ENV as PLAIN_ENV,
+    )
+    from sweeps.execution.progress import (
+        LivePanel as LivePanel,
+    )
+    from sweeps.execution.progress import (
+        ProgressLine as ProgressLine,
+    )
+    from sweeps.execution.progress import (
+        make_display as make_display,
+    )
+    from sweeps.execution.ray_patches import (
+        TESTED_RAY as TESTED_RAY,
+    )
+    from sweeps.execution.ray_patches import (
+        check_ray as check_ray,
+    )
+    from sweeps.execution.ray_patches import (
+        install as install,
+    )
+    from sweeps.execution.ray_patches import (
+        ray_version as ray_version,
+    )
+    from sweeps.execution.scheduling import (
+        Rungs as Rungs,
+    )
+    from sweeps.execution.scheduling import (
+        may_cut as may_cut,
+    )
+    from sweeps.execution.seed_group import (
+        SeedGroup as SeedGroup,
+    )
+    from sweeps.execution.seed_group import (
+        aggregate as aggregate,
+    )
+    from sweeps.execution.sink import (
+        OPEN_SINKS as OPEN_SINKS,
+    )
+    from sweeps.execution.sink import (
+        REPORTED as REPORTED,
+    )
+    from sweeps.execution.sink import (
+        DriverSink as DriverSink,
+    )
+    from sweeps.execution.sink import (
+        SinkFactory as SinkFactory,
+    )
+    from sweeps.execution.trainables import (
+        GRID_KEY as GRID_KEY,
+    )
+    from sweeps.execution.trainables import (
+        RUNGS_FILE as RUNGS_FILE,
+    )
+    from sweeps.execution.trainables import (
+        PackTrainable as PackTrainable,
+    )
+    from sweeps.execution.trainables import (
+        SweepTrainable as SweepTrainable,
+    )
+    from sweeps.execution.trainables import (
+        make_trainable as make_trainable,
+    )
+    from sweeps.execution.trainables import (
+        trial_params as trial_params,
+    )
+    from sweeps.execution.tuner import (
+        OPTUNA_JOURNAL as OPTUNA_JOURNAL,
+    )
+    from sweeps.execution.tuner import (
+        TUNE_DIR as TUNE_DIR,
+    )
+    from sweeps.execution.tuner import (
+        VERBOSE_ENV as VERBOSE_ENV,
+    )
+    from sweeps.execution.tuner import (
+        EventSink as EventSink,
+    )
+    from sweeps.execution.tuner import (
+        PackSearcher as PackSearcher,
+    )
+    from sweeps.execution.tuner import (
+        SwitchOffAwareASHA as SwitchOffAwareASHA,
+    )
+    from sweeps.execution.tuner import (
+        can_resume as can_resume,
+    )
+    from sweeps.execution.tuner import (
+        connect as connect,
+    )
+    from sweeps.execution.tuner import (
+        pack_space as pack_space,
+    )
+    from sweeps.execution.tuner import (
+        param_space as param_space,
+    )
+    from sweeps.execution.tuner import (
+        resume_sweep as resume_sweep,
+    )
+    from sweeps.execution.tuner import (
+        run_sweep as run_sweep,
+    )
+    from sweeps.execution.tuner import (
+        shutdown as shutdown,
+    )
+
+_EXPORTS = {
+    "DriverSink": "sink",
+    "EventSink": "tuner",
+    "FAILPOINT_ENV": "failpoints",
+    "FAILPOINT_HOLD_S": "failpoints",
+    "GRID_KEY": "trainables",
+    "LivePanel": "progress",
+    "MAX_MEMBERS": "packing",
+    "MEMORY_SHARE": "packing",
+    "OPEN_SINKS": "sink",
+    "OPTUNA_JOURNAL": "tuner",
+    "OPTUNA_ROUNDS": "packing",
+    "PACK_KEY": "packing",
+    "PLAIN_ENV": "progress",
+    "PackSearcher": "tuner",
+    "PackTrainable": "trainables",
+    "ProgressLine": "progress",
+    "REPORTED": "sink",
+    "RUNGS_FILE": "trainables",
+    "Rungs": "scheduling",
+    "SeedGroup": "seed_group",
+    "SinkFactory": "sink",
+    "SweepOutcome": "driver",
+    "SweepTrainable": "trainables",
+    "SwitchOffAwareASHA": "tuner",
+    "TESTED_RAY": "ray_patches",
+    "TUNE_DIR": "tuner",
+    "VERBOSE_ENV": "tuner",
+    "aggregate": "seed_group",
+    "can_resume": "tuner",
+    "check_pack": "packing",
+    "check_ray": "ray_patches",
+    "connect": "tuner",
+    "failpoint": "failpoints",
+    "install": "ray_patches",
+    "make_display": "progress",
+    "make_trainable": "trainables",
+    "may_cut": "scheduling",
+    "member_trial_id": "packing",
+    "pack_size": "packing",
+    "pack_space": "tuner",
+    "param_space": "tuner",
+    "plan_packs": "packing",
+    "plan_trials": "packing",
+    "ray_version": "ray_patches",
+    "resume_run": "driver",
+    "resume_sweep": "tuner",
+    "run_sweep": "tuner",
+    "sample_value": "packing",
+    "shutdown": "tuner",
+    "spec_from_meta": "driver",
+    "start_run": "driver",
+    "sync": "driver",
+    "trial_param_keys": "driver",
+    "trial_params": "trainables",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,290 @@
+"""The Ray Tune trainables: one trial over its seeds, or one pack of trials; failpoints for tests.
+
+Trials run in Ray's worker processes; each keeps its state file in the sweep folder
+(``trial_states/``), which is what a retried or resumed trial goes on from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from mixup_core.config import from_flat, to_flat
+from mixup_core.packed import Pack
+from sweeps.execution.failpoints import failpoint
+from sweeps.execution.packing import PACK_KEY, member_trial_id
+from sweeps.execution.scheduling import Rungs
+from sweeps.execution.seed_group import SeedGroup, aggregate
+from sweeps.spec import SweepSpec
+from sweeps.store.layout import TRIAL_STATES
+
+#: Tune's config key of a grid point (its dotted trial keys as one dict).
+GRID_KEY = "grid_point"
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A Tune trial config as dotted trial keys (its grid point unpacked)."""
+    params = {key: value for key, value in config.items() if key != GRID_KEY}
+    params.update(config.get(GRID_KEY) or {})
+    return params
+
+
+_recorders: dict[str, Any] = {}
+
+
+# ---------------------------------------------------------------------------- the trainable
+
+
+class SweepTrainable(tune.Trainable):
+    """One config over the spec's seeds; one ``step`` = every seed to its next logging epoch.
+
+    A class trainable (not a function) so that reusing an actor for the next trial is our own
+    ``reset_config``, which rebuilds the seed group.
+
+    Each trial keeps its own state file, ``<sweep>/trial_states/<trial_id>.pt``, replaced
+    atomically after every step together with the report of that step; Tune's own checkpoints
+    are not used. Tune deletes a trial's old checkpoints as soon as newer ones are registered but
+    writes its experiment state only now and then, so a driver killed in between left that state
+    pointing at a deleted checkpoint and ``resume`` failed the trial ("Could not recover from
+    checkpoint"). A trial that is retried (its node died) or resumed (its driver died) finds its
+    file wherever it restarts, and first re-sends the last report it saved: the driver may not
+    have received it, and records and MLflow keep one value per epoch, so nothing is lost or
+    duplicated.
+    """
+
+    def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
+              seeds: list[int], states: str) -> None:
+        self._base, self._seeds, self._states = base, seeds, Path(states)
+        self._node_id = ray.get_runtime_context().get_node_id()
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        torch.set_num_threads(max(1, int(cpus)))
+        gpu_ids = ray.get_gpu_ids()
+        self._device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+        failpoint("setup", node_id=self._node_id, trial_id=self.trial_id)
+        self._build(config)
+
+    def _build(self, params: dict[str, Any]) -> None:
+        config = from_flat({**self._base, **trial_params(params)})
+        self._group = SeedGroup(config, self._seeds, device=self._device)
+        self._state_path = self._states / f"{self.trial_id}.pt"
+        self._resent: dict[str, Any] | None = None
+        if self._state_path.is_file():
+            state = torch.load(self._state_path, weights_only=True)
+            self._group.load_state_dict(state["group"])
+            self._resent = {**state["report"], "node_id": self._node_id}
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        failpoint("reset", node_id=self._node_id, trial_id=self.trial_id)
+        self._build(new_config)
+        return True
+
+    def step(self) -> dict[str, Any]:
+        if self._resent is not None:  # restarted: the last saved report first
+            report, self._resent = self._resent, None
+            return report
+        failpoint("step", node_id=self._node_id, trial_id=self.trial_id, epoch=self._group.epoch)
+        metrics = self._group.advance()
+        report = {**metrics, "node_id": self._node_id, "trial/device": self._device,
+                  "trial/compute_seconds": self._group.compute_seconds, "done": self._group.done}
+        self._save(report)
+        return report
+
+    def _save(self, report: dict[str, Any]) -> None:
+        self._states.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
+        torch.save({"group": self._group.state_dict(), "report": report}, tmp)
+        os.replace(tmp, self._state_path)
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
+
+
+class PackTrainable(tune.Trainable):
+    """One pack of the user's trials (:mod:`sweeps.execution.packing`) as one :class:`Pack`.
+
+    Member trial j of the pack trains the spec's seeds as members j·S … j·S+S-1. One ``step``
+    trains the pack until at least one member trial has logged an epoch with all its seeds (or
+    has ended), and reports ``trials`` (trial id -> metrics aggregated over seeds, as a
+    SeedGroup reports them) and ``finished`` (trial id -> [status, error]). A seed that diverges
+    ends its trial as ERROR and takes its other seeds out of the pack; the other trials go on.
+    State files and re-sent reports work as in :class:`SweepTrainable`, per pack.
+    """
+
+    def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
+              seeds: list[int], states: str, rungs: str | None = None,
+              metric: str = "") -> None:
+        self._base, self._seeds, self._states = base, seeds, Path(states)
+        # ASHA (scheduler.kind asha): the sweep's rung recorder judges each member trial
+        self._rungs = ray.get_actor(rungs) if rungs else None
+        self._metric = metric
+        self._node_id = ray.get_runtime_context().get_node_id()
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        torch.set_num_threads(max(1, int(cpus)))
+        gpu_ids = ray.get_gpu_ids()
+        self._device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+        failpoint("setup", node_id=self._node_id, trial_id=self.trial_id)
+        self._build(config)
+
+    def _build(self, params: dict[str, Any]) -> None:
+        points: list[dict[str, Any]] = params[PACK_KEY]
+        self._ids = [member_trial_id(self.trial_id, j) for j in range(len(points))]
+        configs = []
+        self._stop_epochs: list[int | None] = []
+        for point in points:
+            config = from_flat({**self._base, **point})
+            self._stop_epochs.append(config.mixup.stop_epoch)
+            configs += [config.replace(seed=seed) for seed in self._seeds]
+        self._pack = Pack(configs, device=self._device)
+        self._logged: dict[int, dict[int, dict[int, dict[str, float]]]] = {}
+        self._open = list(range(len(points)))  # positions of trials not yet ended
+        self._state_path = self._states / f"{self.trial_id}.pt"
+        self._resent: dict[str, Any] | None = None
+        if self._state_path.is_file():
+            state = torch.load(self._state_path, weights_only=True)
+            self._pack.load_state_dict(state["pack"])
+            self._open = list(state["open"])
+            self._resent = {**state["report"], "node_id": self._node_id}
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        failpoint("reset", node_id=self._node_id, trial_id=self.trial_id)
+        self._build(new_config)
+        return True
+
+    def _collect(self, trials: dict[str, Any], finished: dict[str, Any]) -> None:
+        seeds = len(self._seeds)
+        for member, metrics in self._pack.advance():
+            j, s = divmod(member.index, seeds)
+            self._logged.setdefault(j, {}).setdefault(int(metrics["epoch"]), {})[s] = metrics
+        for j in list(self._open):
+            members = self._pack.members[j * seeds:(j + 1) * seeds]
+            diverged = [m for m in members if m.status == "diverged"]
+            if diverged:
+                for m in members:
+                    self._pack.stop(m.index)
+                finished[self._ids[j]] = ["ERROR", f"TrainingDiverged: {diverged[0].error}"]
+                self._open.remove(j)
+                continue
+            for epoch, by_seed in sorted(self._logged.get(j, {}).items()):
+                if len(by_seed) == seeds:
+                    row = aggregate([by_seed[s] for s in range(seeds)])
+                    row["trial/compute_seconds"] = sum(m.seconds for m in members)
+                    trials[self._ids[j]] = row  # the latest complete epoch of this step
+                    del self._logged[j][epoch]
+            if all(m.status == "done" for m in members):
+                finished[self._ids[j]] = ["TERMINATED", None]
+                self._open.remove(j)
+        if self._rungs is not None:
+            self._judge(trials, finished)
+
+    def _judge(self, trials: dict[str, Any], finished: dict[str, Any]) -> None:
+        """ASHA: each member trial that reported is judged at its rung; a cut one is STOPPED
+        and leaves the pack (its seeds' rows of the pack's GEMMs are dropped)."""
+        judged = [(trial_id, float(row["epoch"]), float(row.get(self._metric, float("nan"))),
+                   self._stop_epochs[self._ids.index(trial_id)])
+                  for trial_id, row in trials.items()
+                  if trial_id not in finished and math.isfinite(row.get(self._metric, math.nan))]
+        if not judged:
+            return
+        cuts = ray.get(self._rungs.judge.remote(judged))  # type: ignore[union-attr]
+        seeds = len(self._seeds)
+        for (trial_id, _, _, _), cut in zip(judged, cuts, strict=True):
+            j = self._ids.index(trial_id)
+            if cut and j in self._open:
+                for member in self._pack.members[j * seeds:(j + 1) * seeds]:
+                    self._pack.stop(member.index)
+                finished[trial_id] = ["STOPPED", None]
+                self._open.remove(j)
+
+    def step(self) -> dict[str, Any]:
+        if self._resent is not None:  # restarted: the last saved report first
+            report, self._resent = self._resent, None
+            return report
+        failpoint("step", node_id=self._node_id, trial_id=self.trial_id,
+                   epoch=max((m.epoch for m in self._pack.members), default=0))
+        trials: dict[str, Any] = {}
+        finished: dict[str, Any] = {}
+        while not trials and not finished and not self._pack.done:
+            self._collect(trials, finished)
+        report = {"trials": trials, "finished": finished, "node_id": self._node_id,
+                  "trial/device": self._device, "done": self._pack.done,
+                  "epoch": max((m.epoch for m in self._pack.members), default=0)}
+        self._save(report)
+        return report
+
+    def _save(self, report: dict[str, Any]) -> None:
+        self._states.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
+        torch.save({"pack": self._pack.state_dict(), "open": self._open, "report": report}, tmp)
+        os.replace(tmp, self._state_path)
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
+
+
+def make_trainable(spec: SweepSpec, sweep_dir: Path, pack: int = 1) -> Any:
+    base = {k: v for k, v in to_flat(spec.base).items() if k not in spec.search_space}
+    if base.get("data.root") and not Path(base["data.root"]).is_absolute():
+        base["data.root"] = str(Path(base["data.root"]).resolve())  # as the driver sees it
+    states = str(sweep_dir.resolve() / TRIAL_STATES)
+    if pack > 1:
+        rungs = _start_rung_recorder(spec, sweep_dir) if spec.scheduler.kind == "asha" else None
+        trainable = tune.with_parameters(PackTrainable, base=base, seeds=list(spec.seeds),
+                                         states=states, rungs=rungs, metric=spec.objective.metric)
+    else:
+        trainable = tune.with_parameters(SweepTrainable, base=base, seeds=list(spec.seeds),
+                                         states=states)
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    return tune.with_resources(trainable, resources)
+
+
+# ---------------------------------------------------------------------------- ASHA for packs
+
+#: The rung recorder's file in the sweep folder: every judgment so far, for ``resume``.
+RUNGS_FILE = "asha_rungs.json"
+
+
+@ray.remote(num_cpus=0)
+class _RungRecorder:
+    """The sweep's ASHA rungs (sweeps.execution.scheduling.Rungs), shared by all its packs.
+
+    It lives on the driver's node, so it outlives any worker node; every judgment is written
+    to ``asha_rungs.json`` before it is answered, so a resumed sweep (or a pack retried after a
+    node died) gets the same answers again.
+    """
+
+    def __init__(self, path: str, settings: dict[str, Any]) -> None:
+        self._path = Path(path)
+        self._rungs = Rungs(**settings)
+        if self._path.is_file():
+            self._rungs.load(json.loads(self._path.read_text()))
+
+    def judge(self, reports: list[tuple[str, float, float, int | None]]) -> list[bool]:
+        cuts = [self._rungs.judge(*report) for report in reports]
+        tmp = self._path.with_name(f".{self._path.name}.tmp")
+        tmp.write_text(json.dumps(self._rungs.state()))
+        os.replace(tmp, self._path)
+        return cuts
+
+
+def _start_rung_recorder(spec: SweepSpec, sweep_dir: Path) -> str:
+    """Starts (or finds) the sweep's rung recorder on this node; returns its actor name."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    name = f"mixup_rungs:{sweep_dir.resolve().name}"
+    s = spec.scheduler
+    settings = {"grace_period": s.grace_period, "max_t": s.max_t,
+                "reduction_factor": s.reduction_factor, "mode": spec.objective.mode}
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    _recorders[name] = _RungRecorder.options(  # type: ignore[attr-defined]  # held: lives with its handle
+        name=name, get_if_exists=True, scheduling_strategy=here).remote(
+        str(sweep_dir.resolve() / RUNGS_FILE), settings)
+    return name
+
+

@@ -1,0 +1,434 @@
+"""The Ray Tune adapter: a spec becomes a Tuner (search space, searcher, scheduler, resources,
+retries), run or restored, with every trial event forwarded to a plain-Python
+:class:`EventSink` in the driver (records, MLflow, progress), which keeps Ray's types out of the
+rest of the package. Trials are :mod:`sweeps.execution.trainables`; Ray's internals are touched
+only in :mod:`sweeps.execution.ray_patches`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
+
+from sweeps.execution import ray_patches
+from sweeps.execution.failpoints import FAILPOINT_ENV
+from sweeps.execution.packing import PACK_KEY, member_trial_id, plan_packs
+from sweeps.execution.scheduling import may_cut
+from sweeps.execution.trainables import GRID_KEY, make_trainable, trial_params
+from sweeps.spec import Dimension, SweepSpec
+
+TUNE_DIR = "tune"
+#: ``1``: Ray's and MLflow's start-up messages are shown (``mixup-sweep run --verbose``).
+VERBOSE_ENV = "MIXUP_VERBOSE"
+
+
+class EventSink(Protocol):
+    """What the driver does with trial events (records, MLflow, progress)."""
+
+    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None: ...
+    def trial_result(self, trial_id: str, result: dict[str, Any]) -> None: ...
+    def trial_finished(self, trial_id: str, status: str, error: str | None) -> None: ...
+    def trial_settled(self, trial_id: str, status: str, error: str | None) -> None: ...
+    def pack_started(self, pack_id: str, members: list[tuple[str, dict[str, Any]]]) -> None: ...
+    def pack_settled(self, pack_id: str, status: str, error: str | None) -> None: ...
+    def progress(self, counts: dict[str, int]) -> None: ...
+
+
+class SinkFactory(Protocol):
+    """Picklable recipe for an EventSink: Tune pickles its callbacks with the experiment."""
+
+    def open(self) -> EventSink: ...
+
+
+# ---------------------------------------------------------------------------- search space
+
+
+def _dimension(dim: Dimension) -> Any:
+    low, high = float(dim.low or 0.0), float(dim.high or 0.0)  # set for every range kind
+    if dim.kind == "choice":
+        return tune.choice(list(dim.values))
+    if dim.kind == "grid":
+        return tune.grid_search(list(dim.values))
+    if dim.kind == "uniform":
+        return tune.uniform(low, high)
+    if dim.kind == "loguniform":
+        return tune.loguniform(low, high)
+    if dim.kind == "randint":
+        return tune.randint(int(low), int(high))
+    if dim.kind == "quniform":
+        return tune.quniform(low, high, float(dim.q or 1.0))
+    raise ValueError(f"unknown dimension kind {dim.kind!r}")  # the spec loader refuses these
+
+
+#: The one Tune grid dimension: whole grid points, with the points that train alike merged away
+#: (``SweepSpec.grid_trials``); a trial's own keys are :func:`trial_params` of its config.
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    space = {key: _dimension(dim) for key, dim in spec.search_space.items() if dim.kind != "grid"}
+    if any(dim.kind == "grid" for dim in spec.search_space.values()):
+        space[GRID_KEY] = tune.grid_search([trial.point for trial in spec.grid_trials()])
+    return space
+
+
+def pack_space(spec: SweepSpec, size: int) -> dict[str, Any]:
+    """One Tune grid dimension whose values are whole packs of grid points."""
+    return {PACK_KEY: tune.grid_search(plan_packs(spec, size))}
+
+
+def _searcher(spec: SweepSpec) -> Searcher | BasicVariantGenerator:
+    s = spec.search
+    if s.algorithm == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        from sweeps.optuna_adapter import tpe_sampler
+
+        objectives = spec.all_objectives
+        if len(objectives) > 1:  # Optuna's multi-objective TPE over every objective
+            optuna = OptunaSearch(metric=[o.metric for o in objectives],
+                                  mode=[o.mode for o in objectives], sampler=tpe_sampler(s.seed))
+        else:
+            optuna = OptunaSearch(metric=spec.objective.metric, mode=spec.objective.mode,
+                                  sampler=tpe_sampler(s.seed))
+        return ConcurrencyLimiter(optuna, max_concurrent=s.max_concurrent)
+    return BasicVariantGenerator(max_concurrent=s.max_concurrent, random_state=s.seed)
+
+
+#: The Optuna study of a packed Optuna sweep, in the sweep folder.
+OPTUNA_JOURNAL = "optuna.journal"
+
+
+class PackSearcher(Searcher):
+    """Optuna for packs: each Tune trial asks the study for a whole pack of configs, and each
+    member trial's result is told when it ends (the objective at its last report, as Ray Tune's
+    ``OptunaSearch`` tells an unpacked trial's; a diverged member fails its Optuna trial).
+
+    The study lives in ``optuna.journal`` in the sweep folder (sweeps.optuna_adapter.PackStudy);
+    Tune checkpoints which Optuna trials each pack holds, so ``resume`` goes on with the same
+    study and the same pending trials.
+    """
+
+    def __init__(self, spec: SweepSpec, size: int, sweep_dir: Path) -> None:
+        super().__init__()
+        self._space = {key: (dim.kind, list(dim.values), dim.low, dim.high, dim.q)
+                       for key, dim in spec.search_space.items()}
+        self._size, self._total = size, spec.search.num_samples
+        self._journal = str(sweep_dir.resolve() / OPTUNA_JOURNAL)
+        self._name, self._seed = sweep_dir.resolve().name, spec.search.seed
+        self._objectives = [o.metric for o in spec.all_objectives]
+        self._directions = [o.mode for o in spec.all_objectives]
+        self._study: Any = None
+        self._packs: dict[str, list[int]] = {}  # Tune trial id -> Optuna trial numbers
+        #: member trial id -> each objective at its last report
+        self._last: dict[str, dict[str, float]] = {}
+        self._told: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_study": None}  # the study is reopened from its journal
+
+    @property
+    def study(self) -> Any:
+        if self._study is None:
+            from sweeps.optuna_adapter import PackStudy
+
+            self._study = PackStudy(self._journal, name=self._name, space=self._space,
+                                    modes=self._directions, seed=self._seed)
+        return self._study
+
+    def set_search_properties(self, metric: str | None, mode: str | None,
+                              config: dict[str, Any], **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if trial_id in self._packs:
+            raise RuntimeError(f"{trial_id} was suggested twice")
+        asked = sum(len(numbers) for numbers in self._packs.values())
+        if asked >= self._total:
+            return Searcher.FINISHED  # type: ignore[return-value]  # Ray's sentinel string
+        trials = self.study.ask(min(self._size, self._total - asked))
+        self._packs[trial_id] = [number for number, _ in trials]
+        return {PACK_KEY: [params for _, params in trials]}
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        # Tune hands searchers the result flattened: "trials/<member>/<metric>", "finished/<member>"
+        finished = []
+        for key, value in result.items():
+            head, _, rest = key.partition("/")
+            if head == "trials":
+                member_id, _, metric = rest.partition("/")
+                if metric in self._objectives:
+                    self._last.setdefault(member_id, {})[metric] = float(value)
+            elif head == "finished" and rest:
+                finished.append((rest, value[0]))
+        for member_id, status in finished:
+            self._tell(trial_id, member_id, status)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        if result:
+            self.on_trial_result(trial_id, result)
+        for j in range(len(self._packs.get(trial_id, []))):
+            self._tell(trial_id, member_trial_id(trial_id, j), "ERROR" if error else "TERMINATED")
+
+    def _tell(self, trial_id: str, member_id: str, status: str) -> None:
+        if member_id in self._told or trial_id not in self._packs:
+            return
+        number = self._packs[trial_id][int(member_id.rsplit("-", 1)[1])]
+        last = self._last.get(member_id, {})
+        values = None if status == "ERROR" or any(m not in last for m in self._objectives) \
+            else [last[m] for m in self._objectives]
+        self.study.tell(number, values)
+        self._told.add(member_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "w") as f:
+            json.dump({"packs": self._packs, "last": self._last, "told": sorted(self._told)}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path) as f:
+            state = json.load(f)
+        self._packs, self._last = state["packs"], state["last"]
+        self._told = set(state["told"])
+        self.study.fail_unclaimed({n for numbers in self._packs.values() for n in numbers})
+
+
+class SwitchOffAwareASHA(ASHAScheduler):
+    """ASHA that never cuts a trial before its Mixup switch-off epoch (sweeps.execution.scheduling).
+
+    Rungs reached before the trial's ``mixup.stop_epoch`` are recorded as usual (they shape the
+    cut-offs for others); only the STOP decision there becomes CONTINUE.
+    """
+
+    def __init__(self, *, base_stop_epoch: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._base_stop_epoch = base_stop_epoch
+        self._cut_max_t = kwargs["max_t"]  # our own copy: ASHAScheduler's is private
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        stop = trial_params(trial.config).get("mixup.stop_epoch", self._base_stop_epoch)
+        if decision == TrialScheduler.STOP and not may_cut(
+                epoch=result.get("epoch", 0), stop_epoch=stop, max_t=self._cut_max_t):
+            return TrialScheduler.CONTINUE
+        return decision
+
+
+def _scheduler(spec: SweepSpec) -> TrialScheduler:
+    s = spec.scheduler
+    if s.kind == "asha":
+        return SwitchOffAwareASHA(
+            base_stop_epoch=spec.base.mixup.stop_epoch, time_attr="epoch",
+            grace_period=s.grace_period, max_t=s.max_t, reduction_factor=s.reduction_factor,
+        )
+    return FIFOScheduler()
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def _error_line(trial: Any) -> str:
+    """The last line of the trial's error (e.g. ``TrainingDiverged: train/loss became nan ...``).
+
+    Tune writes the error file in the trial's local folder first and copies it to storage
+    later, so the local file is read before ``Trial.get_error`` (which reads storage).
+    """
+    text = ""
+    local = trial.error_file
+    if local and os.path.exists(local):
+        text = Path(local).read_text(errors="replace")
+    if not text.strip():
+        error = trial.get_error()
+        text = str(error) if error is not None else ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+
+class _Forwarder(tune.Callback):
+    """Turns Tune's callbacks into EventSink calls; picklable (the sink is opened in setup)."""
+
+    def __init__(self, factory: SinkFactory) -> None:
+        self._factory = factory
+        self._sink: EventSink | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_factory": self._factory, "_sink": None}
+
+    @property
+    def sink(self) -> EventSink:
+        if self._sink is None:
+            self._sink = self._factory.open()
+        return self._sink
+
+    def setup(self, **info: Any) -> None:  # type: ignore[override]
+        _ = self.sink
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if PACK_KEY in trial.config:
+            points = trial.config[PACK_KEY]
+            self.sink.pack_started(trial.trial_id, [
+                (member_trial_id(trial.trial_id, j), point) for j, point in enumerate(points)])
+        else:
+            self.sink.trial_started(trial.trial_id, trial_params(trial.config))
+        self._counts(trials)
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
+                        result: dict[str, Any], **info: Any) -> None:
+        if "trials" not in result:
+            self.sink.trial_result(trial.trial_id, result)
+            return
+        extra = {"node_id": result.get("node_id"), "trial/device": result.get("trial/device")}
+        for member_id, metrics in result["trials"].items():
+            self.sink.trial_result(member_id, {**metrics, **extra})
+        for member_id, (status, error) in result["finished"].items():
+            self.sink.trial_finished(member_id, status, error)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
+                          **info: Any) -> None:
+        if PACK_KEY in trial.config:
+            self.sink.pack_settled(trial.trial_id, "TERMINATED", None)
+        else:
+            self.sink.trial_finished(trial.trial_id, "TERMINATED", None)
+        self._counts(trials)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if PACK_KEY in trial.config:
+            self.sink.pack_settled(trial.trial_id, "ERROR", _error_line(trial))
+        else:
+            self.sink.trial_finished(trial.trial_id, "ERROR", _error_line(trial))
+        self._counts(trials)
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if iteration % 20 == 0:
+            self._counts(trials)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        # A driver killed between Tune finishing a trial and this callback hearing of it leaves
+        # the trial open in our records; after a resume Tune does not report it again.
+        for trial in trials:
+            if trial.status in ("TERMINATED", "ERROR"):
+                error = _error_line(trial) if trial.status == "ERROR" else None
+                if PACK_KEY in trial.config:
+                    self.sink.pack_settled(trial.trial_id, trial.status, error)
+                else:
+                    self.sink.trial_settled(trial.trial_id, trial.status, error)
+        self._counts(trials)
+
+    def _counts(self, trials: list[Any]) -> None:
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        self.sink.progress(counts)
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, Any]:
+    """Starts local Ray on 127.0.0.1 (no dashboard), or joins the cluster at ``address``."""
+    if not ray.is_initialized():
+        # Trials read data from where the driver sees it: no per-trial chdir, absolute data root.
+        data_root = Path(os.environ.get("MIXUP_DATA_ROOT") or "data").resolve()
+        env_vars = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "MIXUP_DATA_ROOT": str(data_root)}
+        if os.environ.get(FAILPOINT_ENV):
+            env_vars[FAILPOINT_ENV] = str(Path(os.environ[FAILPOINT_ENV]).resolve())
+        # Start-up is quiet unless `run --verbose` (MIXUP_VERBOSE=1): Ray's warnings included.
+        level = logging.WARNING if os.environ.get(VERBOSE_ENV) == "1" else logging.ERROR
+        common: dict[str, Any] = {"log_to_driver": False, "logging_level": level,
+                                  "configure_logging": True,
+                                  "runtime_env": {"env_vars": env_vars}}
+        if address:
+            ray.init(address=address, **common)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False,
+                     _node_ip_address="127.0.0.1", **common)
+    return {"nodes": len([n for n in ray.nodes() if n.get("Alive")]),
+            "cpus": ray.cluster_resources().get("CPU", 0.0),
+            "gpus": ray.cluster_resources().get("GPU", 0.0),
+            "memory": ray.cluster_resources().get("memory", 0.0)}  # bytes for tasks and actors
+
+
+def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory,
+                max_retries: int) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=TUNE_DIR,
+        storage_path=str(sweep_dir.resolve()),
+        callbacks=[_Forwarder(factory)],
+        failure_config=tune.FailureConfig(max_failures=max_retries),
+        verbose=0,
+    )
+
+
+def _prepare_tune() -> None:
+    ray_patches.install()
+    # Our records replace Tune's per-trial JSON/CSV/TensorBoard files (one less write per
+    # result); its warnings about those files and about frequent snapshots are noise here.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
+              max_retries: int = 2, pack: int = 1) -> None:
+    """Runs ``spec`` to the end, ``pack`` trials per Tune trial; results flow through the sink."""
+    _prepare_tune()
+    if pack > 1:  # ASHA is judged inside the packs (_RungRecorder): no metric for Tune to watch
+        if spec.search.algorithm == "optuna":
+            search_alg: Any = ConcurrencyLimiter(PackSearcher(spec, pack, sweep_dir),
+                                                 max_concurrent=spec.search.max_concurrent)
+            samples = math.ceil(spec.search.num_samples / pack)
+        else:
+            search_alg = BasicVariantGenerator(max_concurrent=spec.search.max_concurrent)
+            samples = 1
+        tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=samples,
+                                      reuse_actors=True,
+                                      trial_dirname_creator=lambda trial: trial.trial_id)
+    else:
+        single = len(spec.all_objectives) == 1  # several: the searcher holds them (fifo only)
+        tune_config = tune.TuneConfig(
+            metric=spec.objective.metric if single else None,
+            mode=spec.objective.mode if single else None,
+            search_alg=_searcher(spec), scheduler=_scheduler(spec),
+            num_samples=spec.search.num_samples, reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id)
+    if pack <= 1:
+        space = param_space(spec)
+    else:
+        space = {} if spec.search.algorithm == "optuna" else pack_space(spec, pack)
+    tuner = tune.Tuner(
+        make_trainable(spec, sweep_dir, pack),
+        param_space=space,
+        tune_config=tune_config,
+        run_config=_run_config(spec, sweep_dir, factory, max_retries),
+    )
+    tuner.fit()
+
+
+def can_resume(sweep_dir: Path) -> bool:
+    return tune.Tuner.can_restore(str((sweep_dir / TUNE_DIR).resolve()))
+
+
+def resume_sweep(spec: SweepSpec, sweep_dir: Path, *, pack: int = 1) -> None:
+    """Continues an interrupted sweep: unfinished and errored trials go on from checkpoints."""
+    _prepare_tune()
+    tuner = tune.Tuner.restore(
+        str((sweep_dir / TUNE_DIR).resolve()), trainable=make_trainable(spec, sweep_dir, pack),
+        resume_unfinished=True, resume_errored=True,
+        param_space=(param_space(spec) if pack <= 1 else
+                     {} if spec.search.algorithm == "optuna" else pack_space(spec, pack)),
+    )
+    tuner.fit()
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
