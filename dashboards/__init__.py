@@ -1,6 +1,6 @@
 """Reports of finished (or running) sweeps, drawn from their Parquet records.
 
-``dashboards`` reads result records (``sweeps.results.load_tables``) and draws with matplotlib
+``dashboards`` reads a sweep through its handle (``sweeps.load_sweep``) and draws with matplotlib
 (``Figure`` objects, no pyplot state, so it runs headless). Nothing happens at import: sweeps,
 Optuna (fANOVA) and MLflow are imported only by the functions that need them, and only
 :func:`dashboards.report.log_report_to_mlflow` talks to MLflow.

@@ -21,10 +21,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dashboards import best_table, fig_curves, fig_heatmap, fig_importance, fig_pareto, page
 from dashboards.section import Section
-from dashboards.sweep_data import SweepData, load_sweep
+from dashboards.sweep_data import SweepData, report_data
+
+if TYPE_CHECKING:
+    from sweeps.sweep import Sweep
 
 HTML_FILE = "report.html"
 CSV_FILE = "best_configs.csv"
@@ -98,14 +102,15 @@ def write_report(data: SweepData, out: str | Path,
     return ReportPaths(html=html_path, pngs=list(pngs.values()), csv=csv, notes=notes)
 
 
-def build_report(name: str, *, storage: str | Path = "sweep_results",
+def build_report(sweep: Sweep | str, *, storage: str | Path = "sweep_results",
                  out: str | Path | None = None, mlflow: bool = True,
                  importance: str = "ped-anova") -> ReportPaths:
-    """Builds the report of sweep ``name`` and logs it to the sweep's MLflow parent run.
+    """Builds the sweep's report and logs it to the sweep's MLflow parent run.
 
     Args:
-        name: The sweep's name (its folder under ``storage``).
-        storage: The folder holding the sweeps.
+        sweep: The sweep's handle (``sweeps.load_sweep(...)``, or what ``sweeps.run`` returned:
+            then nothing is read back from its folder), or its name under ``storage``.
+        storage: The folder holding the sweeps, when ``sweep`` is a name.
         out: Where to write; default ``<storage>/<name>/report/``.
         mlflow: Log the files as artifacts of the parent run recorded in ``sweep.json``. A
             failure there is a one-line warning on stderr, never an error.
@@ -114,25 +119,24 @@ def build_report(name: str, *, storage: str | Path = "sweep_results",
         The paths of the HTML page, the PNG figures and the CSV table.
 
     Raises:
-        sweeps.errors.UsageError: No such sweep under ``storage``.
+        sweeps.errors.UsageError: No such sweep under ``storage``; a running sweep without
+            ``out`` (its driver owns its folder).
     """
     from sweeps.errors import UsageError
     from sweeps.store import lock
-    from sweeps.store.layout import read_meta, sweep_dir
+    from sweeps.sweep import Sweep
 
-    data = load_sweep(name, storage=storage)
-    if out is None:
-        with lock.idle(sweep_dir(storage, name)) as idle:
-            if not idle:  # a running driver owns its folder: write nothing there
-                raise UsageError(f"sweep {name!r} is being run by "
-                                 f"{lock.holder(sweep_dir(storage, name))}; pass --out DIR to "
-                                 "write its report elsewhere while it runs")
-    folder = Path(out) if out is not None else sweep_dir(storage, name) / "report"
+    if isinstance(sweep, str):
+        sweep = Sweep.load(sweep, storage=storage)
+    data = report_data(sweep)
+    if out is None and sweep.is_running:  # a running driver owns its folder: write nothing there
+        raise UsageError(f"sweep {sweep.name!r} is being run by {lock.holder(sweep.directory)}; "
+                         "pass --out DIR to write its report elsewhere while it runs")
+    folder = Path(out) if out is not None else sweep.directory / "report"
     report = write_report(data, folder, importance)
     if mlflow:
-        meta = read_meta(storage, name)
         try:
-            uri, parent = meta.get("tracking_uri"), meta.get("parent_run_id")
+            uri, parent = sweep.meta.get("tracking_uri"), sweep.meta.get("parent_run_id")
             if not uri or not parent:
                 raise ReportNotLogged("sweep.json records no MLflow parent run")
             log_report_to_mlflow(report, tracking_uri=uri, parent_run_id=parent)

@@ -1,6 +1,6 @@
 """A sweep's records as the report sees them: trials grouped by the configuration they ran.
 
-The report reads only the Parquet tables (``sweeps.results.load_tables``) and ``sweep.json``.
+The report reads a sweep through its handle (:class:`sweeps.sweep.Sweep`): its tables and ``sweep.json``.
 Trials are grouped by the config keys that vary across the sweep, after one normalisation
 that follows the training semantics (``mixup_core.schedule.mixup_active``):
 
@@ -17,16 +17,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from dashboards import labels as L
-from sweeps.spec import yaml_numbers
 from sweeps.store.layout import CONFIG_PREFIX, STD_SUFFIX
 from sweeps.store.tables import order_key
+
+if TYPE_CHECKING:
+    from sweeps.sweep import Sweep
 
 Kind = Literal["ERM", "Mixup", "switched-off"]
 Scope = Literal["best", "last"]
@@ -261,28 +262,22 @@ def _group(trials: pd.DataFrame, varying: list[str]) -> list[ConfigGroup]:
                                          [value_order(g.settings[k]) for k in varying]))
 
 
-def load_sweep(name: str, *, storage: str | Path) -> SweepData:
-    """Reads a sweep's Parquet tables and ``sweep.json`` (no MLflow) and groups its trials.
+def report_data(sweep: Sweep) -> SweepData:
+    """The sweep's trials grouped for the report, from its handle (its tables and sweep.json,
+    as the handle holds them; no MLflow).
 
     Raises:
-        sweeps.errors.UsageError: No such sweep, or no trial has reported an epoch yet.
+        sweeps.errors.UsageError: No trial has reported an epoch yet.
     """
-
     from sweeps.errors import UsageError
-    from sweeps.results import load_tables, objectives_of, pareto_configs
-    from sweeps.store.layout import read_meta
 
-    meta = read_meta(storage, name)
-    trials, epochs = load_tables(name, storage=storage, source="parquet")
+    trials, epochs = sweep.tables()
     if epochs.empty or trials.empty:
-        raise UsageError(f"sweep {name!r} has no reported epochs yet: nothing to report")
-    spec = yaml_numbers.safe_load(meta.get("spec_text") or "") or {}
-    data = SweepData.from_tables(
-        name, trials, epochs, objective=meta["objective"]["metric"],
-        mode=meta["objective"]["mode"], description=" ".join(str(spec.get("description", "")).split()),
-        seeds=meta.get("seeds") or spec.get("seeds") or [],
-    )
-    data.objectives = objectives_of(meta)
+        raise UsageError(f"sweep {sweep.name!r} has no reported epochs yet: nothing to report")
+    metric, mode = sweep.objective
+    data = SweepData.from_tables(sweep.name, trials, epochs, objective=metric, mode=mode,
+                                 description=sweep.description, seeds=list(sweep.seeds))
+    data.objectives = sweep.objectives
     if len(data.objectives) > 1:
-        data.objective_front = frozenset(pareto_configs(name, storage=storage)["trial_id"])
+        data.objective_front = frozenset(sweep.pareto()["trial_id"])
     return data

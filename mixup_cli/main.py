@@ -349,9 +349,9 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from sweeps.results import export
+    from sweeps.sweep import Sweep
 
-    for path in export(args.name, args.out, storage=args.storage):
+    for path in Sweep.load(args.name, storage=args.storage).export(args.out):
         print(path)
     return 0
 
@@ -378,8 +378,9 @@ def _cmd_tracking(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from dashboards.report import build_report
+    from sweeps.sweep import Sweep
 
-    report = build_report(args.name, storage=args.storage, out=args.out,
+    report = build_report(Sweep.load(args.name, storage=args.storage), out=args.out,
                           mlflow=not args.no_mlflow, importance=args.importance)
     print(report.html)
     for note in report.notes:

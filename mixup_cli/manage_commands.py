@@ -1,4 +1,4 @@
-"""What ``list``, ``status`` and ``delete`` print (the work is in sweeps.manage)."""
+"""What ``list``, ``status`` and ``delete`` print (the work is the Sweep handle's, sweeps.sweep)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import json
 import sys
 import time
 
-from sweeps import manage
 from sweeps.errors import UsageError
+from sweeps.sweep import Sweep, SweepSummary, list_sweep_handles
 
 
 def _when(stamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else "-"
 
 
-def _trials(s: manage.SweepSummary) -> str:
+def _trials(s: SweepSummary) -> str:
     return f"{s.done}/{s.total if s.total is not None else '?'}"
 
 
@@ -27,7 +27,7 @@ def _duration(seconds: float) -> str:
 
 
 def list_sweeps(args: argparse.Namespace) -> int:
-    sweeps = manage.summaries(args.storage)
+    sweeps = [sweep.summary() for sweep in list_sweep_handles(args.storage)]
     if args.json:
         print(json.dumps([dataclasses.asdict(s) for s in sweeps]))
         return 0
@@ -45,7 +45,7 @@ def list_sweeps(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    st = manage.status(args.storage, args.name)
+    st = Sweep.load(args.name, storage=args.storage).status()
     s = st.summary
     best = "-" if s.best is None else f"{s.best:.4f}"
     print(f"Sweep {s.name!r}: {s.status}, {_trials(s)} trials ended"
@@ -77,6 +77,6 @@ def delete(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 0
-    deleted = manage.delete(args.storage, args.name)
+    deleted = Sweep.load(args.name, storage=args.storage).delete()
     print(f"deleted {deleted.folder} and {deleted.runs} MLflow runs")
     return 0

@@ -1,5 +1,6 @@
-"""What ``run``, ``resume``, ``best`` and ``ui`` print; the work itself lives in sweeps.execution.driver and
-sweeps.results (imported per command, so ``best`` never imports torch or Ray)."""
+"""What ``run``, ``resume``, ``best`` and ``ui`` print; the work itself is the driver's
+(sweeps.execution.driver) and the Sweep handle's (sweeps.sweep), imported per command, so
+``best`` never imports torch or Ray."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sweeps.errors import UsageError
-from sweeps.results import best_mode
-from sweeps.store.layout import CONFIG_PREFIX, LAST_PREFIX, STD_SUFFIX, read_meta, seed_count
+from sweeps.store.layout import CONFIG_PREFIX, STD_SUFFIX, read_meta
 from sweeps.store.spread import format_spread
 from sweeps.store.tables import STANDS_FOR, TIE_RULE, is_selection_on_test, optimistic_warning
+from sweeps.sweep import Sweep, list_sweep_handles
 
 if TYPE_CHECKING:
     from sweeps.execution.driver import SweepOutcome
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         num_samples=_positive(args.num_samples, "--num-samples"),
         max_concurrent=_positive(args.max_concurrent, "--max-concurrent"), pack=args.pack,
     )
-    return _summarise(outcome, args.storage, report=not args.no_report)
+    return _summarise(outcome, report=not args.no_report)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -76,7 +77,7 @@ def resume(args: argparse.Namespace) -> int:
     if address:
         join_env(address)
     return _summarise(resume_run(args.name, storage=args.storage, address=args.address),
-                      args.storage, report=not args.no_report)
+                      report=not args.no_report)
 
 
 def reported_metrics(metric: str, columns: list[str]) -> list[str]:
@@ -119,16 +120,6 @@ def config_cell(key: str, value: object) -> str:
     return str(value)
 
 
-def searched_keys(meta: dict[str, object]) -> list[str]:
-    """The sweep's searched config keys, in the order its spec gives them."""
-    from sweeps.spec import yaml_numbers
-
-    text = meta.get("spec_text")
-    spec = yaml_numbers.safe_load(text) if isinstance(text, str) else None
-    space = spec.get("search_space") if isinstance(spec, dict) else None
-    return [str(k) for k in space] if isinstance(space, dict) else []
-
-
 def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
                 mode: str = "max", searched: list[str] | None = None) -> str:
     """A plain-text table: rank, trial, the chosen value, the test values at the chosen epoch,
@@ -162,42 +153,41 @@ def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
     return "\n".join(lines)
 
 
-def _report(name: str, storage: str) -> None:
+def _report(sweep: Sweep) -> None:
     """Builds the sweep's report and logs it to its MLflow parent run; a failure is a warning
     line, never a failed sweep."""
     from dashboards.report import build_report
 
     try:
-        report = build_report(name, storage=storage)
+        report = build_report(sweep)
     except Exception as err:
         print(f"warning: report not built ({type(err).__name__}: "
               f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}); "
-              f"build it with: mixup-sweep report {name}", file=sys.stderr)
+              f"build it with: mixup-sweep report {sweep.name}", file=sys.stderr)
         return
     print(f"Report:  {report.html} (also on the sweep's MLflow parent run)")
 
 
-def _summarise(outcome: SweepOutcome, storage: str, *, report: bool = True) -> int:
-    from sweeps.results import best_configs
-
-    name = outcome.directory.name
+def _summarise(outcome: SweepOutcome, *, report: bool = True) -> int:
+    """The end of ``run``/``resume``, from the driver's handle: nothing is read back."""
+    sweep = outcome.sweep
+    name = sweep.name
     print(f"\nSweep {name!r}: {outcome.trials} trials ({outcome.errored} errored) "
           f"in {outcome.wall_seconds:.1f} s")
-    meta = read_meta(storage, name)
-    metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
+    metric, mode = sweep.objective
     for scope in ("best-epoch", "last"):
         try:
-            ranked = best_configs(name, storage=storage, scope=scope, top=TOP_IN_SUMMARY)
+            ranked = sweep.best(scope=scope, top=TOP_IN_SUMMARY)
         except UsageError as err:
             print(f"no ranking: {err}")
             break
         print(f"\nBest configs by {metric} ({scope}):")
-        print(format_best(ranked, metric=metric, scope=scope, seeds=seed_count(meta), mode=mode,
-                          searched=searched_keys(meta)))
-    _print_marginals(name, storage, metric)
+        print(format_best(ranked, metric=metric, scope=scope, seeds=len(sweep.seeds), mode=mode,
+                          searched=sweep.searched_keys))
+    _print_marginals(sweep)
     print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
     if report and outcome.trials:
-        _report(name, storage)
+        _report(sweep)
     if outcome.tracking_uri.startswith(("http://", "https://")):  # a server: its UI is there
         print(f"MLflow:  {outcome.tracking_uri}  (open it in a browser)")
     else:
@@ -206,7 +196,7 @@ def _summarise(outcome: SweepOutcome, storage: str, *, report: bool = True) -> i
     if not outcome.mlflow_complete:
         print(f"warning: MLflow at {outcome.tracking_uri} did not answer; {outcome.unsynced} "
               "trial(s) are complete in the records and Parquet but not yet in MLflow. Replay "
-              f"them with: mixup-sweep sync {name} --storage {storage} --tracking-uri "
+              f"them with: mixup-sweep sync {name} --storage {sweep.storage} --tracking-uri "
               f"{outcome.tracking_uri} (last error: "
               f"{outcome.last_tracking_error or 'none'})", file=sys.stderr)
     elif outcome.tracking_failures:
@@ -215,12 +205,9 @@ def _summarise(outcome: SweepOutcome, storage: str, *, report: bool = True) -> i
     return 1 if outcome.errored and outcome.errored == outcome.trials else 0
 
 
-def _print_marginals(name: str, storage: str, metric: str) -> None:
-    from sweeps.results import load_tables
-    from sweeps.store.tables import marginals
-
-    trials, _ = load_tables(name, storage=storage)
-    table = marginals(trials, f"{LAST_PREFIX}{metric}")
+def _print_marginals(sweep: Sweep) -> None:
+    metric = sweep.objective[0]
+    table = sweep.marginals(metric)
     if not table:
         return
     print(f"\nMean {metric} at the last epoch, by each searched key (over all other keys):")
@@ -247,37 +234,32 @@ def parse_where(items: list[str]) -> dict[str, object]:
 
 
 def best(args: argparse.Namespace) -> int:
-    from sweeps.results import best_configs
     from sweeps.store.tables import ranked_records
 
     top = _positive(args.top, "--top")
-    meta = read_meta(args.storage, args.name)
+    sweep = Sweep.load(args.name, storage=args.storage)
     if args.pareto:
-        from sweeps.results import objectives_of, pareto_configs
-
-        ranked = pareto_configs(args.name, storage=args.storage, scope=args.scope,
-                                source=args.source, where=parse_where(args.where))
+        ranked = sweep.pareto(scope=args.scope, source=args.source, where=parse_where(args.where))
         if args.format == "table" and not args.json:
-            listed = ", ".join(f"{m} ({mode})" for m, mode in objectives_of(meta))
+            listed = ", ".join(f"{m} ({mode})" for m, mode in sweep.objectives)
             print(f"Pareto front over {listed}: {len(ranked)} trials no other trial beats on "
                   "every objective (each at its chosen epoch).")
     else:
-        ranked = best_configs(args.name, storage=args.storage, metric=args.metric,
-                              mode=args.mode, scope=args.scope, top=top, source=args.source,
-                              where=parse_where(args.where))
-    metric = args.metric or meta["objective"]["metric"]
+        ranked = sweep.best(metric=args.metric, mode=args.mode, scope=args.scope, top=top,
+                            source=args.source, where=parse_where(args.where))
+    metric = args.metric or sweep.objective[0]
     if (warning := optimistic_warning(metric)) is not None:
         print(warning, file=sys.stderr)
-    seeds = seed_count(meta)
+    seeds = len(sweep.seeds)
     fmt = "json" if args.json else args.format
     if fmt == "json":
         print(json.dumps(ranked_records(ranked, seeds=seeds)))
     elif fmt == "csv":
         _print_csv(ranked_records(ranked, seeds=seeds))
     else:
-        mode = args.mode or best_mode(meta, metric)
+        mode = args.mode or sweep.best_mode(metric)
         print(format_best(ranked, metric=metric, scope=args.scope, seeds=seeds, mode=mode,
-                          searched=searched_keys(meta)))
+                          searched=sweep.searched_keys))
     return 0
 
 
@@ -337,14 +319,12 @@ def ui(args: argparse.Namespace) -> int:
 
 def _latest_runs_page(uri: str, storage: str) -> str:
     """``/#/experiments/<id>/runs`` of the newest sweep in ``storage`` logged to ``uri``."""
-    from sweeps.manage import summaries
-
-    for summary in summaries(storage):
-        if read_meta(storage, summary.name).get("tracking_uri") != uri:
+    for sweep in list_sweep_handles(storage):
+        if sweep.meta.get("tracking_uri") != uri:
             continue
         from sweeps.tracking import SweepTracker
 
-        experiment = SweepTracker(uri, sweep_name=summary.name).existing_experiment_id()
+        experiment = SweepTracker(uri, sweep_name=sweep.name).existing_experiment_id()
         if experiment is not None:
             return f"/#/experiments/{experiment}/runs"
     return "/#/experiments"

@@ -23,9 +23,10 @@ import yaml
 
 from dashboards import fig_importance, report
 from dashboards.fig_pareto import pareto_front
-from dashboards.sweep_data import _pool, load_sweep
+from dashboards.sweep_data import _pool, report_data
 from mixup_cli.main import main
 from mixup_core.config import TrialConfig, to_flat
+from sweeps import load_sweep
 from sweeps.store import parquet_io, tables
 from sweeps.store.records import TrialRecord
 from tests.conftest import free_port
@@ -123,7 +124,7 @@ def main_like(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, report.Re
 
 
 def test_erm_trials_merge_into_one_group_named_erm(main_like: tuple[Path, Any]) -> None:
-    data = load_sweep("main_like", storage=main_like[0])
+    data = report_data(load_sweep("main_like", storage=main_like[0]))
     erm = [g for g in data.groups if g.kind == "ERM"]
     assert [g.label for g in erm] == ["ERM"]
     # α = 0 (any scheme, any stop) and stop 0 (any α, any scheme): 8 + 4 trials
@@ -136,7 +137,7 @@ def test_erm_trials_merge_into_one_group_named_erm(main_like: tuple[Path, Any]) 
 
 
 def test_varying_keys_are_the_searched_ones_in_the_papers_order(main_like: tuple[Path, Any]) -> None:
-    data = load_sweep("main_like", storage=main_like[0])
+    data = report_data(load_sweep("main_like", storage=main_like[0]))
     assert data.varying == ["mixup.alpha", "mixup.label_scheme", "mixup.stop_epoch"]
     assert data.seeds == [0, 1]
 
@@ -150,7 +151,7 @@ def test_pooled_std_is_the_std_over_all_seeds_of_the_group() -> None:
 
 def test_best_group_is_a_mixup_configuration_that_keeps_the_rare_feature(
         main_like: tuple[Path, Any]) -> None:
-    data = load_sweep("main_like", storage=main_like[0])
+    data = report_data(load_sweep("main_like", storage=main_like[0]))
     best = data.best_group()
     assert best is not None and best.kind != "ERM"
     assert best.value("mixup.stop_epoch") in (40, None)
@@ -252,7 +253,7 @@ def flat_curve(config: dict[str, Any], epoch: int, seed: int) -> dict[str, float
 
 def test_importance_is_a_note_when_every_trial_scores_the_same(tmp_path: Path) -> None:
     write_sweep(tmp_path, "flat", grid(alpha=[0.0, 1.0], stop_epoch=[20, None]), curve=flat_curve)
-    section = fig_importance.parameter_importance(load_sweep("flat", storage=tmp_path))
+    section = fig_importance.parameter_importance(report_data(load_sweep("flat", storage=tmp_path)))
     assert section.figure is None
     assert section.note is not None and "every trial reached the same" in section.note
 
@@ -261,7 +262,7 @@ def test_importance_ranks_the_switch_off_epoch_first_when_it_drives_the_objectiv
         tmp_path: Path) -> None:
     write_sweep(tmp_path, "stop_matters", grid(label_scheme=["same", "independent"],
                                                stop_epoch=[20, 25, 40, 50, None]))
-    data = load_sweep("stop_matters", storage=tmp_path)
+    data = report_data(load_sweep("stop_matters", storage=tmp_path))
     for method in ("ped-anova", "fanova"):  # PED-ANOVA is the report's default
         section = fig_importance.parameter_importance(data, method)
         assert section.figure is not None

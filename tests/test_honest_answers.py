@@ -21,10 +21,11 @@ import yaml
 from scipy import stats
 
 from dashboards.best_table import best_frame
-from dashboards.sweep_data import load_sweep
+from dashboards.sweep_data import report_data
 from mixup_cli.main import main
 from mixup_core.config import TrialConfig, to_flat, trains_as
 from mixup_core.training import Trainer
+from sweeps import load_sweep
 from sweeps.execution.progress import ProgressLine
 from sweeps.execution.seed_group import aggregate
 from sweeps.spec import load_spec, parse_spec
@@ -87,7 +88,7 @@ def test_best_chooses_the_epoch_on_validation_and_reports_test_there(
                            "epoch by that metric; reported: test/acc_rare")
     assert "0.7000 ± 0.0100 [0.6752, 0.7248]" in text  # test at the validation epoch, 3 seeds
     # the report's table shows the same test value at the epoch chosen on validation
-    frame = best_frame(load_sweep("s", storage=tmp_path))
+    frame = best_frame(report_data(load_sweep("s", storage=tmp_path)))
     assert frame.loc[0, "best/test/acc_rare"] == 0.7 and frame.loc[0, "best epoch"] == "20"
 
 
@@ -132,7 +133,7 @@ def test_best_the_report_and_the_live_display_break_ties_by_the_same_rule(
     assert order == ["t_00002", "t_00001", "t_00004", "t_00000", "t_00003"]
     assert rows[0]["epoch"] == 10 and rows[0]["ties"] == 4  # its own tie: earlier epoch wins
     # the report ranks its configurations the same way
-    data = load_sweep("ties", storage=tmp_path)
+    data = report_data(load_sweep("ties", storage=tmp_path))
     assert [g.trial_ids[0] for g in data.ranked()] == order
     # the live display, offered every report in arrival order, names the same best
     display = ProgressLine(metric="val/acc_rare", mode="max", total=5, stream=io.StringIO())

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from sweeps import manage
 from sweeps.store.records import RecordLog
+from sweeps.sweep import list_sweep_handles
 from tests.conftest import wait_until
 from tests.sweep_helpers import CLI, cli_env, mixup_sweep, sweep_runs, write_spec
 
@@ -43,7 +43,7 @@ def test_list_status_and_delete_a_finished_and_a_running_sweep(tmp_path: Path) -
         rows = {line.split()[0]: line.split() for line in lines[1:]}
         assert rows["done"][1] == "finished" and rows["done"][2] == "2/2"
         assert rows["live"][1] == "running" and rows["live"][2] == "0/2"
-        best = manage.summaries(tmp_path / "res")[1].best
+        best = list_sweep_handles(tmp_path / "res")[1].summary().best
         assert best is not None and rows["done"][3] == f"{best:.4f}"
 
         out = mixup_sweep("status", "live", "--storage", "res", cwd=tmp_path)

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from dashboards.fig_pareto import accuracy_pareto
-from dashboards.sweep_data import load_sweep
+from dashboards.sweep_data import report_data
+from sweeps import load_sweep
 from sweeps.store.records import RecordLog
 from tests.sweep_helpers import SMALL_TRIAL, metric_steps, mixup_sweep, run_and_kill, sweep_runs, write_spec
 
@@ -286,7 +287,7 @@ def test_a_list_of_objectives_is_searched_by_multi_objective_optuna_with_a_paret
     table = mixup_sweep("best", "multi", "--storage", "res", "--pareto", cwd=tmp_path)
     assert "Pareto front over val/acc_rare (max), val/acc_common (max)" in table.stdout
     # the report's Pareto figure rings exactly those trials, in both panels
-    data = load_sweep("multi", storage=tmp_path / "res")
+    data = report_data(load_sweep("multi", storage=tmp_path / "res"))
     assert data.objective_front == front
     section = accuracy_pareto(data)
     assert section.figure is not None

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cluster import local
 from mixup_cli.main import main
-from sweeps.results import best_configs
+from sweeps import best_configs
 from sweeps.store import layout, lock
 from sweeps.store.records import RecordLog
 from sweeps.tracking import absolute_uri

@@ -21,12 +21,21 @@ from mixup_core.data import check_available
 from sweeps.errors import TrackingUnavailable, UsageError
 from sweeps.execution import packing
 from sweeps.execution.sink import OPEN_SINKS, DriverSink, SinkFactory
-from sweeps.spec import SweepSpec, parse_spec, yaml_numbers
+from sweeps.spec import SweepSpec
 from sweeps.store import provenance
-from sweeps.store.layout import META_FILE, check_name, read_meta, sweep_dir, writable_storage, write_meta
+from sweeps.store.layout import (
+    META_FILE,
+    check_name,
+    read_meta,
+    stored_spec,
+    sweep_dir,
+    writable_storage,
+    write_meta,
+)
 from sweeps.store.lock import LOCK_FILE, DriverLock
 from sweeps.store.parquet_io import write_tables
 from sweeps.store.records import FINAL_STATUSES, RecordLog
+from sweeps.sweep import Sweep
 from sweeps.tracking import SweepTracker, bounded_http, tracking_unusable
 from sweeps.tracking.sync import replay_trial, trial_tags
 
@@ -35,6 +44,8 @@ from sweeps.tracking.sync import replay_trial, trial_tags
 
 @dataclass
 class SweepOutcome:
+    #: The sweep's handle, from the driver's memory (its records, spec and sweep.json).
+    sweep: Sweep
     directory: Path
     trials: int
     errored: int
@@ -48,16 +59,6 @@ class SweepOutcome:
     mlflow_seconds: float = 0.0
     #: Seconds from Tune's end to the last MLflow write delivered.
     drain_seconds: float = 0.0
-
-
-def spec_from_meta(meta: dict[str, Any]) -> SweepSpec:
-    if not isinstance(meta.get("spec_text"), str) or not isinstance(meta.get("spec_path"), str):
-        raise UsageError(f"sweep {meta.get('name')!r}: {META_FILE} holds no spec to run it from")
-    spec = parse_spec(yaml_numbers.safe_load(meta["spec_text"]), source=meta["spec_path"])
-    if meta.get("smoke"):
-        spec = spec.shrunk()
-    return spec.with_overrides(num_samples=meta.get("num_samples"),
-                               max_concurrent=meta.get("max_concurrent"), pack=meta.get("pack"))
 
 
 def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: str | None,
@@ -108,38 +109,36 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
         tune_ended = time.monotonic()
         complete = sink.flush(timeout=float(os.environ.get("MIXUP_FINAL_SYNC_TIMEOUT", "30")))
         drained = time.monotonic() - tune_ended
+        sweep = Sweep.from_driver(directory, meta, sink.log, spec)
         if complete:
             try:
-                _log_best(tracker, spec, sink.log)
+                _log_best(tracker, sweep)
                 tracker.finish_sweep(status)
             except Exception:
                 complete = False  # the parent run's status; `sync` sets it
         sink.log.close()
     errored = sum(1 for r in sink.log.trials.values() if r.status == "ERROR")
-    return SweepOutcome(directory, len(sink.log.trials), errored, time.monotonic() - started,
+    return SweepOutcome(sweep, directory,
+                        len(sink.log.trials), errored, time.monotonic() - started,
                         meta["tracking_uri"], len(sink.unsynced), sink.tracking_failures,
                         complete, sink.last_error, sink.mlflow_seconds, drained)
 
 
-def _log_best(tracker: SweepTracker, spec: SweepSpec, log: RecordLog) -> None:
+def _log_best(tracker: SweepTracker, sweep: Sweep) -> None:
     """The best trial by the objective at its best epoch, on the sweep's parent run."""
-    from sweeps.store import tables
-    from sweeps.store.parquet_io import frame
     from sweeps.tracking import run_name
 
-    metric, mode = spec.objective.metric, spec.objective.mode
-    records = list(log.trials.values())
-    trials = frame(tables.trial_rows(records, metric=metric, mode=mode))
-    epochs = frame(tables.epoch_rows(records))
+    metric = sweep.objective[0]
+    _, epochs = sweep.tables()
     if epochs.empty or metric not in epochs:
         return
-    best = tables.rank(trials, epochs, metric=metric, mode=mode, scope="best-epoch", top=1)
+    best = sweep.best(scope="best-epoch", top=1)
     if best.empty:
         return
     row = best.iloc[0]
     trial_id = str(row["trial_id"])
-    tracker.set_best(trial_id=trial_id, name=run_name(log.trials[trial_id].config,
-                                                      list(spec.search_space)),
+    tracker.set_best(trial_id=trial_id, name=run_name(sweep.records().trials[trial_id].config,
+                                                      sweep.searched_keys),
                      metric=metric, value=float(row["value"]), epoch=int(row["epoch"]))
 
 
@@ -150,7 +149,7 @@ def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
     directory = sweep_dir(storage, name)
     lock = DriverLock(directory, name=name)  # a running driver is the one writer of its runs
     try:
-        spec = spec_from_meta(meta)
+        spec = stored_spec(meta)
         tracker = _open_parent_run(spec, directory, meta, tracking_uri or meta["tracking_uri"])
         log = RecordLog(directory)
         for record in log.trials.values():  # tags from the records, not from this checkout
@@ -233,7 +232,7 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
         "objective": {"metric": spec.objective.metric, "mode": spec.objective.mode},
         "provenance": provenance.collect(),
     }
-    resolved = spec_from_meta(meta)
+    resolved = stored_spec(meta)
     meta["seeds"] = list(resolved.seeds)
     meta["trials_planned"] = resolved.trial_count()
     meta["objectives"] = [{"metric": o.metric, "mode": o.mode} for o in resolved.all_objectives]
@@ -271,7 +270,7 @@ def resume_run(name: str, *, storage: str | Path, address: str | None = None,
     directory = sweep_dir(storage, name)
     lock = DriverLock(directory, name=name)
     try:
-        spec = spec_from_meta(meta)
+        spec = stored_spec(meta)
         if not tuner.can_resume(directory):
             raise UsageError(f"sweep {name!r}: no Ray Tune state in {directory / 'tune'} to resume")
         return _drive(spec, directory, meta, address=address, resume=True, stream=stream)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from mixup_core.catalog import METRIC_NAMES
 from mixup_core.config import from_flat, to_flat, trains_as
-from mixup_core.training import METRIC_NAMES
 from sweeps.execution.progress import make_display
 from sweeps.spec import SweepSpec
 from sweeps.store import provenance

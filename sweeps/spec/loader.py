@@ -22,8 +22,8 @@ from typing import Any, NoReturn, cast, get_args, get_type_hints
 
 import yaml
 
+from mixup_core.catalog import METRIC_NAMES
 from mixup_core.config import ConfigError, TrialConfig, flat_keys, from_flat, to_flat
-from mixup_core.training import METRIC_NAMES
 from sweeps.errors import SpecError
 from sweeps.spec import yaml_numbers
 from sweeps.spec.model import (

@@ -14,9 +14,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sweeps.errors import UsageError
+if TYPE_CHECKING:
+    from sweeps.spec import SweepSpec
+
+from sweeps.errors import SpecError, UsageError
 from sweeps.spec.names import check_name
 
 META_FILE = "sweep.json"
@@ -111,3 +114,27 @@ def write_meta(directory: Path, meta: dict[str, Any]) -> None:
     tmp = directory / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     tmp.replace(directory / META_FILE)
+
+
+def stored_spec(meta: dict[str, Any]) -> SweepSpec:
+    """The spec the sweep runs, as ``sweep.json`` keeps it: its YAML text parsed again, shrunk
+    for a smoke run, with the command line's budget overrides. The one parser of a stored spec.
+
+    Raises:
+        UsageError: ``sweep.json`` holds no spec, or a spec this version cannot read.
+    """
+    from sweeps.spec import parse_spec, yaml_numbers
+
+    if not isinstance(meta.get("spec_text"), str) or not isinstance(meta.get("spec_path"), str):
+        raise UsageError(f"sweep {meta.get('name')!r}: {META_FILE} holds no spec to run it from")
+    try:
+        spec = parse_spec(yaml_numbers.safe_load(meta["spec_text"]), source=meta["spec_path"])
+        if meta.get("smoke"):
+            spec = spec.shrunk()
+        return spec.with_overrides(num_samples=meta.get("num_samples"),
+                                   max_concurrent=meta.get("max_concurrent"),
+                                   pack=meta.get("pack"))
+    except SpecError as err:
+        raise UsageError(f"sweep {meta.get('name')!r}: its stored spec no longer reads ({err})") \
+            from None
+

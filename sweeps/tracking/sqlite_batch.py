@@ -2,10 +2,12 @@
 
 The one module of the project that touches MLflow's own tables
 (``mlflow.store.tracking.dbmodels``) and a private validator of MLflow's
-(``mlflow.utils.validation._validate_batch_log_data``). It is written against the schema
-revisions in :data:`TESTED_REVISIONS`; :func:`SqliteBatch.usable` reads the store's alembic
-revision and the tracker falls back to MLflow's API on any other. Everything else in the
-project reaches MLflow through its public client.
+(``mlflow.utils.validation._validate_batch_log_data``). It is written against MLflow
+:data:`TESTED_MLFLOW` and the schema revisions in :data:`TESTED_REVISIONS`;
+:meth:`SqliteBatch.usable` reads the store's alembic revision (the ``alembic_version`` table
+MLflow's migrations keep) and the tracker decides once, per tracker, to fall back to MLflow's
+API on any other revision or MLflow release. Everything else in the project reaches MLflow
+through its public client.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+#: The alembic revisions of MLflow's schema this writer was tested against: what a store
+#: created or upgraded by MLflow 3.17.2 records (its migrations' head).
+TESTED_REVISIONS = frozenset({"dc11669786a5"})
+#: The MLflow release (major.minor) whose SQLAlchemy models and validator it uses.
+TESTED_MLFLOW = "3.17"
 
 
 @dataclass
@@ -44,6 +53,16 @@ class SqliteBatch:
     MLflow's own validation first. ``tests/test_tracking.py`` compares everything MlflowClient
     reads back against the same writes made through MLflow's API.
     """
+
+    @staticmethod
+    def usable(tracking_uri: str) -> bool:
+        """Whether this writer may write the store: a sqlite store at a schema revision in
+        :data:`TESTED_REVISIONS`, with MLflow :data:`TESTED_MLFLOW` installed. One cheap query;
+        any other store is written through MLflow's API."""
+        import mlflow
+
+        release = ".".join(mlflow.__version__.split(".")[:2])
+        return release == TESTED_MLFLOW and store_revision(tracking_uri) in TESTED_REVISIONS
 
     def __init__(self, tracking_uri: str, artifact_location: str) -> None:
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -168,6 +187,34 @@ class SqliteBatch:
                 session.execute(update(SqlRun.__table__)
                                 .where(SqlRun.__table__.c.run_uuid == bindparam("rid"))
                                 .values(status=bindparam("st"), end_time=bindparam("et")), ends)
+
+
+def store_revision(tracking_uri: str) -> str | None:
+    """The alembic revision a sqlite store's schema is at, read from its ``alembic_version``
+    table as MLflow's own check (``mlflow.store.db.utils._get_schema_version``) reads it.
+
+    Returns:
+        None for anything else: not a sqlite URI, no such file (none is created), no such
+        table, not exactly one revision, a database that cannot be read.
+    """
+    import sqlalchemy
+
+    try:
+        url = sqlalchemy.engine.make_url(tracking_uri)
+    except sqlalchemy.exc.ArgumentError:
+        return None
+    if url.get_backend_name() != "sqlite" or not url.database or not Path(url.database).is_file():
+        return None
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            revisions = connection.execute(
+                sqlalchemy.text("SELECT version_num FROM alembic_version")).scalars().all()
+    except sqlalchemy.exc.SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return str(revisions[0]) if len(revisions) == 1 else None
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -14,11 +14,13 @@ Runs are found again by their tags, so a resumed or restarted driver reattaches 
   config as strings, and ``mixup_sweeps.config_json`` = the same config with its types.
 
 Epoch metrics are logged with step = epoch (one ``log_batch`` request per report through
-MLflow's API; in a sqlite store, a writer pass's trials all in one transaction, see
-:class:`SqliteBatch`), and a step already logged for a run is never logged again. Values
-that are not finite numbers are skipped: MLflow keeps NaN but silently stores ±inf as
-±1.797e308, a number charts and maxima would take at face value; a skipped value reads back
-as NaN from :meth:`SweepTracker.read_sweep`, as it does from the Parquet tables.
+MLflow's API; in a sqlite store whose schema revision the bulk writer was tested against, a
+writer pass's trials all in one transaction, see :class:`SqliteBatch`: each tracker asks the
+store once, and any other store gets MLflow's API), and a step already logged for a run is
+never logged again. Values that are not finite numbers are skipped: MLflow keeps NaN but
+silently stores ±inf as ±1.797e308, a number charts and maxima would take at face value; a
+skipped value reads back as NaN from :meth:`SweepTracker.read_sweep`, as it does from the
+Parquet tables.
 
 MLflow retries failed HTTP requests itself (connection errors, 429 and 5xx;
 ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` = 7 with exponential backoff: minutes).
@@ -113,6 +115,8 @@ class SweepTracker:
         tracking_uri: ``sqlite:///ABSOLUTE/PATH`` or ``http(s)://host:port``.
         sweep_name: The sweep's name: the parent run's name and the tag that finds its runs.
         experiment_name: Defaults to ``mixup-sweeps/<sweep_name>``.
+        batched: False: :meth:`write_trials` keeps to MLflow's API; otherwise as
+            :attr:`batched` decides.
     """
 
     def __init__(self, tracking_uri: str, *, sweep_name: str,
@@ -135,9 +139,21 @@ class SweepTracker:
         self._parent_id: str | None = None
         self._runs: dict[str, str] = {}  # trial id -> child run id
         self._last_step: dict[str, int | None] = {}  # run id -> last epoch logged (None: none)
-        #: :meth:`write_trials` writes a sqlite store in one transaction (None: if it is one).
-        self._batched = _is_sqlite(tracking_uri) if batched is None else batched
+        #: :meth:`write_trials` writes a sqlite store in one transaction (None: not decided yet,
+        #: see :attr:`batched`); ``batched=False`` keeps to MLflow's API.
+        maybe = batched is not False and _is_sqlite(tracking_uri)
+        self._batched: bool | None = None if maybe else False
         self._batch: SqliteBatch | None = None
+
+    @property
+    def batched(self) -> bool:
+        """Whether :meth:`write_trials` writes a pass in one transaction (:class:`SqliteBatch`):
+        only into a sqlite store at a schema revision that writer was tested against
+        (:meth:`SqliteBatch.usable`), asked once, by the first pass with something to write;
+        any other store gets MLflow's API."""
+        if self._batched is None:
+            self._batched = SqliteBatch.usable(self.tracking_uri)
+        return self._batched
 
     @property
     def parent_run_id(self) -> str | None:
@@ -318,8 +334,9 @@ class SweepTracker:
         """Several trials' writes, as :meth:`write_trial` takes each.
 
         A sqlite store gets them all in one transaction (:class:`SqliteBatch`, through MLflow's
-        own SQLAlchemy models): MLflow's API writes one run per request, 7 commits and ~60 ms a
-        trial. Other stores get :meth:`write_trial`'s requests, trial by trial.
+        own SQLAlchemy models) if :attr:`batched`: MLflow's API writes one run per request, 7
+        commits and ~60 ms a trial. Other stores, and a sqlite store at a schema revision the
+        bulk writer was not tested against, get :meth:`write_trial`'s requests, trial by trial.
 
         Returns:
             The trials whose writes failed, with why. In a sqlite store a failed transaction
@@ -332,7 +349,7 @@ class SweepTracker:
                 plans.append(self._plan(write))
             except Exception as err:
                 failed[write.trial_id] = err
-        if plans and self._batched:
+        if plans and self.batched:
             try:
                 self._sqlite_batch.write(plans, self.ensure_experiment())
             except Exception as err:

@@ -1,0 +1,443 @@
+"""One handle per sweep, like ``optuna.Study`` or Ray Tune's ``ResultGrid``: read once, ask it all.
+
+:func:`load_sweep` reads ``sweep.json`` once and checks the driver's lock once; the parsed spec,
+the records and the tables are read on first use and kept. A running sweep's handle is a
+snapshot: :meth:`Sweep.refresh` reads it again. The driver hands back a handle built from what
+it held in memory (:meth:`Sweep.from_driver`), so the summary and the report after ``run`` read
+nothing back from the folder. Nothing here imports torch or Ray.
+
+A sweep is *running* while a driver holds its lock (sweeps.store.lock), *finished* when every
+planned trial has ended, and *interrupted* otherwise (``mixup-sweep resume NAME`` goes on).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sweeps.errors import UsageError
+from sweeps.store import lock, parquet_io, tables
+from sweeps.store.layout import (
+    DEFAULT_STORAGE,
+    FINAL_STATUSES,
+    list_sweeps,
+    read_meta,
+    stored_spec,
+    sweep_dir,
+)
+from sweeps.store.records import RECORDS_FILE, RecordLog, TrialRecord
+from sweeps.store.tables import Scope
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sweeps.spec import SweepSpec
+
+Source = Literal["parquet", "mlflow"]
+Frames = tuple["pd.DataFrame", "pd.DataFrame"]
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """One line of ``mixup-sweep list``."""
+
+    name: str
+    status: str  # running | finished | interrupted
+    done: int  # trials ended (TERMINATED, STOPPED or ERROR)
+    total: int | None  # trials planned (None: not known, a sweep from before it was kept)
+    errored: int
+    metric: str
+    mode: str
+    best: float | None  # the best trial's objective at its best epoch
+    created: float
+
+
+@dataclass(frozen=True)
+class RunningTrial:
+    trial_id: str
+    epoch: int
+    epochs: int
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    """What ``mixup-sweep status NAME`` shows."""
+
+    summary: SweepSummary
+    running: list[RunningTrial] = field(default_factory=list)
+    epochs_done: int = 0
+    epochs_total: int = 0
+    rate: float | None = None  # trial-epochs per second reported by the current driver
+    eta_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Deleted:
+    folder: Path
+    runs: int  # MLflow runs deleted (parent and children)
+
+
+class Sweep:
+    """A sweep in its folder: what it is (spec, objectives, seeds, searched keys) and its answers.
+
+    Build one with :func:`load_sweep` (or ``sweeps.run`` / ``sweeps.resume``, which return the
+    driver's). Every question is answered from what the handle has read once.
+    """
+
+    def __init__(self, directory: Path, meta: dict[str, Any], *, running: bool,
+                 records: RecordLog | None = None, spec: SweepSpec | None = None) -> None:
+        self.directory = directory
+        self.meta = meta
+        self.is_running = running
+        self._records = records
+        self._spec = spec
+        self._tables: dict[str, Frames] = {}
+
+    # ------------------------------------------------------------------------ building
+
+    @classmethod
+    def load(cls, name: str, *, storage: str | Path = DEFAULT_STORAGE) -> Sweep:
+        """Reads ``sweep.json`` and checks the driver's lock, once each."""
+        meta = read_meta(storage, name)
+        directory = sweep_dir(storage, name)
+        return cls(directory, meta, running=_locked(directory))
+
+    @classmethod
+    def from_driver(cls, directory: Path, meta: dict[str, Any], records: RecordLog,
+                    spec: SweepSpec) -> Sweep:
+        """The handle of a sweep whose driver has just ended, from what it holds in memory."""
+        return cls(directory, meta, running=False, records=records, spec=spec)
+
+    def refresh(self) -> Sweep:
+        """Reads the sweep again (a running sweep's handle is a snapshot); returns itself."""
+        fresh = Sweep.load(self.name, storage=self.storage)
+        self.meta, self.is_running = fresh.meta, fresh.is_running
+        self._records, self._spec, self._tables = None, None, {}
+        return self
+
+    # ------------------------------------------------------------------------ what it is
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def storage(self) -> Path:
+        return self.directory.parent
+
+    @property
+    def spec(self) -> SweepSpec:
+        """The spec the sweep runs (parsed once from ``sweep.json``)."""
+        if self._spec is None:
+            self._spec = stored_spec(self.meta)
+        return self._spec
+
+    @property
+    def objective(self) -> tuple[str, str]:
+        """The objective as (metric, mode): what ranks trials and picks each one's best epoch."""
+        return str(self.meta["objective"]["metric"]), str(self.meta["objective"]["mode"])
+
+    @property
+    def objectives(self) -> list[tuple[str, str]]:
+        """Every objective as (metric, mode), the first ranking the trials."""
+        listed = self.meta.get("objectives") or [self.meta["objective"]]
+        return [(str(o["metric"]), str(o["mode"])) for o in listed]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds each trial averages over (what its intervals are over)."""
+        seeds = self.meta.get("seeds")
+        if isinstance(seeds, list) and seeds:
+            return tuple(int(s) for s in seeds)
+        return self.spec.seeds  # sweeps started before sweep.json kept its seeds
+
+    @property
+    def searched_keys(self) -> list[str]:
+        """The searched config keys, in the order the spec gives them."""
+        return list(self.spec.search_space)
+
+    @property
+    def description(self) -> str:
+        return " ".join(self.spec.description.split())
+
+    @property
+    def tracking_uri(self) -> str:
+        return str(self.meta["tracking_uri"])
+
+    @property
+    def created(self) -> float:
+        return float(self.meta.get("created") or 0.0)
+
+    def best_mode(self, metric: str) -> Literal["max", "min"]:
+        """The objective's mode for it; for another metric, min for losses and stds."""
+        if metric == self.objective[0]:
+            return "min" if self.objective[1] == "min" else "max"
+        return "min" if "loss" in metric or metric.endswith("_std") else "max"
+
+    # ------------------------------------------------------------------------ its data
+
+    def records(self) -> RecordLog:
+        """The record log (read once; the driver's own for a handle from the driver)."""
+        if self._records is None:
+            self._records = RecordLog(self.directory)
+        return self._records
+
+    def tables(self, source: Source = "parquet") -> Frames:
+        """The (trials, epochs) tables, from the records (via Parquet) or from MLflow.
+
+        A finished sweep's Parquet files are read as they are, or rebuilt from the records when
+        one is missing or older than the records. A running sweep (and a handle from the driver)
+        is tabulated from its records in memory; nothing is written into a running sweep's folder.
+        """
+        if source not in self._tables:
+            self._tables[source] = self._read_tables(source)
+        return self._tables[source]
+
+    def _read_tables(self, source: Source) -> Frames:
+        if source == "mlflow":
+            from sweeps.tracking import SweepTracker
+
+            tracker = SweepTracker(self.tracking_uri, sweep_name=self.name)
+            tracker.check()
+            return tracker.read_sweep()
+        if self._records is None and not self.is_running:
+            with lock.idle(self.directory) as may_write:
+                if parquet_io.tables_current(self.directory):
+                    return (parquet_io.read_frame(self.directory / parquet_io.TRIALS_FILE),
+                            parquet_io.read_frame(self.directory / parquet_io.EPOCHS_FILE))
+                if may_write:
+                    metric, mode = self.objective
+                    parquet_io.write_tables(self.directory, self.records(), metric, mode)
+        metric, mode = self.objective
+        records = list(self.records().trials.values())
+        return (parquet_io.frame(tables.trial_rows(records, metric=metric, mode=mode)),
+                parquet_io.frame(tables.epoch_rows(records)))
+
+    # ------------------------------------------------------------------------ answers
+
+    def best(self, *, metric: str | None = None, mode: Literal["max", "min"] | None = None,
+             scope: Scope = "best-epoch", top: int | None = 5, source: Source = "parquet",
+             where: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The trials ranked by ``metric`` (default: the objective), best first.
+
+        ``scope="best-epoch"`` ranks each trial by its best logged epoch, ``"last"`` by its final
+        one; the objective is a validation metric, and the test metrics in the result are those
+        at the epoch chosen on it. Columns: ``trial_id``, ``status``, ``epoch``, ``value``,
+        ``ties``, ``config/<dotted key>``, ``stands_for`` and every metric at that epoch.
+        ``where`` keeps the trials whose config (or a grid point merged into the trial) has
+        each given key at the given value (None: null, e.g. ``mixup.stop_epoch`` never).
+        """
+        metric = metric or self.objective[0]
+        mode = mode or self.best_mode(metric)
+        trials, epochs = self.tables(source)
+        if epochs.empty:
+            raise UsageError(f"sweep {self.name!r} has no reported epochs yet")
+        if where:
+            try:
+                trials = tables.where(trials, where)
+            except KeyError as err:
+                raise UsageError(str(err.args[0])) from None
+            epochs = epochs[epochs["trial_id"].isin(set(trials["trial_id"]))]
+            if trials.empty:
+                raise UsageError("--where " + " ".join(f"{k}={v}" for k, v in where.items())
+                                 + ": no trial matches")
+        try:
+            return tables.rank(trials, epochs, metric=metric, mode=mode, scope=scope, top=top)
+        except KeyError as err:
+            raise UsageError(str(err.args[0])) from None
+
+    def pareto(self, *, scope: Scope = "best-epoch", source: Source = "parquet",
+               where: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The trials on the Pareto front of the objectives (``objective:`` given as a list),
+        each objective read at the trial's chosen epoch, in the order of the first."""
+        if len(self.objectives) < 2:
+            raise UsageError(f"--pareto: sweep {self.name!r} has one objective "
+                             f"({self.objectives[0][0]}); give `objective:` a list to search "
+                             "several")
+        ranked = self.best(scope=scope, top=None, source=source, where=where)
+        try:
+            return tables.pareto(ranked, self.objectives)
+        except KeyError as err:
+            raise UsageError(str(err.args[0])) from None
+
+    def marginals(self, metric: str | None = None) -> dict[str, list[tuple[Any, float, int]]]:
+        """The mean of ``metric`` (default: the objective) at the last epoch for each value of
+        each searched key, over all other keys: ``{key: [(value, mean, n), ...]}``."""
+        from sweeps.store.layout import LAST_PREFIX
+
+        trials, _ = self.tables()
+        return tables.marginals(trials, f"{LAST_PREFIX}{metric or self.objective[0]}")
+
+    def export(self, out: str | Path) -> list[Path]:
+        """Copies the trials table to ``out`` and the epochs table beside it (``*.epochs.parquet``
+        or ``*.epochs.csv``: the format follows ``out``'s suffix; in CSV a missing value is an
+        empty cell)."""
+        target = Path(out)
+        if target.suffix not in (".parquet", ".csv"):
+            raise UsageError(f"--out {out}: expected a .parquet or .csv file name")
+        trials, epochs = self.tables()
+        epochs_target = target.with_name(target.stem + ".epochs" + target.suffix)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.suffix == ".csv":
+                trials.to_csv(target, index=False)
+                epochs.to_csv(epochs_target, index=False)
+            else:
+                parquet_io.write_frame(trials, target)
+                parquet_io.write_frame(epochs, epochs_target)
+        except OSError as err:
+            raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+        return [target, epochs_target]
+
+    # ------------------------------------------------------------------------ management
+
+    def summary(self) -> SweepSummary:
+        """Its line of ``mixup-sweep list``."""
+        records = list(self.records().trials.values())
+        metric, mode = self.objective
+        done = sum(1 for r in records if r.status in FINAL_STATUSES)
+        total = self.meta.get("trials_planned")
+        total = int(total) if isinstance(total, int) else None
+        if self.is_running:
+            status = "running"
+        elif done == len(records) and (total is None or done >= total) and records:
+            status = "finished"
+        else:
+            status = "interrupted"
+        return SweepSummary(name=self.name, status=status, done=done, total=total,
+                            errored=sum(1 for r in records if r.status == "ERROR"),
+                            metric=metric, mode=mode, best=_best(records, metric, mode),
+                            created=self.created)
+
+    def status(self, *, now: float | None = None) -> SweepStatus:
+        """The trials in flight (epoch of budget, searched settings) and an ETA from the rate
+        at which the current driver's trials report epochs."""
+        records = list(self.records().trials.values())
+        summary = self.summary()
+        keys = self.searched_keys
+        budgets = [_budget(r) for r in records]
+        running = [RunningTrial(r.trial_id, r.last_epoch, b,
+                                {k: (r.config or {}).get(k) for k in keys})
+                   for r, b in zip(records, budgets, strict=True) if r.status not in FINAL_STATUSES]
+        done = sum(min(r.last_epoch, b) if r.status not in FINAL_STATUSES else b
+                   for r, b in zip(records, budgets, strict=True))
+        typical = max(budgets, default=0)
+        unstarted = max(0, (summary.total or len(records)) - len(records))
+        total = sum(budgets) + unstarted * typical
+        rate = eta = None
+        if summary.status == "running":
+            now = time.time() if now is None else now
+            since = _driver_since(self.directory)
+            reports = _epoch_reports_since(self.directory / RECORDS_FILE, since)
+            if since is not None and reports and now > since:
+                per_report = _log_interval(records) or 1  # epochs between two reports
+                rate = reports * per_report / (now - since)
+                eta = max(0.0, total - done) / rate if rate > 0 else None
+        return SweepStatus(summary=summary, running=running, epochs_done=done,
+                           epochs_total=total, rate=rate, eta_seconds=eta)
+
+    def delete(self) -> Deleted:
+        """Deletes the sweep's MLflow runs (parent and children, MLflow's soft delete) and its
+        folder. A running sweep is refused. When the tracking store cannot be reached the folder
+        is kept and the error says so: deleting only half would leave runs nobody can find."""
+        if _locked(self.directory):
+            raise UsageError(f"sweep {self.name!r} is running ({lock.holder(self.directory)}); "
+                             "stop it first")
+        from sweeps.tracking import SweepTracker
+
+        try:
+            runs = SweepTracker(self.tracking_uri, sweep_name=self.name).delete_runs()
+        except Exception as err:  # any MLflow failure: keep everything
+            raise UsageError(f"sweep {self.name!r}: its MLflow runs at {self.tracking_uri} could "
+                             f"not be deleted ({type(err).__name__}: {str(err).strip()[:200]}); "
+                             "nothing was deleted") from None
+        shutil.rmtree(self.directory)
+        return Deleted(self.directory, runs)
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running else "not running"
+        return f"Sweep({self.name!r}, storage={str(self.storage)!r}, {state})"
+
+
+def load_sweep(name: str, *, storage: str | Path = DEFAULT_STORAGE) -> Sweep:
+    """The handle of sweep ``name`` in ``storage`` (like ``optuna.load_study``).
+
+    Raises:
+        UsageError: No such sweep, or an unreadable ``sweep.json``.
+    """
+    return Sweep.load(name, storage=storage)
+
+
+def list_sweep_handles(storage: str | Path = DEFAULT_STORAGE) -> list[Sweep]:
+    """Every sweep in ``storage``, newest first."""
+    found = [Sweep.load(name, storage=storage) for name in list_sweeps(storage)]
+    return sorted(found, key=lambda s: s.created, reverse=True)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _locked(directory: Path) -> bool:
+    """A driver holds the sweep's lock (one check of the lock file)."""
+    with lock.idle(directory) as idle:
+        return not idle and (directory / lock.LOCK_FILE).is_file() and bool(
+            (directory / lock.LOCK_FILE).read_text().strip())
+
+
+def _best(records: list[TrialRecord], metric: str, mode: str) -> float | None:
+    values = [m[metric] for r in records for m in r.epochs.values()
+              if isinstance(m.get(metric), (int, float)) and math.isfinite(m[metric])]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
+
+
+def _budget(record: TrialRecord) -> int:
+    """The trial's training budget, by the config's own rule (``TrialConfig.epochs_to_train``)."""
+    from mixup_core.config import ConfigError, from_flat
+
+    config = record.config or {}
+    try:
+        return from_flat(config).epochs_to_train
+    except (ConfigError, TypeError, ValueError):  # a record from an older config schema
+        return int(config.get("optim.epochs") or 0)
+
+
+def _log_interval(records: list[TrialRecord]) -> int | None:
+    for record in records:
+        epochs = sorted(record.epochs)
+        if len(epochs) >= 2:
+            return epochs[1] - epochs[0]
+    return None
+
+
+def _driver_since(directory: Path) -> float | None:
+    try:
+        info = json.loads((directory / lock.LOCK_FILE).read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    since = info.get("since") if isinstance(info, dict) else None
+    return float(since) if isinstance(since, (int, float)) else None
+
+
+def _epoch_reports_since(path: Path, since: float | None) -> int:
+    if since is None or not path.is_file():
+        return 0
+    count = 0
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if '"type": "epoch"' not in line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line being written
+            if float(event.get("time", 0.0)) >= since:
+                count += 1
+    return count
