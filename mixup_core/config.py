@@ -14,10 +14,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args, get_type_hints
 
-from mixup_core.data import DATASETS, IMAGE_SOURCES
+from mixup_core.catalog import (
+    DATASET_NAMES,
+    IMAGE_DATASET_NAMES,
+    LABEL_SCHEME_NAMES,
+    LABEL_SCHEME_PARAMS,
+    MODEL_INPUTS,
+    MODEL_NAMES,
+)
 from mixup_core.errors import ConfigError
-from mixup_core.models import MODEL_INPUTS, MODELS
-from mixup_core.schemes import LABEL_SCHEMES
 
 __all__ = [
     "ConfigError", "DataConfig", "MixupConfig", "ModelConfig", "OptimConfig", "TrialConfig",
@@ -110,8 +115,8 @@ class DataConfig(_Section):
     val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        _require(self.name in DATASETS, "data.name", f"unknown data set (known: {DATASETS.names()})",
-                 self.name)
+        _require(self.name in DATASET_NAMES, "data.name",
+                 f"unknown data set (known: {list(DATASET_NAMES)})", self.name)
         _in_range("data.num_classes", self.num_classes, 2, 1000)
         _in_range("data.num_patches", self.num_patches, 2, 1000)
         self._positive("dim", "n_train", "n_val", "n_test", "feature_norm")
@@ -136,7 +141,7 @@ class DataConfig(_Section):
             if (value := getattr(self, name)) is not None:
                 _in_range(self._key(name), value, 1, math.inf)
         if not self.is_image:
-            images = f"(image data sets: {IMAGE_SOURCES.names()})"
+            images = f"(image data sets: {list(IMAGE_DATASET_NAMES)})"
             _require(self.view == "none", "data.view",
                      f"only image data sets have views, not {self.name!r} {images}", self.view)
             _require(not self.augment, "data.augment",
@@ -153,7 +158,7 @@ class DataConfig(_Section):
     @property
     def is_image(self) -> bool:
         """True for real image data sets (uint8 N×C×H×W inputs), False for the patch task."""
-        return self.name in IMAGE_SOURCES
+        return self.name in IMAGE_DATASET_NAMES
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,7 @@ class ModelConfig(_Section):
     channels: int | None = None
 
     def __post_init__(self) -> None:
-        _require(self.name in MODELS, "model.name", f"unknown model (known: {MODELS.names()})",
+        _require(self.name in MODEL_NAMES, "model.name", f"unknown model (known: {list(MODEL_NAMES)})",
                  self.name)
         _in_range("model.width", self.width, 1, 100_000)
         _in_range("model.power", self.power, 1, 10)
@@ -228,14 +233,13 @@ class MixupConfig(_Section):
 
     def __post_init__(self) -> None:
         _in_range("mixup.alpha", self.alpha, 0.0, math.inf)
-        _require(self.label_scheme in LABEL_SCHEMES, "mixup.label_scheme",
-                 f"unknown label scheme (known: {LABEL_SCHEMES.names()})", self.label_scheme)
-        scheme = LABEL_SCHEMES.get(self.label_scheme)
-        if self.label_param is not None:
-            _require(scheme.param_name is not None, "mixup.label_param",
-                     f"scheme {self.label_scheme!r} takes no parameter (leave it null)",
-                     self.label_param)
-            _in_range("mixup.label_param", self.label_param, *scheme.param_range)
+        _require(self.label_scheme in LABEL_SCHEME_NAMES, "mixup.label_scheme",
+                 f"unknown label scheme (known: {list(LABEL_SCHEME_NAMES)})", self.label_scheme)
+        param = LABEL_SCHEME_PARAMS[self.label_scheme]
+        _require(param is not None or self.label_param is None, "mixup.label_param",
+                 f"scheme {self.label_scheme!r} takes no parameter (leave it null)", self.label_param)
+        if param is not None and self.label_param is not None:
+            _in_range("mixup.label_param", self.label_param, *param.range)
         if self.stop_epoch is not None:
             _in_range("mixup.stop_epoch", self.stop_epoch, 0, math.inf)
         _require(self.stop_mode in get_args(StopMode), "mixup.stop_mode",
@@ -328,8 +332,9 @@ def trains_as(config: TrialConfig) -> TrialConfig:
     the draws differ even where the distributions agree.
     """
     mix = config.mixup
-    scheme = LABEL_SCHEMES.get(mix.label_scheme)
-    label_param = None if mix.label_param == scheme.param_default else mix.label_param
+    param = LABEL_SCHEME_PARAMS[mix.label_scheme]
+    default = None if param is None else param.default
+    label_param = None if mix.label_param == default else mix.label_param
     stop = None if mix.stop_epoch is not None and mix.stop_epoch >= config.optim.epochs \
         else mix.stop_epoch
     if mix.alpha == 0 or stop == 0:

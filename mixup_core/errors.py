@@ -1,7 +1,7 @@
 """The errors a trial config can raise before any training starts.
 
-They live apart from :mod:`mixup_core.config` so that the data loaders, which the config imports,
-can raise them too.
+They live apart from :mod:`mixup_core.config` so that the data loaders can raise them too without
+importing the config.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mixup_core.catalog import METRIC_NAMES as METRIC_NAMES  # every metric a trial reports
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import TaskData, build_data
 from mixup_core.data.device_batches import make_inputs
@@ -45,15 +46,6 @@ from mixup_core.seeding import Stream, make_generator
 
 Metrics = dict[str, float]
 LogCallback = Callable[[int, Metrics], None]
-
-#: Every metric a trial reports at each logging epoch, namespaced by what it measures.
-#: ``val/*`` is what sweeps choose on; ``test/*`` is only reported.
-METRIC_NAMES = (
-    "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_common", "val/acc_rare",
-    "test/loss", "test/acc", "test/acc_common", "test/acc_rare",
-    "features/common_alignment", "features/rare_alignment", "features/noise_memorization",
-    "mixup/active",
-)
 
 
 class TrainingDiverged(RuntimeError):

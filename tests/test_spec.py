@@ -1,4 +1,4 @@
-"""Tests for sweeps.spec.model: valid specs load and plan; every bad input is one SpecError line."""
+"""Tests for sweeps.spec: valid specs load and plan; every bad input is one SpecError line."""
 
 from __future__ import annotations
 
@@ -317,7 +317,7 @@ def test_with_overrides_changes_the_budget_and_checks_it() -> None:
 
 
 def test_loading_a_spec_imports_none_of_ray_optuna_or_mlflow() -> None:
-    code = ("import sys, sweeps.spec.model as s; s.load_spec(sys.argv[1]); "
+    code = ("import sys, sweeps.spec as s; s.load_spec(sys.argv[1]); "
             "print(sorted(m for m in ('ray', 'optuna', 'mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(TINY)], capture_output=True, text=True,
                          check=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,7 +20,9 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeps.tracking import SweepTracker, TrackingUnavailable, TrialWrite, default_tracking_uri
+from sweeps.errors import TrackingUnavailable
+from sweeps.tracking import SweepTracker, TrialWrite, default_tracking_uri
+from sweeps.tracking.sqlite_batch import TESTED_REVISIONS, SqliteBatch, store_revision
 from tests.conftest import free_port, start_mlflow_server, stop_group
 
 EPOCHS = (10, 20, 30)
@@ -394,3 +397,80 @@ def test_the_old_file_store_fails_the_check_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(TrackingUnavailable, match=r"^tracking store .*/mlruns is not usable \(") as caught:
         SweepTracker(uri, sweep_name="x").check()
     assert "\n" not in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- the bulk writer's fence
+
+
+def _stamp(uri: str, revision: str) -> None:
+    with contextlib.closing(sqlite3.connect(uri.removeprefix("sqlite:///"))) as db, db:
+        db.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+
+
+def _write_passes(uri: str, name: str) -> SweepTracker:
+    """The writer passes of :func:`_passes`; returns the restarted driver's tracker."""
+    tracker = SweepTracker(uri, sweep_name=name)
+    tracker.start_sweep(params=SPEC_PARAMS, tags={})
+    for i, writes in enumerate(_passes()):
+        if i == 2:
+            tracker = SweepTracker(uri, sweep_name=name)
+            tracker.start_sweep(params=SPEC_PARAMS, tags={})
+        assert tracker.write_trials(writes) == {}
+    return tracker
+
+
+@pytest.mark.parametrize("untested", ["store revision", "mlflow head", "mlflow release"])
+def test_a_store_the_bulk_writer_was_not_tested_against_is_written_through_mlflows_api(
+        untested: str, sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    tracker = SweepTracker(sqlite_uri, sweep_name="fenced")
+    parent = tracker.start_sweep(params=SPEC_PARAMS, tags={})
+    if untested == "store revision":  # MLflow keeps the store it opened above, before the stamp
+        _stamp(sqlite_uri, "0000deadbeef")
+        assert store_revision(sqlite_uri) == "0000deadbeef"
+    elif untested == "mlflow head":  # as a store made by an MLflow with a new migration
+        monkeypatch.setattr("sweeps.tracking.sqlite_batch.TESTED_REVISIONS",
+                            frozenset({"0000deadbeef"}))
+    else:
+        monkeypatch.setattr(mlflow, "__version__", "3.18.0")
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("the bulk writer wrote a store it was not tested against")
+
+    monkeypatch.setattr(SqliteBatch, "write", refuse)
+    tracker = _write_passes(sqlite_uri, "fenced")
+    assert not tracker.batched
+    contents = _store_contents(sqlite_uri, parent)
+    assert sorted(contents) == sorted(TRIALS)
+    assert {t: c["info"][0] for t, c in contents.items()} == {
+        "t0": "FINISHED", "t1": "FINISHED", "t2": "FAILED", "t3": "RUNNING"}
+    assert contents["t1"]["history"]["train/loss"] == [(10, 1.1), (20, 1.05)]
+    assert contents["t0"]["metrics"]["best/test/acc_rare"] == 0.5
+    assert tracker.read_sweep()[1]["epoch"].tolist() == [10, 20, 30, 10, 20, 10, 10, 20]
+
+
+def test_a_store_at_the_tested_revision_is_written_in_one_transaction_a_pass(
+        sqlite_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A store MLflow creates is at the revision the bulk writer was tested against; when an
+    # MLflow upgrade moves it, this fails until the writer is tested against the new schema.
+    assert store_revision(sqlite_uri) in TESTED_REVISIONS
+    passes = []
+    write = SqliteBatch.write
+
+    def counted(self: SqliteBatch, plans: Any, experiment_id: str) -> None:
+        passes.append(sorted(plan.trial_id for plan in plans))
+        write(self, plans, experiment_id)
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("a pass went through MLflow's API")
+
+    monkeypatch.setattr(SqliteBatch, "write", counted)
+    monkeypatch.setattr(SweepTracker, "_apply", refuse)
+    tracker = _write_passes(sqlite_uri, "batched")
+    assert tracker.batched
+    assert passes == [["t0", "t1", "t2"], ["t0", "t1", "t2", "t3"], ["t3"]]
+    assert tracker.read_sweep()[1]["epoch"].tolist() == [10, 20, 30, 10, 20, 10, 10, 20]
+    missing = tmp_path / "missing.db"
+    assert store_revision(f"sqlite:///{missing}") is None and not missing.exists()
+    assert not SqliteBatch.usable(f"sqlite:///{missing}")

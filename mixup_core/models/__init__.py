@@ -2,7 +2,8 @@
 
 ``MODEL_INPUTS`` says what each model reads: ``patches`` (the feature-noise task's (n, P, d)
 tensors) or ``images`` ((n, C, H, W) batches of an image data set); the trial config refuses a
-model paired with data of the other kind.
+model paired with data of the other kind. It checks both against :mod:`mixup_core.catalog`, which
+names the same models with the same kinds (tests/test_catalog.py).
 
 * ``patch_cnn``: the paper's two-layer patch CNN (closed-form gradient, mixes after layer one).
 * ``preact_resnet18``: PreAct ResNet-18 of facebookresearch/mixup-cifar10, for 32×32 images.
@@ -12,11 +13,12 @@ model paired with data of the other kind.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from mixup_core.catalog import InputKind
 from mixup_core.data.base import TaskData
 from mixup_core.models.patch_cnn import PatchCNN
 from mixup_core.models.preact_resnet import PreActResNet18
@@ -26,7 +28,6 @@ from mixup_core.registry import Registry
 if TYPE_CHECKING:
     from mixup_core.config import ModelConfig
 
-InputKind = Literal["patches", "images"]
 ModelBuilder = Callable[["ModelConfig", TaskData, torch.Generator], nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 MODEL_INPUTS: dict[str, InputKind] = {}

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import check_available
 from sweeps.errors import TrackingUnavailable, UsageError
-from sweeps.execution import packing
+from sweeps.execution import packing, ray_patches
 from sweeps.execution.sink import OPEN_SINKS, DriverSink, SinkFactory
 from sweeps.spec import SweepSpec
 from sweeps.store import provenance
@@ -220,6 +220,7 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
               num_samples: int | None, max_concurrent: int | None,
               pack: int | str | None = None, stream: TextIO = sys.stdout) -> SweepOutcome:
     """``mixup-sweep run``: a new sweep in ``<storage>/<name>``."""
+    ray_patches.check_ray()  # an untested Ray: one line, before anything is written
     if name is not None:
         sweep_name = check_name(name, field="--name")
     else:  # a smoke run never takes the real sweep's name (nor blocks it)
@@ -264,6 +265,7 @@ def _exists(name: str, directory: Path) -> UsageError:
 def resume_run(name: str, *, storage: str | Path, address: str | None = None,
                stream: TextIO = sys.stdout) -> SweepOutcome:
     """``mixup-sweep resume``: continue an interrupted sweep from Tune's state and checkpoints."""
+    ray_patches.check_ray()
     from sweeps.execution import tuner
 
     meta = read_meta(storage, name)

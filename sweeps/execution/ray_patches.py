@@ -9,32 +9,36 @@ code it has not seen, and :func:`install` applies them only after that check, ne
 from __future__ import annotations
 
 import copy
-from typing import Any
-
-import ray
-from ray.exceptions import RayActorError
-from ray.tune.execution.tune_controller import TuneController
-from ray.tune.experiment import Trial
-from ray.tune.experiment.trial import _TrialInfo
-from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
+import importlib.metadata
+from typing import TYPE_CHECKING, Any
 
 from sweeps.errors import UsageError
 
-#: (major, minor) releases of Ray these patches were read against and the fault tests ran on.
+if TYPE_CHECKING:
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial
+
+#: (major, minor) releases of Ray these patches were read against and the fault tests ran on;
+#: ``pyproject.toml`` declares the same range.
 TESTED_RAY = ((2, 60),)
 
 
-def ray_version() -> tuple[int, int]:
-    major, minor = ray.__version__.split(".")[:2]
-    return int(major), int(minor)
+def installed_ray() -> str:
+    """The installed Ray's version, read from its metadata (Ray itself is not imported)."""
+    return importlib.metadata.version("ray")
 
 
 def check_ray() -> None:
-    """Raises UsageError (one line) unless the installed Ray is one these patches were tested on."""
-    if ray_version() not in TESTED_RAY:
+    """Raises UsageError (one line) unless the installed Ray is one these patches were tested on.
+
+    Cheap (no import of Ray), so the driver calls it before it writes anything.
+    """
+    version = installed_ray()
+    major, minor = (int(part) for part in version.split(".")[:2])
+    if (major, minor) not in TESTED_RAY:
         tested = ", ".join(f"{a}.{b}.x" for a, b in TESTED_RAY)
-        raise UsageError(f"ray {ray.__version__} is installed; mixup-sweeps is tested on ray "
-                         f"{tested} only (pip install 'ray[tune]=={TESTED_RAY[-1][0]}."
+        raise UsageError(f"ray {version} is installed; mixup-sweeps is tested on ray {tested} "
+                         f"only (pip install 'ray[tune]=={TESTED_RAY[-1][0]}."
                          f"{TESTED_RAY[-1][1]}.*')")
 
 
@@ -46,6 +50,8 @@ def install() -> None:
     check_ray()
     if _installed:
         return
+    from ray.tune.execution.tune_controller import TuneController
+
     _installed["update_trial_queue"] = TuneController._maybe_update_trial_queue
     TuneController._schedule_trial_reset = _schedule_trial_reset  # type: ignore[method-assign]
     TuneController._maybe_update_trial_queue = (  # type: ignore[method-assign]
@@ -64,6 +70,10 @@ def _schedule_trial_reset(self: TuneController, trial: Trial, new_config: dict[s
     has already taken the trial, and in every case takes the trial out of the resetting set
     (left in it, the trial would never be given an actor again).
     """
+    from ray.exceptions import RayActorError
+    from ray.tune.experiment.trial import _TrialInfo
+    from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
+
     trial.set_experiment_tag(new_experiment_tag)
     trial.set_config(new_config)
     extra_config = copy.deepcopy(new_config)
