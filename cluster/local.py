@@ -174,6 +174,7 @@ def up(state_dir: str | Path = DEFAULT_STATE_DIR, *, workers: int = 2, cpus_per_
     The head gets ``head_cpus`` CPUs (0 by default, so trials run on worker nodes only and a
     killed worker's trials must move to another worker).
     """
+    _check_token_auth()
     root = Path(state_dir).resolve()
     if (root / STATE_FILE).exists() and any(process_alive(p.pid) for p in ClusterState.load(root).processes):
         raise ClusterError(f"a cluster is already running from {root}; `mixup-sweep cluster down` first")
@@ -203,6 +204,22 @@ def up(state_dir: str | Path = DEFAULT_STATE_DIR, *, workers: int = 2, cpus_per_
         down(root)
         raise
     return state
+
+
+#: Ray honours ``RAY_AUTH_MODE=token`` from this release on; an older one ignores it and runs
+#: the cluster unauthenticated without a word, so ``up`` refuses it.
+TOKEN_AUTH_SINCE = (2, 52)
+
+
+def _check_token_auth() -> None:
+    import importlib.metadata
+
+    version = importlib.metadata.version("ray")
+    if tuple(int(part) for part in version.split(".")[:2]) < TOKEN_AUTH_SINCE:
+        raise ClusterError(f"ray {version} ignores RAY_AUTH_MODE=token (Ray "
+                           f"{TOKEN_AUTH_SINCE[0]}.{TOKEN_AUTH_SINCE[1]} added token "
+                           "authentication): the cluster would run unauthenticated; install the "
+                           "Ray that pyproject.toml declares")
 
 
 def find_state(address: str, state_dir: str | Path | None = None) -> ClusterState | None:

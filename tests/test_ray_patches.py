@@ -39,3 +39,21 @@ def test_the_declared_ray_range_is_the_tested_one_and_the_installed_ray_is_in_it
     # one tested minor release, declared as exactly that one
     assert list(ray_patches.TESTED_RAY) == [(major, minor)]
     assert (below_major, below_minor) == (major, minor + 1)
+
+
+def test_cluster_up_refuses_a_ray_without_token_authentication(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    from cluster import local
+    from cluster.errors import ClusterError
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "2.51.0" if name == "ray" else real(name))
+    try:
+        local.up(tmp_path / "cluster", workers=1)
+    except ClusterError as err:
+        assert "ray 2.51.0 ignores RAY_AUTH_MODE=token" in str(err) and "\n" not in str(err)
+    else:
+        raise AssertionError("an unauthenticated cluster was started")
+    assert not (tmp_path / "cluster").exists()  # refused before anything was written
