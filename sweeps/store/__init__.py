@@ -54,9 +54,6 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         read_meta as read_meta,
     )
     from sweeps.store.layout import (
-        seed_count as seed_count,
-    )
-    from sweeps.store.layout import (
         storage_root as storage_root,
     )
     from sweeps.store.layout import (
@@ -252,7 +249,6 @@ _EXPORTS = {
     "read_frame": "parquet_io",
     "read_meta": "layout",
     "sample_std": "spread",
-    "seed_count": "layout",
     "storage_root": "layout",
     "stored_spec": "layout",
     "sweep_dir": "layout",

@@ -96,17 +96,6 @@ def _follow_store(meta: dict[str, Any], directory: Path) -> dict[str, Any]:
     return meta
 
 
-def seed_count(meta: dict[str, Any]) -> int:
-    """How many seeds each trial of the sweep averages over (what its intervals are over)."""
-    seeds = meta.get("seeds")
-    if not isinstance(seeds, list) or not seeds:  # sweeps started before meta kept its seeds
-        from sweeps.spec import yaml_numbers
-
-        spec = yaml_numbers.safe_load(meta.get("spec_text") or "") or {}
-        seeds = [0] if meta.get("smoke") else (spec.get("seeds") or [0])
-    return len(seeds)
-
-
 def write_meta(directory: Path, meta: dict[str, Any]) -> None:
     uri = meta.get("tracking_uri")
     if isinstance(uri, str) and uri.startswith(SQLITE) and uri[len(SQLITE):].startswith("/"):
