@@ -243,6 +243,9 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     directory = writable_storage(storage) / sweep_name
     if (directory / META_FILE).exists():
         raise _exists(sweep_name, directory)
+    from sweeps.execution import tuner
+
+    tuner.connect(address)  # a cluster that cannot be joined: one line, before anything is written
     directory.mkdir(exist_ok=True)
     lock = DriverLock(directory, name=sweep_name)
     try:
@@ -275,6 +278,7 @@ def resume_run(name: str, *, storage: str | Path, address: str | None = None,
         spec = stored_spec(meta)
         if not tuner.can_resume(directory):
             raise UsageError(f"sweep {name!r}: no Ray Tune state in {directory / 'tune'} to resume")
+        tuner.connect(address or meta.get("address"))  # before sweep.json is written again
         return _drive(spec, directory, meta, address=address, resume=True, stream=stream)
     finally:
         lock.release()

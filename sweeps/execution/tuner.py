@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import socket
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
+from sweeps.errors import UsageError
 from sweeps.execution import ray_patches
 from sweeps.execution.failpoints import FAILPOINT_ENV
 from sweeps.execution.packing import PACK_KEY, member_trial_id, plan_packs
@@ -331,8 +333,18 @@ class _Forwarder(tune.Callback):
 # ---------------------------------------------------------------------------- running
 
 
+#: How long a driver tries to reach a cluster's head before it gives up (one line, exit 2).
+JOIN_TIMEOUT_S = 10.0
+
+
 def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, Any]:
-    """Starts local Ray on 127.0.0.1 (no dashboard), or joins the cluster at ``address``."""
+    """Starts a private local Ray on 127.0.0.1 (no dashboard), or joins the cluster at ``address``.
+
+    Without an address the runtime is this process's own, whatever ``RAY_ADDRESS`` or Ray's
+    current-cluster file name (``address="local"``); ``auto`` joins the running cluster on
+    purpose. A head that cannot be reached fails within ``JOIN_TIMEOUT_S`` with a UsageError
+    (Ray itself would retry for minutes).
+    """
     if not ray.is_initialized():
         # Trials read data from where the driver sees it: no per-trial chdir, absolute data root.
         data_root = Path(os.environ.get("MIXUP_DATA_ROOT") or "data").resolve()
@@ -345,14 +357,32 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, An
                                   "configure_logging": True,
                                   "runtime_env": {"env_vars": env_vars}}
         if address:
-            ray.init(address=address, **common)
+            _reachable(address)
+            try:
+                ray.init(address=address, **common)
+            except Exception as err:  # ConnectionError, an auth error, a version mismatch
+                lines = [x for x in str(err).strip().splitlines() if x.strip()] or ["?"]
+                raise UsageError(f"--address {address}: cannot join the Ray cluster "
+                                 f"({type(err).__name__}: {lines[0][:200]})") from None
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False,
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                      _node_ip_address="127.0.0.1", **common)
     return {"nodes": len([n for n in ray.nodes() if n.get("Alive")]),
             "cpus": ray.cluster_resources().get("CPU", 0.0),
             "gpus": ray.cluster_resources().get("GPU", 0.0),
             "memory": ray.cluster_resources().get("memory", 0.0)}  # bytes for tasks and actors
+
+
+def _reachable(address: str) -> None:
+    """A ``host:port`` head must accept a TCP connection within ``JOIN_TIMEOUT_S``."""
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return  # Ray resolves these itself
+    try:
+        socket.create_connection((host, int(port)), timeout=JOIN_TIMEOUT_S).close()
+    except OSError as err:
+        raise UsageError(f"--address {address}: no Ray head answers there "
+                         f"({err.strerror or type(err).__name__})") from None
 
 
 def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory,
