@@ -295,8 +295,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from mixup_cli.single import run_reproduction
 
-    if args.seeds < 1:
-        raise UsageError("--seeds: must be >= 1")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UsageError(f"--seeds: must be in [1, {MAX_SEEDS}], got {args.seeds}")
     return run_reproduction(args.config, args.assignments, seeds=args.seeds, as_json=args.json,
                             packed=not args.unpacked)
 
@@ -392,6 +392,10 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from mixup_cli import sweep_commands
 
     return sweep_commands.ui(args)
+
+
+#: ``reproduce --seeds``: each seed is a member of one pack, so the bound is the pack's.
+MAX_SEEDS = 1024
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -47,6 +47,8 @@ def _in_range(key: str, value: float, lo: float, hi: float, *, open_lo: bool = F
 MAX_DIM = 1_000_000
 MAX_POINTS = 10_000_000  # data.n_train, data.n_val, data.n_test
 MAX_EPOCHS = 10_000_000
+#: A learning rate or weight decay above this diverges at the first step on any task here.
+MAX_LR = 1_000.0
 #: Patch-task tensors, in float32 values: the data (points × patches × dim) and the filters
 #: (classes × width × dim). 250 M values = 1 GB, far above any task of the paper's kind.
 MAX_TENSOR_VALUES = 250_000_000
@@ -203,13 +205,13 @@ class OptimConfig(_Section):
     schedule: Schedule = "constant"
 
     def __post_init__(self) -> None:
-        _in_range("optim.lr", self.lr, 0.0, math.inf, open_lo=True)
+        _in_range("optim.lr", self.lr, 0.0, MAX_LR, open_lo=True)
         _in_range("optim.epochs", self.epochs, 1, math.inf)
         _at_most("optim.epochs", self.epochs, MAX_EPOCHS)
         if self.batch_size is not None:
             _in_range("optim.batch_size", self.batch_size, 1, math.inf)
         _in_range("optim.momentum", self.momentum, 0.0, 1.0)
-        _in_range("optim.weight_decay", self.weight_decay, 0.0, math.inf)
+        _in_range("optim.weight_decay", self.weight_decay, 0.0, MAX_LR)
         _require(self.schedule in get_args(Schedule), "optim.schedule",
                  f"must be one of {list(get_args(Schedule))}", self.schedule)
 

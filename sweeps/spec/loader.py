@@ -122,7 +122,7 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
     # Searched values are checked with the smoke overrides too (the epoch cap alone cannot make
     # a value invalid), so --smoke never meets a config error the full sweep would not.
     bases = (base, smoke_base) if smoke else (base,)
-    space = _parse_search_space(r, raw.get("search_space"), bases, search.algorithm)
+    space = _parse_search_space(r, raw.get("search_space"), bases, search)
     objectives = _parse_objectives(r, raw.get("objective"), search.algorithm)
     objective = objectives[0]
     spec = SweepSpec(
@@ -336,11 +336,25 @@ def _parse_search(r: _Reader, value: object) -> SearchSettings:
 
 
 def _parse_search_space(
-    r: _Reader, value: object, bases: tuple[TrialConfig, ...], algorithm: str,
+    r: _Reader, value: object, bases: tuple[TrialConfig, ...], search: SearchSettings,
 ) -> dict[str, Dimension]:
-    """Every dimension, checked against the base and the smoke base."""
+    """Every dimension, checked against the base and the smoke base.
+
+    The trial count is bounded first, from the lengths of the value lists alone, so a grid of
+    10^10 points is refused before any point (or value) is checked.
+    """
+    algorithm = search.algorithm
+    sections = r.section(value, "search_space")
+    if algorithm != "optuna":
+        sizes = [len(raw["values"]) for raw in sections.values()
+                 if isinstance(raw, dict) and raw.get("kind") == "grid"
+                 and isinstance(raw.get("values"), list)]
+        planned = search.num_samples * math.prod(sizes)
+        if planned > MAX_TRIALS:
+            r.fail("search.num_samples", f"{planned:,} trials planned (num_samples × grid "
+                   f"points); the limit is {MAX_TRIALS:,}")
     space: dict[str, Dimension] = {}
-    for key, raw in r.section(value, "search_space").items():
+    for key, raw in sections.items():
         at = f"search_space.{key}"
         if key == "seed":
             r.fail(at, _SEED_ELSEWHERE)
@@ -415,14 +429,18 @@ def _parse_values(
     values = raw["values"]
     if not isinstance(values, list) or not values:
         r.fail(at, f"expected a non-empty list, got {_describe(values)}")
+    if len(values) > MAX_TRIALS:
+        r.fail(at, f"{len(values):,} values; the limit is {MAX_TRIALS:,}")
     normal: list[Any] = []
+    seen: set[Any] = set()  # membership in linear time (1, 1.0 and True are one value, as ==)
     for i, value in enumerate(values):
         here = f"{at}[{i}]"
         r.scalar(value, here)
         configs = [r.check_point(base, {key: value}, here) for base in bases]
         value = to_flat(configs[0])[key]  # as the config stores it: 1 -> 1.0 for a float key
-        if value in normal:
+        if value in seen:
             r.fail(here, f"repeats {_show(value)}")
+        seen.add(value)
         normal.append(value)
     return tuple(normal)
 

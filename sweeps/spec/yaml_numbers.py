@@ -19,7 +19,23 @@ _FLOAT_1_2 = re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]
 
 
 class NumberSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` plus the YAML 1.2 float rule."""
+    """``yaml.SafeLoader`` plus the YAML 1.2 float rule, refusing a key given twice in one
+    mapping (PyYAML keeps the last silently; YAML itself says keys are unique)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class explains it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 NumberSafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_1_2,
