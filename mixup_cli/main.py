@@ -62,11 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a sweep on Ray (local by default)",
                        **_command_help("mixup-sweep run sweeps/specs/paper_feature_noise.yaml --smoke"))
     p.add_argument("spec", metavar="SPEC", help="a sweep spec YAML (see sweeps/specs/)")
-    p.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    p.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379; auto: "
+                   "the running one); default: a private local Ray")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                    "else sqlite:///./mlflow.db)")
     _add_storage(p)
     p.add_argument("--name", help="sweep name (default: the spec's name)")
+    p.add_argument("--allow-same-name", action="store_true",
+                   help="log beside a sweep of this name from another storage folder in the same "
+                   "tracking store (each keeps its own runs; refused by default)")
     p.add_argument("--num-samples", type=int, help="override search.num_samples")
     p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
     p.add_argument("--pack", type=_pack_arg, metavar="N|auto",

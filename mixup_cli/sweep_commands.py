@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=_tracking_uri(args.tracking_uri), address=args.address, smoke=args.smoke,
         num_samples=_positive(args.num_samples, "--num-samples"),
         max_concurrent=_positive(args.max_concurrent, "--max-concurrent"), pack=args.pack,
+        allow_same_name=args.allow_same_name,
     )
     return _summarise(outcome, report=not args.no_report)
 

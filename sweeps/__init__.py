@@ -39,7 +39,7 @@ def run(spec_or_path: str | os.PathLike[str] | SweepSpec, *, name: str | None = 
         storage: str | Path = DEFAULT_STORAGE, tracking_uri: str | None = None,
         address: str | None = None, pack: int | str | None = None, smoke: bool = False,
         num_samples: int | None = None, max_concurrent: int | None = None,
-        progress: bool = True) -> Sweep:
+        progress: bool = True, allow_same_name: bool = False) -> Sweep:
     """Runs a sweep to its end with the driver ``mixup-sweep run`` uses; returns its handle.
 
     Args:
@@ -54,6 +54,8 @@ def run(spec_or_path: str | os.PathLike[str] | SweepSpec, *, name: str | None = 
         pack: Trials per Ray trial (``"auto"``, or 1 for one trial per Ray trial); None keeps
             the spec's ``execution.pack``.
         progress: Plain progress lines on stdout (a live panel on a terminal); False: silent.
+        allow_same_name: Log beside a sweep of this name from another storage folder in the
+            same tracking store (refused by default; each keeps its own runs).
 
     Returns:
         The sweep's :class:`~sweeps.sweep.Sweep`, built from the driver's memory: asking it for
@@ -71,7 +73,8 @@ def run(spec_or_path: str | os.PathLike[str] | SweepSpec, *, name: str | None = 
         outcome = start_run(spec, path, storage=storage, name=name,
                             tracking_uri=_tracking_uri(tracking_uri), address=address,
                             smoke=smoke, num_samples=num_samples,
-                            max_concurrent=max_concurrent, pack=pack, stream=stream)
+                            max_concurrent=max_concurrent, pack=pack, stream=stream,
+                            allow_same_name=allow_same_name)
     return outcome.sweep
 
 

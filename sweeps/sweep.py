@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,21 +204,55 @@ class Sweep:
         if source == "mlflow":
             from sweeps.tracking import SweepTracker
 
-            tracker = SweepTracker(self.tracking_uri, sweep_name=self.name)
+            tracker = SweepTracker(self.tracking_uri, sweep_name=self.name,
+                                   sweep_id=self.meta.get("sweep_id"))
             tracker.check()
             return tracker.read_sweep()
         if self._records is None and not self.is_running:
             with lock.idle(self.directory) as may_write:
                 if parquet_io.tables_current(self.directory):
-                    return (parquet_io.read_frame(self.directory / parquet_io.TRIALS_FILE),
-                            parquet_io.read_frame(self.directory / parquet_io.EPOCHS_FILE))
-                if may_write:
+                    frames = self._read_parquet()
+                    if frames is not None:
+                        return frames
+                if not self._records_complete():  # the tables hold more: they are the answer
+                    frames = self._read_parquet()
+                    if frames is not None:
+                        return frames
+                elif may_write:
                     metric, mode = self.objective
                     parquet_io.write_tables(self.directory, self.records(), metric, mode)
         metric, mode = self.objective
         records = list(self.records().trials.values())
         return (parquet_io.frame(tables.trial_rows(records, metric=metric, mode=mode)),
                 parquet_io.frame(tables.epoch_rows(records)))
+
+    def _read_parquet(self) -> Frames | None:
+        """Both tables as written; None (and a warning) when one cannot be read."""
+        try:
+            return (parquet_io.read_frame(self.directory / parquet_io.TRIALS_FILE),
+                    parquet_io.read_frame(self.directory / parquet_io.EPOCHS_FILE))
+        except UsageError as err:
+            print(f"warning: {err}; the tables are rebuilt from {RECORDS_FILE}", file=sys.stderr)
+            return None
+
+    def _records_complete(self) -> bool:
+        """Do the records hold at least what the Parquet tables hold (trials and epochs)?
+
+        A read never replaces tables by fewer rows: when the records hold less (emptied,
+        truncated), the tables stay as they are and one warning names both files; the answer is
+        then read from the tables.
+        """
+        held = [parquet_io.row_count(self.directory / name)
+                for name in (parquet_io.TRIALS_FILE, parquet_io.EPOCHS_FILE)]
+        records = self.records().trials.values()
+        have = [len(records), sum(len(r.epochs) for r in records)]
+        short = [(h, n) for h, n in zip(held, have, strict=True) if h is not None and n < h]
+        if not short:
+            return True
+        print(f"warning: {self.directory / RECORDS_FILE} holds {have[0]} trials and {have[1]} "
+              f"epochs, fewer than {parquet_io.TRIALS_FILE} / {parquet_io.EPOCHS_FILE} "
+              f"({held[0]} / {held[1]}): the tables are kept, not rebuilt", file=sys.stderr)
+        return False
 
     # ------------------------------------------------------------------------ answers
 
@@ -344,21 +379,60 @@ class Sweep:
 
     def delete(self) -> Deleted:
         """Deletes the sweep's MLflow runs (parent and children, MLflow's soft delete) and its
-        folder. A running sweep is refused. When the tracking store cannot be reached the folder
-        is kept and the error says so: deleting only half would leave runs nobody can find."""
+        folder, all or nothing.
+
+        Every precondition is checked before anything is touched: no driver holds the lock, the
+        folder and everything in it can be removed, the tracking store answers. The folder is
+        then moved aside (one rename), the runs deleted, the folder removed; a step that still
+        fails undoes the ones before it (the folder moved back, the runs restored) and the error
+        says so in one line.
+
+        Raises:
+            UsageError: A precondition fails or a step could not be completed; nothing deleted.
+        """
+        from sweeps.tracking import SweepTracker
+
         if _locked(self.directory):
             raise UsageError(f"sweep {self.name!r} is running ({lock.holder(self.directory)}); "
                              "stop it first")
-        from sweeps.tracking import SweepTracker
-
+        if (blocked := _unremovable(self.directory)) is not None:
+            raise UsageError(f"sweep {self.name!r}: {blocked} cannot be removed (read-only?); "
+                             "nothing was deleted")
+        tracker = SweepTracker(self.tracking_uri, sweep_name=self.name,
+                                   sweep_id=self.meta.get("sweep_id"))
         try:
-            runs = SweepTracker(self.tracking_uri, sweep_name=self.name).delete_runs()
-        except Exception as err:  # any MLflow failure: keep everything
-            raise UsageError(f"sweep {self.name!r}: its MLflow runs at {self.tracking_uri} could "
-                             f"not be deleted ({type(err).__name__}: {str(err).strip()[:200]}); "
-                             "nothing was deleted") from None
-        shutil.rmtree(self.directory)
-        return Deleted(self.directory, runs)
+            tracker.check()
+            run_ids = tracker.sweep_run_ids(self.meta.get("parent_run_id"))
+        except Exception as err:  # any MLflow failure (TrackingUnavailable...): keep everything
+            raise UsageError(f"sweep {self.name!r}: its MLflow runs at {self.tracking_uri} "
+                             f"cannot be reached ({_one_line(err)}); nothing was deleted") from None
+        aside = self.directory.with_name(f".{self.name}.deleting")
+        try:
+            self.directory.rename(aside)
+        except OSError as err:
+            raise UsageError(f"sweep {self.name!r}: its folder cannot be moved aside "
+                             f"({err.strerror or err}); nothing was deleted") from None
+        try:
+            deleted = tracker.delete_runs(run_ids)
+        except Exception as err:
+            aside.rename(self.directory)
+            raise UsageError(f"sweep {self.name!r}: its MLflow runs could not be deleted "
+                             f"({_one_line(err)}); nothing was deleted") from None
+        try:
+            shutil.rmtree(aside)
+        except OSError as err:
+            tracker.restore_runs(deleted)
+            moved_back = not self.directory.exists()
+            if moved_back:
+                try:
+                    aside.rename(self.directory)
+                except OSError:
+                    moved_back = False
+            where = self.directory if moved_back else aside
+            raise UsageError(f"sweep {self.name!r}: its folder could not be removed "
+                             f"({err.strerror or err}); its {len(deleted)} MLflow runs were "
+                             f"restored and what is left of the folder is in {where}") from None
+        return Deleted(self.directory, len(deleted))
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "not running"
@@ -388,6 +462,23 @@ def _locked(directory: Path) -> bool:
     with lock.idle(directory) as idle:
         return not idle and (directory / lock.LOCK_FILE).is_file() and bool(
             (directory / lock.LOCK_FILE).read_text().strip())
+
+
+def _unremovable(directory: Path) -> Path | None:
+    """The first folder that would stop ``rmtree`` (or the rename before it), or None."""
+    import os
+
+    if not os.access(directory.parent, os.W_OK | os.X_OK):
+        return directory.parent
+    for folder, _, _ in os.walk(directory):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return Path(folder)
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [x for x in str(err).strip().splitlines() if x.strip()]
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
 
 
 def _best(records: list[TrialRecord], metric: str, mode: str) -> float | None:

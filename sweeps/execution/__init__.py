@@ -17,161 +17,76 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.execution.driver import (
         SweepOutcome as SweepOutcome,
-    )
-    from sweeps.execution.driver import (
         resume_run as resume_run,
-    )
-    from sweeps.execution.driver import (
         start_run as start_run,
-    )
-    from sweeps.execution.driver import (
         sync as sync,
-    )
-    from sweeps.execution.driver import (
         trial_param_keys as trial_param_keys,
     )
     from sweeps.execution.failpoints import (
         FAILPOINT_ENV as FAILPOINT_ENV,
-    )
-    from sweeps.execution.failpoints import (
         FAILPOINT_HOLD_S as FAILPOINT_HOLD_S,
-    )
-    from sweeps.execution.failpoints import (
         failpoint as failpoint,
     )
     from sweeps.execution.packing import (
         MAX_MEMBERS as MAX_MEMBERS,
-    )
-    from sweeps.execution.packing import (
         MEMORY_SHARE as MEMORY_SHARE,
-    )
-    from sweeps.execution.packing import (
         OPTUNA_ROUNDS as OPTUNA_ROUNDS,
-    )
-    from sweeps.execution.packing import (
         PACK_KEY as PACK_KEY,
-    )
-    from sweeps.execution.packing import (
         check_pack as check_pack,
-    )
-    from sweeps.execution.packing import (
         member_trial_id as member_trial_id,
-    )
-    from sweeps.execution.packing import (
         pack_size as pack_size,
-    )
-    from sweeps.execution.packing import (
         plan_packs as plan_packs,
-    )
-    from sweeps.execution.packing import (
         plan_trials as plan_trials,
-    )
-    from sweeps.execution.packing import (
         sample_value as sample_value,
     )
     from sweeps.execution.progress import (
-        PLAIN_ENV as PLAIN_ENV,
-    )
-    from sweeps.execution.progress import (
         LivePanel as LivePanel,
-    )
-    from sweeps.execution.progress import (
+        PLAIN_ENV as PLAIN_ENV,
         ProgressLine as ProgressLine,
-    )
-    from sweeps.execution.progress import (
         make_display as make_display,
     )
     from sweeps.execution.ray_patches import (
         TESTED_RAY as TESTED_RAY,
-    )
-    from sweeps.execution.ray_patches import (
         check_ray as check_ray,
-    )
-    from sweeps.execution.ray_patches import (
         install as install,
-    )
-    from sweeps.execution.ray_patches import (
         installed_ray as installed_ray,
     )
     from sweeps.execution.scheduling import (
         Rungs as Rungs,
-    )
-    from sweeps.execution.scheduling import (
         may_cut as may_cut,
     )
     from sweeps.execution.seed_group import (
         SeedGroup as SeedGroup,
-    )
-    from sweeps.execution.seed_group import (
         aggregate as aggregate,
     )
     from sweeps.execution.sink import (
-        OPEN_SINKS as OPEN_SINKS,
-    )
-    from sweeps.execution.sink import (
-        REPORTED as REPORTED,
-    )
-    from sweeps.execution.sink import (
         DriverSink as DriverSink,
-    )
-    from sweeps.execution.sink import (
+        OPEN_SINKS as OPEN_SINKS,
+        REPORTED as REPORTED,
         SinkFactory as SinkFactory,
     )
     from sweeps.execution.trainables import (
         GRID_KEY as GRID_KEY,
-    )
-    from sweeps.execution.trainables import (
-        RUNGS_FILE as RUNGS_FILE,
-    )
-    from sweeps.execution.trainables import (
         PackTrainable as PackTrainable,
-    )
-    from sweeps.execution.trainables import (
+        RUNGS_FILE as RUNGS_FILE,
         SweepTrainable as SweepTrainable,
-    )
-    from sweeps.execution.trainables import (
         make_trainable as make_trainable,
-    )
-    from sweeps.execution.trainables import (
         trial_params as trial_params,
     )
     from sweeps.execution.tuner import (
-        OPTUNA_JOURNAL as OPTUNA_JOURNAL,
-    )
-    from sweeps.execution.tuner import (
-        TUNE_DIR as TUNE_DIR,
-    )
-    from sweeps.execution.tuner import (
-        VERBOSE_ENV as VERBOSE_ENV,
-    )
-    from sweeps.execution.tuner import (
         EventSink as EventSink,
-    )
-    from sweeps.execution.tuner import (
+        JOIN_TIMEOUT_S as JOIN_TIMEOUT_S,
+        OPTUNA_JOURNAL as OPTUNA_JOURNAL,
         PackSearcher as PackSearcher,
-    )
-    from sweeps.execution.tuner import (
         SwitchOffAwareASHA as SwitchOffAwareASHA,
-    )
-    from sweeps.execution.tuner import (
+        TUNE_DIR as TUNE_DIR,
+        VERBOSE_ENV as VERBOSE_ENV,
         can_resume as can_resume,
-    )
-    from sweeps.execution.tuner import (
         connect as connect,
-    )
-    from sweeps.execution.tuner import (
         pack_space as pack_space,
-    )
-    from sweeps.execution.tuner import (
         param_space as param_space,
-    )
-    from sweeps.execution.tuner import (
         resume_sweep as resume_sweep,
-    )
-    from sweeps.execution.tuner import (
         run_sweep as run_sweep,
-    )
-    from sweeps.execution.tuner import (
         shutdown as shutdown,
     )
 
@@ -181,6 +96,7 @@ _EXPORTS = {
     "FAILPOINT_ENV": "failpoints",
     "FAILPOINT_HOLD_S": "failpoints",
     "GRID_KEY": "trainables",
+    "JOIN_TIMEOUT_S": "tuner",
     "LivePanel": "progress",
     "MAX_MEMBERS": "packing",
     "MEMORY_SHARE": "packing",

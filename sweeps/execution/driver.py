@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -73,7 +74,7 @@ def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: s
 
 def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner: Any, *,
                    address: str | None, resume: bool, stream: TextIO) -> SweepOutcome:
-    tracker = _open_parent_run(spec, directory, meta, meta["tracking_uri"])
+    tracker = _open_parent_run(spec, directory, meta, meta["tracking_uri"], fresh=not resume)
     try:
         sink = DriverSink(directory, spec, tracker, stream)
     except BaseException:
@@ -166,15 +167,19 @@ def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,
 
 
 def _open_parent_run(spec: SweepSpec, directory: Path, meta: dict[str, Any],
-                     uri: str) -> SweepTracker:
+                     uri: str, *, fresh: bool = False) -> SweepTracker:
     """Checks the store, then creates or re-attaches the sweep's parent run (kept in meta)."""
     tracker = SweepTracker(uri, sweep_name=meta["name"], param_keys=trial_param_keys(spec),
                            extra_params={"seeds": json.dumps(list(spec.seeds))},
-                           name_keys=list(spec.search_space))
+                           name_keys=list(spec.search_space), sweep_id=meta.get("sweep_id"))
     tracker.check()
     same_store = uri == meta["tracking_uri"]
+    if fresh and not meta.get("allow_same_name") and (others := tracker.other_sweeps_parents()):
+        raise UsageError(f"sweep {meta['name']!r}: {uri} already holds a sweep of this name from "
+                         f"another storage folder (parent run {others[0]}); pass --name NEW_NAME, "
+                         "or --allow-same-name to log beside it (each keeps its own runs)")
     try:
-        tracker.ensure_experiment()
+        meta["experiment_id"] = tracker.ensure_experiment()
         meta["parent_run_id"] = tracker.start_sweep(
             params={"spec." + k: v for k, v in _spec_params(spec).items()},
             tags={**provenance.as_tags(meta.get("provenance")),
@@ -218,7 +223,8 @@ def _spec_params(spec: SweepSpec) -> dict[str, Any]:
 def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str | None,
               tracking_uri: str, address: str | None, smoke: bool,
               num_samples: int | None, max_concurrent: int | None,
-              pack: int | str | None = None, stream: TextIO = sys.stdout) -> SweepOutcome:
+              pack: int | str | None = None, stream: TextIO = sys.stdout,
+              allow_same_name: bool = False) -> SweepOutcome:
     """``mixup-sweep run``: a new sweep in ``<storage>/<name>``."""
     ray_patches.check_ray()  # an untested Ray: one line, before anything is written
     if name is not None:
@@ -232,6 +238,8 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
         "tracking_uri": tracking_uri, "address": address, "created": time.time(),
         "objective": {"metric": spec.objective.metric, "mode": spec.objective.mode},
         "provenance": provenance.collect(),
+        # runs are found by this id (and the parent run's), never by the name alone
+        "sweep_id": uuid.uuid4().hex, "allow_same_name": allow_same_name,
     }
     resolved = stored_spec(meta)
     meta["seeds"] = list(resolved.seeds)

@@ -17,74 +17,32 @@ from sweeps.errors import SpecError as SpecError
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.spec.loader import (
         DEFAULT_OBJECTIVE as DEFAULT_OBJECTIVE,
-    )
-    from sweeps.spec.loader import (
         MAX_PACK as MAX_PACK,
-    )
-    from sweeps.spec.loader import (
         load_spec as load_spec,
-    )
-    from sweeps.spec.loader import (
         parse_pack as parse_pack,
-    )
-    from sweeps.spec.loader import (
         parse_spec as parse_spec,
     )
     from sweeps.spec.model import (
-        MAX_TRIALS as MAX_TRIALS,
-    )
-    from sweeps.spec.model import (
-        SMOKE_EPOCHS as SMOKE_EPOCHS,
-    )
-    from sweeps.spec.model import (
-        SMOKE_GRID_VALUES as SMOKE_GRID_VALUES,
-    )
-    from sweeps.spec.model import (
-        SMOKE_SAMPLES as SMOKE_SAMPLES,
-    )
-    from sweeps.spec.model import (
         Algorithm as Algorithm,
-    )
-    from sweeps.spec.model import (
         Dimension as Dimension,
-    )
-    from sweeps.spec.model import (
         DimensionKind as DimensionKind,
-    )
-    from sweeps.spec.model import (
         GridTrial as GridTrial,
-    )
-    from sweeps.spec.model import (
+        MAX_TRIALS as MAX_TRIALS,
         Mode as Mode,
-    )
-    from sweeps.spec.model import (
         Objective as Objective,
-    )
-    from sweeps.spec.model import (
         Resources as Resources,
-    )
-    from sweeps.spec.model import (
+        SMOKE_EPOCHS as SMOKE_EPOCHS,
+        SMOKE_GRID_VALUES as SMOKE_GRID_VALUES,
+        SMOKE_SAMPLES as SMOKE_SAMPLES,
         SchedulerKind as SchedulerKind,
-    )
-    from sweeps.spec.model import (
         SchedulerSettings as SchedulerSettings,
-    )
-    from sweeps.spec.model import (
         SearchSettings as SearchSettings,
-    )
-    from sweeps.spec.model import (
         SweepSpec as SweepSpec,
     )
     from sweeps.spec.names import (
         MAX_NAME_CHARS as MAX_NAME_CHARS,
-    )
-    from sweeps.spec.names import (
         NAME_RULE as NAME_RULE,
-    )
-    from sweeps.spec.names import (
         check_name as check_name,
-    )
-    from sweeps.spec.names import (
         name_problem as name_problem,
     )
     from sweeps.spec.plan import (
@@ -92,8 +50,6 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     )
     from sweeps.spec.yaml_numbers import (
         NumberSafeLoader as NumberSafeLoader,
-    )
-    from sweeps.spec.yaml_numbers import (
         safe_load as safe_load,
     )
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sweeps.spec import SweepSpec
 
 from sweeps.errors import SpecError, UsageError
-from sweeps.spec.names import check_name
+from sweeps.spec.names import check_name, name_problem
 
 META_FILE = "sweep.json"
 #: One state file per trial (``<trial_id>.pt``): its seed group and its last report.
@@ -62,7 +62,11 @@ def writable_storage(storage: str | Path) -> Path:
 
 def list_sweeps(storage: str | Path) -> list[str]:
     root = storage_root(storage)
-    return sorted(p.parent.name for p in root.glob(f"*/{META_FILE}")) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    # a folder moved aside by an unfinished delete (".NAME.deleting") is not a sweep
+    return sorted(p.parent.name for p in root.glob(f"*/{META_FILE}")
+                  if name_problem(p.parent.name) is None)
 
 
 def read_meta(storage: str | Path, name: str) -> dict[str, Any]:

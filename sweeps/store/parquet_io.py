@@ -93,3 +93,12 @@ def tables_current(directory: Path) -> bool:
         return False
     records = directory / RECORDS_FILE
     return not records.exists() or min(p.stat().st_mtime for p in paths) >= records.stat().st_mtime
+
+
+def row_count(path: Path) -> int | None:
+    """Rows in a Parquet file from its footer alone; None when it is missing or unreadable."""
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, pa.ArrowInvalid):
+        return None
+

@@ -15,99 +15,42 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.tracking.sqlite_batch import (
-        TESTED_MLFLOW as TESTED_MLFLOW,
-    )
-    from sweeps.tracking.sqlite_batch import (
-        TESTED_REVISIONS as TESTED_REVISIONS,
-    )
-    from sweeps.tracking.sqlite_batch import (
         SqliteBatch as SqliteBatch,
-    )
-    from sweeps.tracking.sqlite_batch import (
+        TESTED_MLFLOW as TESTED_MLFLOW,
+        TESTED_REVISIONS as TESTED_REVISIONS,
         TrialPlan as TrialPlan,
-    )
-    from sweeps.tracking.sqlite_batch import (
         store_revision as store_revision,
     )
     from sweeps.tracking.sync import (
         replay_trial as replay_trial,
-    )
-    from sweeps.tracking.sync import (
         trial_summary as trial_summary,
-    )
-    from sweeps.tracking.sync import (
         trial_tags as trial_tags,
     )
     from sweeps.tracking.tracker import (
         ARTIFACTS_DIR as ARTIFACTS_DIR,
-    )
-    from sweeps.tracking.tracker import (
         CHECK_TIMEOUT_S as CHECK_TIMEOUT_S,
-    )
-    from sweeps.tracking.tracker import (
         MAX_ERROR_CHARS as MAX_ERROR_CHARS,
-    )
-    from sweeps.tracking.tracker import (
         RUN_STATUS as RUN_STATUS,
-    )
-    from sweeps.tracking.tracker import (
         SUMMARY_PREFIXES as SUMMARY_PREFIXES,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_CONFIG as TAG_CONFIG,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_ERROR as TAG_ERROR,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_NODE as TAG_NODE,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_PARENT as TAG_PARENT,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_ROLE as TAG_ROLE,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_STATUS as TAG_STATUS,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_SUMMARY_KEYS as TAG_SUMMARY_KEYS,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_SWEEP as TAG_SWEEP,
-    )
-    from sweeps.tracking.tracker import (
-        TAG_TRIAL as TAG_TRIAL,
-    )
-    from sweeps.tracking.tracker import (
         SweepTracker as SweepTracker,
-    )
-    from sweeps.tracking.tracker import (
+        TAG_CONFIG as TAG_CONFIG,
+        TAG_ERROR as TAG_ERROR,
+        TAG_NODE as TAG_NODE,
+        TAG_PARENT as TAG_PARENT,
+        TAG_ROLE as TAG_ROLE,
+        TAG_STATUS as TAG_STATUS,
+        TAG_SUMMARY_KEYS as TAG_SUMMARY_KEYS,
+        TAG_SWEEP as TAG_SWEEP,
+        TAG_SWEEP_ID as TAG_SWEEP_ID,
+        TAG_TRIAL as TAG_TRIAL,
         TrialWrite as TrialWrite,
-    )
-    from sweeps.tracking.tracker import (
         absolute_uri as absolute_uri,
-    )
-    from sweeps.tracking.tracker import (
         artifact_home as artifact_home,
-    )
-    from sweeps.tracking.tracker import (
         bounded_http as bounded_http,
-    )
-    from sweeps.tracking.tracker import (
         default_tracking_uri as default_tracking_uri,
-    )
-    from sweeps.tracking.tracker import (
         log_artifacts as log_artifacts,
-    )
-    from sweeps.tracking.tracker import (
         rebase_artifacts as rebase_artifacts,
-    )
-    from sweeps.tracking.tracker import (
         run_name as run_name,
-    )
-    from sweeps.tracking.tracker import (
         tracking_unusable as tracking_unusable,
     )
 
@@ -127,6 +70,7 @@ _EXPORTS = {
     "TAG_STATUS": "tracker",
     "TAG_SUMMARY_KEYS": "tracker",
     "TAG_SWEEP": "tracker",
+    "TAG_SWEEP_ID": "tracker",
     "TAG_TRIAL": "tracker",
     "TESTED_MLFLOW": "sqlite_batch",
     "TESTED_REVISIONS": "sqlite_batch",

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["RUN_STATUS", "SweepTracker", "TrackingUnavailable", "TrialWrite", "default_tracking_uri"]
 
 TAG_SWEEP = "mixup_sweeps.sweep"
+#: The sweep's own id (``sweep.json``'s ``sweep_id``): two sweeps of one name never mix runs.
+TAG_SWEEP_ID = "mixup_sweeps.sweep_id"
 TAG_ROLE = "mixup_sweeps.role"
 TAG_TRIAL = "mixup_sweeps.trial_id"
 TAG_STATUS = "mixup_sweeps.status"
@@ -114,6 +116,9 @@ class SweepTracker:
     Args:
         tracking_uri: ``sqlite:///ABSOLUTE/PATH`` or ``http(s)://host:port``.
         sweep_name: The sweep's name: the parent run's name and the tag that finds its runs.
+        sweep_id: The sweep's id (``sweep.json``): every run is tagged with it and found by it,
+            so sweeps of one name from two storage folders never share a run. None: a sweep
+            from before ids, found by its name.
         experiment_name: Defaults to ``mixup-sweeps/<sweep_name>``.
         batched: False: :meth:`write_trials` keeps to MLflow's API; otherwise as
             :attr:`batched` decides.
@@ -123,7 +128,8 @@ class SweepTracker:
                  experiment_name: str | None = None,
                  param_keys: Collection[str] | None = None,
                  extra_params: Mapping[str, Any] | None = None,
-                 name_keys: Sequence[str] = (), batched: bool | None = None) -> None:
+                 name_keys: Sequence[str] = (), batched: bool | None = None,
+                 sweep_id: str | None = None) -> None:
         _quoted(sweep_name)  # refuse a name we could not search for, before anything is logged
         #: The config keys a child run logs as params (None: all); the whole config is its
         #: ``mixup_sweeps.config`` tag either way. ``extra_params`` are logged with them.
@@ -133,6 +139,7 @@ class SweepTracker:
         self.name_keys = list(name_keys)
         self.tracking_uri = tracking_uri
         self.sweep_name = sweep_name
+        self.sweep_id = sweep_id
         self.experiment_name = experiment_name or f"mixup-sweeps/{sweep_name}"
         self._mlflow: MlflowClient | None = None
         self._experiment_id: str | None = None
@@ -223,7 +230,7 @@ class SweepTracker:
         run = self._given_parent(parent_run_id) if parent_run_id else None
         run = run or self._find_one(self._filter("parent"))
         all_tags = {**_strings(tags), TAG_SWEEP: self.sweep_name, TAG_ROLE: "parent",
-                    TAG_STATUS: "RUNNING"}
+                    TAG_STATUS: "RUNNING", **self._id_tag()}
         flat = _params(params)
         if run is None:
             self._parent_id = self._create_run(self.sweep_name, all_tags)
@@ -307,7 +314,7 @@ class SweepTracker:
                              f"MLflow keeps at most {_MAX_TAG_CHARS} in a tag")
         all_tags = {**_strings(tags), TAG_SWEEP: self.sweep_name, TAG_ROLE: "child",
                     TAG_TRIAL: trial_id, TAG_STATUS: "RUNNING", TAG_CONFIG: config_json,
-                    TAG_PARENT: parent_id}
+                    TAG_PARENT: parent_id, **self._id_tag()}
         if self.param_keys is not None:
             flat = {k: v for k, v in flat.items() if k in self.param_keys}
         return all_tags, {**_params(flat), **self.extra_params}
@@ -436,15 +443,47 @@ class SweepTracker:
         self._log_batch(run_id, metrics=_finite(metrics), step=epoch)
         self._last_step[run_id] = epoch
 
-    def delete_runs(self) -> int:
-        """Deletes the sweep's parent and child runs (MLflow's soft delete: ``mlflow gc``
-        purges them); returns how many. The experiment stays, so the name can be used again."""
+    def sweep_run_ids(self, parent_run_id: str | None = None) -> list[str]:
+        """The sweep's parent run and its children: by the parent run's id when it is known
+        (two sweeps of one name never mix), else by the sweep's name tag."""
         if self._client.get_experiment_by_name(self.experiment_name) is None:
-            return 0
-        runs = self._search(f"tags.`{TAG_SWEEP}` = {_quoted(self.sweep_name)}")
-        for run in runs:
-            self._client.delete_run(run.info.run_id)
-        return len(runs)
+            return []
+        if self.sweep_id:
+            runs = self._search(f"tags.`{TAG_SWEEP_ID}` = {_quoted(self.sweep_id)}")
+            return [run.info.run_id for run in runs]
+        if parent_run_id is None:
+            runs = self._search(f"tags.`{TAG_SWEEP}` = {_quoted(self.sweep_name)}")
+            return [run.info.run_id for run in runs]
+        parent = self._get_run(parent_run_id)
+        children = self._search(f"tags.`{TAG_PARENT}` = {_quoted(parent_run_id)}")
+        return ([parent_run_id] if parent is not None else []) + [r.info.run_id for r in children]
+
+    def other_sweeps_parents(self) -> list[str]:
+        """Active parent runs of a sweep of this name that is not this one (another folder's)."""
+        if self._find_experiment() is None:
+            return []
+        parents = self._search(f"tags.`{TAG_SWEEP}` = {_quoted(self.sweep_name)} and "
+                               f"tags.`{TAG_ROLE}` = 'parent'")
+        return [r.info.run_id for r in parents
+                if not self.sweep_id or r.data.tags.get(TAG_SWEEP_ID) != self.sweep_id]
+
+    def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Soft-deletes the runs (``mlflow gc`` purges them); returns those it deleted. A failure
+        part-way restores the ones already deleted before it is raised again."""
+        done: list[str] = []
+        try:
+            for run_id in run_ids:
+                self._client.delete_run(run_id)
+                done.append(run_id)
+        except BaseException:
+            self.restore_runs(done)
+            raise
+        return done
+
+    def restore_runs(self, run_ids: Sequence[str]) -> None:
+        """Undoes :meth:`delete_runs` (MLflow's restore of soft-deleted runs)."""
+        for run_id in run_ids:
+            self._client.restore_run(run_id)
 
     def ended_trials(self) -> set[str]:
         """The trials whose child run has ended (not RUNNING): a driver that ended them had
@@ -514,8 +553,11 @@ class SweepTracker:
             raise RuntimeError(f"sweep {self.sweep_name!r}: call start_sweep first")
         return self._parent_id
 
+    def _id_tag(self) -> dict[str, str]:
+        return {TAG_SWEEP_ID: self.sweep_id} if self.sweep_id else {}
+
     def _filter(self, role: str, trial_id: str | None = None) -> str:
-        wanted = {TAG_SWEEP: self.sweep_name, TAG_ROLE: role}
+        wanted = {TAG_SWEEP: self.sweep_name, TAG_ROLE: role, **self._id_tag()}
         if trial_id is not None:
             wanted[TAG_TRIAL] = trial_id
         return " and ".join(f"tags.`{k}` = {_quoted(v)}" for k, v in wanted.items())
@@ -525,7 +567,8 @@ class SweepTracker:
         if run is None or run.info.lifecycle_stage != "active":
             return None
         tags = run.data.tags
-        if tags.get(TAG_SWEEP) != self.sweep_name or tags.get(TAG_ROLE) != "parent":
+        if (tags.get(TAG_SWEEP) != self.sweep_name or tags.get(TAG_ROLE) != "parent"
+                or (self.sweep_id and tags.get(TAG_SWEEP_ID, self.sweep_id) != self.sweep_id)):
             raise ValueError(f"run {run_id} is not the parent run of sweep {self.sweep_name!r}")
         return run
 
