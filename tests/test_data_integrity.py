@@ -127,3 +127,27 @@ def test_a_corrupt_table_is_rebuilt_from_intact_records(copy, capsys):
     assert len(ranked) == 2
     assert parquet_io.row_count(folder / parquet_io.TRIALS_FILE) == 2  # rewritten, readable
     assert "rebuilt from records.jsonl" in capsys.readouterr().err
+
+
+CREATE_STORE = """
+import sys
+from sweeps.tracking import SweepTracker
+tracker = SweepTracker(sys.argv[1], sweep_name=sys.argv[2])
+tracker.check()
+tracker.ensure_experiment()
+print("OK")
+"""
+
+
+def test_drivers_that_first_open_one_new_sqlite_store_at_once_all_succeed(tmp_path):
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    procs = [subprocess.Popen([sys.executable, "-c", CREATE_STORE, uri, f"s{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(6)]
+    results = [p.communicate(timeout=180) for p in procs]
+    failed = [err[-500:] for p, (_, err) in zip(procs, results, strict=True) if p.returncode]
+    assert failed == []
+    assert all(out.strip().endswith("OK") for out, _ in results)

@@ -203,3 +203,30 @@ def test_the_science_is_in_the_repository_and_nothing_cites_a_file_outside_it():
     cited = [str(p.relative_to(ROOT)) for p in [*sources(), *(ROOT / "sweeps" / "specs").glob("*")]
              if "PAPER.md" in p.read_text()]
     assert cited == []
+
+
+@pytest.mark.parametrize("wing", ["spec", "store", "tracking", "execution"])
+def test_each_wing_re_exports_exactly_the_public_names_of_its_modules(wing):
+    import importlib
+
+    package = importlib.import_module(f"sweeps.{wing}")
+    public: dict[str, str] = {}
+    for path in sorted((ROOT / "sweeps" / wing).glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            else:
+                names = []
+            for name in names:
+                if not name.startswith("_"):
+                    public.setdefault(name, path.stem)
+    assert set(package.__all__) - {"SpecError"} == set(public)
+    for name, module in public.items():
+        owner = importlib.import_module(f"sweeps.{wing}.{module}")
+        assert getattr(package, name) is getattr(owner, name), name

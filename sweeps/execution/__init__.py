@@ -15,79 +15,48 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
-    from sweeps.execution.driver import (
-        SweepOutcome as SweepOutcome,
-        resume_run as resume_run,
-        start_run as start_run,
-        sync as sync,
-        trial_param_keys as trial_param_keys,
-    )
-    from sweeps.execution.failpoints import (
-        FAILPOINT_ENV as FAILPOINT_ENV,
-        FAILPOINT_HOLD_S as FAILPOINT_HOLD_S,
-        failpoint as failpoint,
-    )
+    from sweeps.execution.driver import SweepOutcome, resume_run, start_run, sync, trial_param_keys
+    from sweeps.execution.failpoints import FAILPOINT_ENV, FAILPOINT_HOLD_S, failpoint
     from sweeps.execution.packing import (
-        MAX_MEMBERS as MAX_MEMBERS,
-        MEMORY_SHARE as MEMORY_SHARE,
-        OPTUNA_ROUNDS as OPTUNA_ROUNDS,
-        PACK_KEY as PACK_KEY,
-        check_pack as check_pack,
-        member_trial_id as member_trial_id,
-        pack_size as pack_size,
-        plan_packs as plan_packs,
-        plan_trials as plan_trials,
-        sample_value as sample_value,
+        MAX_MEMBERS,
+        MEMORY_SHARE,
+        OPTUNA_ROUNDS,
+        PACK_KEY,
+        check_pack,
+        member_trial_id,
+        pack_size,
+        plan_packs,
+        plan_trials,
+        sample_value,
     )
-    from sweeps.execution.progress import (
-        LivePanel as LivePanel,
-        PLAIN_ENV as PLAIN_ENV,
-        ProgressLine as ProgressLine,
-        make_display as make_display,
-    )
-    from sweeps.execution.ray_patches import (
-        TESTED_RAY as TESTED_RAY,
-        check_ray as check_ray,
-        install as install,
-        installed_ray as installed_ray,
-    )
-    from sweeps.execution.scheduling import (
-        Rungs as Rungs,
-        may_cut as may_cut,
-    )
-    from sweeps.execution.seed_group import (
-        SeedGroup as SeedGroup,
-        aggregate as aggregate,
-    )
-    from sweeps.execution.sink import (
-        DriverSink as DriverSink,
-        OPEN_SINKS as OPEN_SINKS,
-        REPORTED as REPORTED,
-        SinkFactory as SinkFactory,
-    )
+    from sweeps.execution.progress import PLAIN_ENV, LivePanel, ProgressLine, make_display
+    from sweeps.execution.ray_patches import TESTED_RAY, check_ray, install, installed_ray
+    from sweeps.execution.scheduling import Rungs, may_cut
+    from sweeps.execution.seed_group import SeedGroup, aggregate
+    from sweeps.execution.sink import OPEN_SINKS, REPORTED, DriverSink, SinkFactory
     from sweeps.execution.trainables import (
-        GRID_KEY as GRID_KEY,
-        PackTrainable as PackTrainable,
-        RUNGS_FILE as RUNGS_FILE,
-        SweepTrainable as SweepTrainable,
-        make_trainable as make_trainable,
-        trial_params as trial_params,
+        GRID_KEY,
+        RUNGS_FILE,
+        PackTrainable,
+        SweepTrainable,
+        make_trainable,
+        trial_params,
     )
     from sweeps.execution.tuner import (
-        EventSink as EventSink,
-        JOIN_TIMEOUT_S as JOIN_TIMEOUT_S,
-        OPTUNA_JOURNAL as OPTUNA_JOURNAL,
-        PackSearcher as PackSearcher,
-        SwitchOffAwareASHA as SwitchOffAwareASHA,
-        TUNE_DIR as TUNE_DIR,
-        VERBOSE_ENV as VERBOSE_ENV,
-        can_resume as can_resume,
-        connect as connect,
-        pack_space as pack_space,
-        param_space as param_space,
-        resume_sweep as resume_sweep,
-        run_sweep as run_sweep,
-        shutdown as shutdown,
+        JOIN_TIMEOUT_S,
+        OPTUNA_JOURNAL,
+        TUNE_DIR,
+        VERBOSE_ENV,
+        EventSink,
+        PackSearcher,
+        SwitchOffAwareASHA,
+        can_resume,
+        connect,
+        pack_space,
+        param_space,
+        resume_sweep,
+        run_sweep,
+        shutdown,
     )
 
 _EXPORTS = {
@@ -147,7 +116,62 @@ _EXPORTS = {
     "trial_params": "trainables",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "FAILPOINT_ENV",
+    "FAILPOINT_HOLD_S",
+    "GRID_KEY",
+    "JOIN_TIMEOUT_S",
+    "MAX_MEMBERS",
+    "MEMORY_SHARE",
+    "OPEN_SINKS",
+    "OPTUNA_JOURNAL",
+    "OPTUNA_ROUNDS",
+    "PACK_KEY",
+    "PLAIN_ENV",
+    "REPORTED",
+    "RUNGS_FILE",
+    "TESTED_RAY",
+    "TUNE_DIR",
+    "VERBOSE_ENV",
+    "DriverSink",
+    "EventSink",
+    "LivePanel",
+    "PackSearcher",
+    "PackTrainable",
+    "ProgressLine",
+    "Rungs",
+    "SeedGroup",
+    "SinkFactory",
+    "SweepOutcome",
+    "SweepTrainable",
+    "SwitchOffAwareASHA",
+    "aggregate",
+    "can_resume",
+    "check_pack",
+    "check_ray",
+    "connect",
+    "failpoint",
+    "install",
+    "installed_ray",
+    "make_display",
+    "make_trainable",
+    "may_cut",
+    "member_trial_id",
+    "pack_size",
+    "pack_space",
+    "param_space",
+    "plan_packs",
+    "plan_trials",
+    "resume_run",
+    "resume_sweep",
+    "run_sweep",
+    "sample_value",
+    "shutdown",
+    "start_run",
+    "sync",
+    "trial_param_keys",
+    "trial_params",
+]
 
 
 def __getattr__(name: str) -> Any:

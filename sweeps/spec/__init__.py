@@ -15,43 +15,27 @@ from typing import TYPE_CHECKING, Any
 from sweeps.errors import SpecError as SpecError
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
-    from sweeps.spec.loader import (
-        DEFAULT_OBJECTIVE as DEFAULT_OBJECTIVE,
-        MAX_PACK as MAX_PACK,
-        load_spec as load_spec,
-        parse_pack as parse_pack,
-        parse_spec as parse_spec,
-    )
+    from sweeps.spec.loader import DEFAULT_OBJECTIVE, MAX_PACK, load_spec, parse_pack, parse_spec
     from sweeps.spec.model import (
-        Algorithm as Algorithm,
-        Dimension as Dimension,
-        DimensionKind as DimensionKind,
-        GridTrial as GridTrial,
-        MAX_TRIALS as MAX_TRIALS,
-        Mode as Mode,
-        Objective as Objective,
-        Resources as Resources,
-        SMOKE_EPOCHS as SMOKE_EPOCHS,
-        SMOKE_GRID_VALUES as SMOKE_GRID_VALUES,
-        SMOKE_SAMPLES as SMOKE_SAMPLES,
-        SchedulerKind as SchedulerKind,
-        SchedulerSettings as SchedulerSettings,
-        SearchSettings as SearchSettings,
-        SweepSpec as SweepSpec,
+        MAX_TRIALS,
+        SMOKE_EPOCHS,
+        SMOKE_GRID_VALUES,
+        SMOKE_SAMPLES,
+        Algorithm,
+        Dimension,
+        DimensionKind,
+        GridTrial,
+        Mode,
+        Objective,
+        Resources,
+        SchedulerKind,
+        SchedulerSettings,
+        SearchSettings,
+        SweepSpec,
     )
-    from sweeps.spec.names import (
-        MAX_NAME_CHARS as MAX_NAME_CHARS,
-        NAME_RULE as NAME_RULE,
-        check_name as check_name,
-        name_problem as name_problem,
-    )
-    from sweeps.spec.plan import (
-        format_plan as format_plan,
-    )
-    from sweeps.spec.yaml_numbers import (
-        NumberSafeLoader as NumberSafeLoader,
-        safe_load as safe_load,
-    )
+    from sweeps.spec.names import MAX_NAME_CHARS, NAME_RULE, check_name, name_problem
+    from sweeps.spec.plan import format_plan
+    from sweeps.spec.yaml_numbers import NumberSafeLoader, safe_load
 
 _EXPORTS = {
     "Algorithm": "model",
@@ -83,7 +67,36 @@ _EXPORTS = {
     "safe_load": "yaml_numbers",
 }
 
-__all__ = sorted([*_EXPORTS, "SpecError"])
+__all__ = [
+    "DEFAULT_OBJECTIVE",
+    "MAX_NAME_CHARS",
+    "MAX_PACK",
+    "MAX_TRIALS",
+    "NAME_RULE",
+    "SMOKE_EPOCHS",
+    "SMOKE_GRID_VALUES",
+    "SMOKE_SAMPLES",
+    "Algorithm",
+    "Dimension",
+    "DimensionKind",
+    "GridTrial",
+    "Mode",
+    "NumberSafeLoader",
+    "Objective",
+    "Resources",
+    "SchedulerKind",
+    "SchedulerSettings",
+    "SearchSettings",
+    "SpecError",
+    "SweepSpec",
+    "check_name",
+    "format_plan",
+    "load_spec",
+    "name_problem",
+    "parse_pack",
+    "parse_spec",
+    "safe_load",
+]
 
 
 def __getattr__(name: str) -> Any:

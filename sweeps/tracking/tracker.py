@@ -189,7 +189,7 @@ class SweepTracker:
             TrackingUnavailable: One line naming the URI and why it cannot be used.
         """
         quick = (bounded_http(CHECK_TIMEOUT_S) if _is_http(self.tracking_uri)
-                 else contextlib.nullcontext())
+                 else _creating_sqlite_store(self.tracking_uri))
         try:
             with quick:
                 self._client.search_experiments(max_results=1)
@@ -709,6 +709,29 @@ class SweepTracker:
 
 def _is_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:")
+
+
+@contextlib.contextmanager
+def _creating_sqlite_store(uri: str) -> Iterator[None]:
+    """Within: this process alone may create the sqlite store's file and schema.
+
+    MLflow migrates a fresh store's schema when it first opens it; two drivers doing so at once
+    race (one fails in Alembic). An exclusive lock on ``<store>.lock`` beside the file makes the
+    second wait for the first; once the store exists the lock is not taken at all.
+    """
+    path = Path(uri[len("sqlite:///"):].partition("?")[0]) if uri.startswith("sqlite:///") \
+        else None
+    if path is None or path.is_file() or not path.parent.is_dir():
+        yield
+        return
+    import fcntl
+
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _is_http(uri: str) -> bool:
