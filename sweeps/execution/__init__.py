@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.execution.trainables import (
         GRID_KEY,
         RUNGS_FILE,
+        WARNING_KEY,
         PackTrainable,
         SweepTrainable,
         make_trainable,
@@ -88,6 +89,7 @@ _EXPORTS = {
     "TESTED_RAY": "ray_patches",
     "TUNE_DIR": "tuner",
     "VERBOSE_ENV": "tuner",
+    "WARNING_KEY": "trainables",
     "aggregate": "seed_group",
     "can_resume": "tuner",
     "check_pack": "packing",
@@ -133,6 +135,7 @@ __all__ = [
     "TESTED_RAY",
     "TUNE_DIR",
     "VERBOSE_ENV",
+    "WARNING_KEY",
     "DriverSink",
     "EventSink",
     "LivePanel",

@@ -29,6 +29,27 @@ from sweeps.store.layout import TRIAL_STATES
 GRID_KEY = "grid_point"
 
 
+#: A report's one-line warning for the driver to print (e.g. a state file that was unreadable).
+WARNING_KEY = "trial/warning"
+
+
+def _restart_line(path: Path, err: BaseException) -> str:
+    cause = " ".join(str(err).split())[:160] or type(err).__name__
+    return (f"{path.stem}: its state file {path.name} cannot be used ({type(err).__name__}: "
+            f"{cause}); it restarts from epoch 0")
+
+
+def _load_state(path: Path) -> dict[str, Any] | str | None:
+    """The trial's saved state; None if it has none; a one-line warning if it is unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as err:  # torn, garbage, or from another torch: start afresh
+        return _restart_line(path, err)
+    return state if isinstance(state, dict) else _restart_line(path, TypeError("not a mapping"))
+
+
 def trial_params(config: dict[str, Any]) -> dict[str, Any]:
     """A Tune trial config as dotted trial keys (its grid point unpacked)."""
     params = {key: value for key, value in config.items() if key != GRID_KEY}
@@ -75,10 +96,17 @@ class SweepTrainable(tune.Trainable):
         self._group = SeedGroup(config, self._seeds, device=self._device)
         self._state_path = self._states / f"{self.trial_id}.pt"
         self._resent: dict[str, Any] | None = None
-        if self._state_path.is_file():
-            state = torch.load(self._state_path, weights_only=True)
-            self._group.load_state_dict(state["group"])
-            self._resent = {**state["report"], "node_id": self._node_id}
+        self._warning: str | None = None
+        state = _load_state(self._state_path)
+        if isinstance(state, str):  # unreadable: this trial starts again from epoch 0
+            self._warning = state
+        elif state is not None:
+            try:
+                self._group.load_state_dict(state["group"])
+                self._resent = {**state["report"], "node_id": self._node_id}
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                self._warning = _restart_line(self._state_path, err)
+                self._group = SeedGroup(config, self._seeds, device=self._device)
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         failpoint("reset", node_id=self._node_id, trial_id=self.trial_id)
@@ -93,6 +121,8 @@ class SweepTrainable(tune.Trainable):
         metrics = self._group.advance()
         report = {**metrics, "node_id": self._node_id, "trial/device": self._device,
                   "trial/compute_seconds": self._group.compute_seconds, "done": self._group.done}
+        if self._warning is not None:
+            report[WARNING_KEY], self._warning = self._warning, None
         self._save(report)
         return report
 
@@ -146,11 +176,19 @@ class PackTrainable(tune.Trainable):
         self._open = list(range(len(points)))  # positions of trials not yet ended
         self._state_path = self._states / f"{self.trial_id}.pt"
         self._resent: dict[str, Any] | None = None
-        if self._state_path.is_file():
-            state = torch.load(self._state_path, weights_only=True)
-            self._pack.load_state_dict(state["pack"])
-            self._open = list(state["open"])
-            self._resent = {**state["report"], "node_id": self._node_id}
+        self._warning: str | None = None
+        state = _load_state(self._state_path)
+        if isinstance(state, str):  # unreadable: this pack starts again from epoch 0
+            self._warning = state
+        elif state is not None:
+            try:
+                self._pack.load_state_dict(state["pack"])
+                self._open = list(state["open"])
+                self._resent = {**state["report"], "node_id": self._node_id}
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                self._warning = _restart_line(self._state_path, err)
+                self._pack = Pack(configs, device=self._device)
+                self._open = list(range(len(points)))
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         failpoint("reset", node_id=self._node_id, trial_id=self.trial_id)
@@ -215,6 +253,8 @@ class PackTrainable(tune.Trainable):
         report = {"trials": trials, "finished": finished, "node_id": self._node_id,
                   "trial/device": self._device, "done": self._pack.done,
                   "epoch": max((m.epoch for m in self._pack.members), default=0)}
+        if self._warning is not None:
+            report[WARNING_KEY], self._warning = self._warning, None
         self._save(report)
         return report
 

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from sweeps.execution import ray_patches
 from sweeps.execution.failpoints import FAILPOINT_ENV
 from sweeps.execution.packing import PACK_KEY, member_trial_id, plan_packs
 from sweeps.execution.scheduling import may_cut
-from sweeps.execution.trainables import GRID_KEY, make_trainable, trial_params
+from sweeps.execution.trainables import GRID_KEY, WARNING_KEY, make_trainable, trial_params
 from sweeps.spec import Dimension, SweepSpec
 
 TUNE_DIR = "tune"
@@ -283,6 +284,8 @@ class _Forwarder(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
                         result: dict[str, Any], **info: Any) -> None:
+        if warning := result.get(WARNING_KEY):  # e.g. an unreadable state file: one line
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         if "trials" not in result:
             self.sink.trial_result(trial.trial_id, result)
             return
