@@ -9,7 +9,7 @@ import sys
 import time
 
 from sweeps.errors import UsageError
-from sweeps.sweep import Sweep, SweepSummary, list_sweep_handles
+from sweeps.sweep import Sweep, SweepSummary, summaries
 
 
 def _when(stamp: float) -> str:
@@ -27,7 +27,7 @@ def _duration(seconds: float) -> str:
 
 
 def list_sweeps(args: argparse.Namespace) -> int:
-    sweeps = [sweep.summary() for sweep in list_sweep_handles(args.storage)]
+    sweeps = summaries(args.storage)
     if args.json:
         print(json.dumps([dataclasses.asdict(s) for s in sweeps]))
         return 0
@@ -41,6 +41,9 @@ def list_sweeps(args: argparse.Namespace) -> int:
     widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
     for row in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for s in sweeps:
+        if s.error:
+            print(f"{s.name}: unreadable: {s.error}", file=sys.stderr)
     return 0
 
 

@@ -56,6 +56,7 @@ class SweepSummary:
     mode: str
     best: float | None  # the best trial's objective at its best epoch
     created: float
+    error: str | None = None  # why an ``unreadable`` sweep cannot be read
 
 
 @dataclass(frozen=True)
@@ -449,9 +450,29 @@ def load_sweep(name: str, *, storage: str | Path = DEFAULT_STORAGE) -> Sweep:
 
 
 def list_sweep_handles(storage: str | Path = DEFAULT_STORAGE) -> list[Sweep]:
-    """Every sweep in ``storage``, newest first."""
-    found = [Sweep.load(name, storage=storage) for name in list_sweeps(storage)]
+    """Every readable sweep in ``storage``, newest first."""
+    found = []
+    for name in list_sweeps(storage):
+        try:
+            found.append(Sweep.load(name, storage=storage))
+        except UsageError:
+            continue  # an unreadable sweep.json: `list` names it, the rest are found
     return sorted(found, key=lambda s: s.created, reverse=True)
+
+
+def summaries(storage: str | Path = DEFAULT_STORAGE) -> list[SweepSummary]:
+    """A line of ``mixup-sweep list`` for every sweep in ``storage``, newest first; a sweep
+    whose ``sweep.json`` or records cannot be read is listed as ``unreadable`` (the reason is
+    in ``error``), and the others are listed all the same."""
+    out = []
+    for name in list_sweeps(storage):
+        try:
+            out.append(Sweep.load(name, storage=storage).summary())
+        except (UsageError, OSError, ValueError, KeyError, TypeError) as err:
+            out.append(SweepSummary(name=name, status="unreadable", done=0, total=None,
+                                    errored=0, metric="-", mode="-", best=None, created=0.0,
+                                    error=_one_line(err)))
+    return sorted(out, key=lambda s: s.created, reverse=True)
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -151,3 +151,28 @@ def test_drivers_that_first_open_one_new_sqlite_store_at_once_all_succeed(tmp_pa
     failed = [err[-500:] for p, (_, err) in zip(procs, results, strict=True) if p.returncode]
     assert failed == []
     assert all(out.strip().endswith("OK") for out, _ in results)
+
+
+def test_list_names_an_unreadable_sweep_and_lists_the_rest(copy):
+    broken = copy / "res" / "broken"
+    broken.mkdir()
+    (broken / "sweep.json").write_text("{ not json")
+    out = mixup_sweep("list", "--storage", "res", cwd=copy)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines()[1:]}
+    assert rows == {"kept": "finished", "broken": "unreadable"}
+    assert out.stderr.strip().splitlines() == [
+        line for line in out.stderr.strip().splitlines() if line.startswith("broken: unreadable")]
+
+
+def test_wrong_types_in_sweep_json_are_one_line_naming_the_field(copy):
+    import json
+
+    meta_path = copy / "res" / "kept" / "sweep.json"
+    meta = json.loads(meta_path.read_text())
+    meta["seeds"] = "0, 1"
+    meta_path.write_text(json.dumps(meta))
+    out = mixup_sweep("best", "kept", "--storage", "res", cwd=copy)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "seeds must be list or null, got str" in lines[0], lines

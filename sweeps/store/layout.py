@@ -81,7 +81,36 @@ def read_meta(storage: str | Path, name: str) -> dict[str, Any]:
     objective = meta.get("objective") if isinstance(meta, dict) else None
     if not isinstance(objective, dict) or not {"metric", "mode"} <= set(objective):
         raise UsageError(f"{path}: not a sweep description (no objective metric and mode)")
+    _check_types(meta, path)
     return _follow_store(meta, path.parent)
+
+
+#: The fields of ``sweep.json`` the commands read, and the types they must have (None allowed
+#: where a field may be absent from sweeps written by older versions).
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "objective.metric": (str,), "objective.mode": (str,), "tracking_uri": (str,),
+    "spec_text": (str, type(None)), "spec_path": (str, type(None)),
+    "parent_run_id": (str, type(None)), "sweep_id": (str, type(None)),
+    "experiment_id": (str, type(None)), "created": (int, float, type(None)),
+    "trials_planned": (int, type(None)), "seeds": (list, type(None)),
+    "objectives": (list, type(None)), "pack_size": (int, type(None)),
+}
+
+
+def _check_types(meta: dict[str, Any], path: Path) -> None:
+    """Wrong types in ``sweep.json`` (a hand edit, another tool) are one line naming the field."""
+    for key, types in _META_TYPES.items():
+        head, _, tail = key.partition(".")
+        value = meta.get(head)
+        if tail:
+            value = value.get(tail) if isinstance(value, dict) else None
+        if not isinstance(value, types) or isinstance(value, bool):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise UsageError(f"{path}: {key} must be {wanted}, got {type(value).__name__} "
+                             f"{json.dumps(value)[:60]}")
+    seeds = meta.get("seeds")
+    if isinstance(seeds, list) and not all(type(s) is int for s in seeds):
+        raise UsageError(f"{path}: seeds must be a list of integers, got {json.dumps(seeds)[:60]}")
 
 
 SQLITE = "sqlite:///"
