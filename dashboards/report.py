@@ -133,7 +133,11 @@ def build_report(sweep: Sweep | str, *, storage: str | Path = "sweep_results",
         raise UsageError(f"sweep {sweep.name!r} is being run by {lock.holder(sweep.directory)}; "
                          "pass --out DIR to write its report elsewhere while it runs")
     folder = Path(out) if out is not None else sweep.directory / "report"
-    report = write_report(data, folder, importance)
+    try:
+        report = write_report(data, folder, importance)
+    except OSError as err:  # --out where nothing can be written, a full disk
+        raise UsageError(f"{'--out ' + str(out) if out is not None else folder}: the report "
+                         f"cannot be written there ({err.strerror or err})") from None
     if mlflow:
         try:
             uri, parent = sweep.meta.get("tracking_uri"), sweep.meta.get("parent_run_id")

@@ -292,6 +292,8 @@ def ui(args: argparse.Namespace) -> int:
     runs in that store (or of the experiments list when it has none)."""
     import socket
 
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"ui --port {args.port}: a port is 1-65535")
     uri = _tracking_uri(args.tracking_uri)
     if uri.startswith("http"):
         print(f"The tracking server already serves the UI: {uri}")

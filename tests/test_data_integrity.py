@@ -176,3 +176,26 @@ def test_wrong_types_in_sweep_json_are_one_line_naming_the_field(copy):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "seeds must be list or null, got str" in lines[0], lines
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["ui", "--port", "70000"], "a port is 1-65535"),
+    (["ui", "--port", "0"], "a port is 1-65535"),
+    (["report", "kept", "--storage", "res", "--no-mlflow", "--out", "/proc/r"],
+     "--out /proc/r: the report cannot be written there"),
+])
+def test_bad_places_and_ports_are_one_line(copy, argv, says):
+    out = mixup_sweep(*argv, cwd=copy)
+    assert out.returncode == 2, out.stderr[-1000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], lines
+
+
+def test_a_sweep_name_that_is_a_file_is_one_line(copy):
+    (copy / "res" / "clash").write_text("a file")
+    out = mixup_sweep("run", str(copy / "kept.yaml"), "--storage", "res", "--name", "clash",
+                      cwd=copy)
+    assert out.returncode == 2, out.stderr[-1000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is a file, not a sweep folder" in lines[0], lines
+    assert (copy / "res" / "clash").read_text() == "a file"

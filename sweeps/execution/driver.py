@@ -251,6 +251,9 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     directory = writable_storage(storage) / sweep_name
     if (directory / META_FILE).exists():
         raise _exists(sweep_name, directory)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"sweep name {sweep_name!r}: {directory} is a file, not a sweep folder; "
+                         "pass --name NEW_NAME or another --storage")
     from sweeps.execution import tuner
 
     tuner.connect(address)  # a cluster that cannot be joined: one line, before anything is written
