@@ -303,6 +303,12 @@ class _Forwarder(tune.Callback):
             self.sink.trial_finished(trial.trial_id, "TERMINATED", None)
         self._counts(trials)
 
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any,
+                         **info: Any) -> None:
+        print(f"note: Ray trial {trial.trial_id} failed ({_error_line(trial)}); retried from its "
+              f"state file (failure {trial.num_failures}; --verbose shows Ray's traceback)",
+              file=sys.stderr, flush=True)
+
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         if PACK_KEY in trial.config:
             self.sink.pack_settled(trial.trial_id, "ERROR", _error_line(trial))
@@ -407,6 +413,8 @@ def _prepare_tune() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    if os.environ.get(VERBOSE_ENV) != "1":  # a lost worker is one line (_Forwarder), not Ray's
+        logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
