@@ -54,6 +54,6 @@ def test_bad_input_gives_one_line_on_stderr_and_exit_code_2(args, message):
 
 
 def test_a_diverging_trial_exits_nonzero_and_says_why():
-    out = run("train", *FAST, "--set", "optim.lr=1e4")
+    out = run("train", *FAST, "--set", "optim.lr=1e3")
     assert out.returncode == 1
     assert "train/loss became nan" in out.stderr

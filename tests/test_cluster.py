@@ -4,7 +4,6 @@ HTTP, started by the project's own launcher; faults are injected by killing real
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -18,7 +17,16 @@ from cluster import local
 from sweeps.execution.failpoints import FAILPOINT_ENV
 from sweeps.store.records import RecordLog
 from tests.conftest import wait_until
-from tests.sweep_helpers import CLI, NO_REPORT, cli_env, metric_steps, mixup_sweep, sweep_runs, write_spec
+from tests.sweep_helpers import (
+    CLI,
+    NO_REPORT,
+    cli_env,
+    kill_while_held,
+    metric_steps,
+    mixup_sweep,
+    sweep_runs,
+    write_spec,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -191,10 +199,10 @@ def test_a_tracking_server_that_stays_down_leaves_everything_in_parquet_for_sync
 
 def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
     spec = long_spec(tmp_path, "driverless")
-    driver = start_on(cluster, spec, tmp_path)
-    wait_for_epochs(tmp_path / "res" / "driverless" / "records.jsonl", 40)
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.communicate()
+    [hit] = kill_while_held(lambda env: start_on(cluster, spec, tmp_path, env=env),
+                            tmp_path / "failpoints", at_epochs=(400,), timeout=300)
+    held = RecordLog(tmp_path / "res" / "driverless").trials[hit["trial_id"]]
+    assert held.status == "RUNNING" and held.last_epoch >= 400, (held.status, held.last_epoch)
     out = subprocess.run([*CLI, "resume", "driverless", "--storage", "res", NO_REPORT],
                          cwd=tmp_path,
                          env=cluster_env(cluster), capture_output=True, text=True, timeout=400)
@@ -203,7 +211,8 @@ def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
     assert len(records) == 4 and all(r.status == "TERMINATED" for r in records.values())
     assert all(sorted(r.epochs) == ALL_EPOCHS for r in records.values())
     values = assert_complete_in_mlflow(str(cluster.tracking_uri), "driverless", 4)
-    record_fault("driver killed, then resume", "driver process group after 40 epoch reports",
+    record_fault("driver killed, then resume", "driver process group while a trial held at epoch "
+                 f"{hit['epoch']}",
                  tmp_path / "res" / "driverless" / "records.jsonl", values)
 
 

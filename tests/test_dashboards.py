@@ -8,7 +8,6 @@ The report of a real sweep, opened in a real browser, is in test_browser.py.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import re
 import subprocess
@@ -19,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 
 from dashboards import fig_importance, report
 from dashboards.fig_pareto import pareto_front
@@ -27,12 +25,13 @@ from dashboards.sweep_data import _pool, report_data
 from mixup_cli.main import main
 from mixup_core.config import TrialConfig, to_flat
 from sweeps import load_sweep
-from sweeps.store import parquet_io, tables
 from sweeps.store.records import TrialRecord
 from tests.conftest import free_port
+from tests.sweep_helpers import write_finished_sweep
 
 EPOCHS = (10, 20, 30, 40, 50, 60)
 BUDGET = 60
+SEEDS = (0, 1)
 Curve = Callable[[dict[str, Any], int, int], dict[str, float]]
 
 
@@ -79,26 +78,13 @@ def _record(trial_id: str, config: dict[str, Any], curve: Curve, seeds: list[int
     return TrialRecord(trial_id, config, status="TERMINATED", epochs=epochs)
 
 
-def write_sweep(storage: Path, name: str, grid: list[dict[str, Any]], *,
-                curve: Curve = feature_noise_curve, seeds: tuple[int, ...] = (0, 1),
-                objective: str = "val/acc_rare", tracking_uri: str = "sqlite:////nonexistent/mlflow.db",
-                parent_run_id: str = "0" * 32) -> Path:
-    """A sweep folder as ``mixup-sweep run`` leaves it: sweep.json and the two Parquet tables."""
-    base = to_flat(TrialConfig())
-    base["optim.epochs"] = BUDGET
-    records = [_record(f"abc12_{i:05d}", {**base, **point}, curve, list(seeds))
-               for i, point in enumerate(grid)]
-    folder = storage / name
-    folder.mkdir(parents=True)
-    spec = {"name": name, "description": f"test sweep {name}", "seeds": list(seeds)}
-    meta = {"name": name, "spec_text": yaml.safe_dump(spec), "tracking_uri": tracking_uri,
-            "parent_run_id": parent_run_id, "spec_path": f"{name}.yaml",
-            "objective": {"metric": objective, "mode": "max"}, "seeds": list(seeds)}
-    (folder / "sweep.json").write_text(json.dumps(meta))
-    parquet_io.write_rows(folder / parquet_io.TRIALS_FILE,
-                          tables.trial_rows(records, metric=objective, mode="max"))
-    parquet_io.write_rows(folder / parquet_io.EPOCHS_FILE, tables.epoch_rows(records))
-    return folder
+def curve_trials(points: list[dict[str, Any]], curve: Curve = feature_noise_curve,
+                 seeds: tuple[int, ...] = SEEDS) -> list[TrialRecord]:
+    """One finished trial per point (on the default config, a budget of BUDGET epochs), reporting
+    ``curve`` averaged over ``seeds`` at each of EPOCHS."""
+    base = {**to_flat(TrialConfig()), "optim.epochs": BUDGET}
+    return [_record(f"abc12_{i:05d}", {**base, **point}, curve, list(seeds))
+            for i, point in enumerate(points)]
 
 
 def grid(**axes: list[Any]) -> list[dict[str, Any]]:
@@ -116,7 +102,7 @@ MAIN_GRID = grid(alpha=[0.0, 0.5, 2.0], label_scheme=["same", "independent"],
 def main_like(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, report.ReportPaths]:
     """A sweep shaped like the main job (α × label scheme × switch-off epoch) and its report."""
     storage = tmp_path_factory.mktemp("storage")
-    write_sweep(storage, "main_like", MAIN_GRID)
+    write_finished_sweep(storage, "main_like", curve_trials(MAIN_GRID), seeds=SEEDS)
     return storage, report.build_report("main_like", storage=storage, mlflow=False)
 
 
@@ -210,7 +196,8 @@ def test_best_table_shows_best_and_last_epoch_values_and_keeps_erm(
 
 
 def test_report_goes_to_the_folder_given_as_out(tmp_path: Path) -> None:
-    write_sweep(tmp_path, "small", grid(alpha=[0.0, 1.0], stop_epoch=[20, None]))
+    write_finished_sweep(tmp_path, "small", curve_trials(grid(alpha=[0.0, 1.0], stop_epoch=[20, None])),
+                         seeds=SEEDS)
     paths = report.build_report("small", storage=tmp_path, out=tmp_path / "elsewhere",
                                 mlflow=False)
     assert paths.html == (tmp_path / "elsewhere" / "report.html").resolve()
@@ -218,8 +205,9 @@ def test_report_goes_to_the_folder_given_as_out(tmp_path: Path) -> None:
 
 
 def test_real_data_sweep_skips_feature_figures_with_a_note(tmp_path: Path) -> None:
-    write_sweep(tmp_path, "digits", grid(alpha=[0.0, 0.4, 1.0], stop_epoch=[20, None]),
-                curve=real_data_curve, objective="val/acc")
+    points = grid(alpha=[0.0, 0.4, 1.0], stop_epoch=[20, None])
+    write_finished_sweep(tmp_path, "digits", curve_trials(points, real_data_curve), seeds=SEEDS,
+                         objective="val/acc")
     paths = report.build_report("digits", storage=tmp_path, mlflow=False)
     drawn = {p.stem for p in paths.pngs}
     assert {"accuracy_curves", "rare_accuracy_heatmap", "parameter_importance"} <= drawn
@@ -231,8 +219,8 @@ def test_real_data_sweep_skips_feature_figures_with_a_note(tmp_path: Path) -> No
 
 
 def test_stale_figures_of_an_earlier_report_are_removed(tmp_path: Path) -> None:
-    write_sweep(tmp_path, "digits", grid(alpha=[0.0, 1.0]), curve=real_data_curve,
-                objective="val/acc")
+    write_finished_sweep(tmp_path, "digits", curve_trials(grid(alpha=[0.0, 1.0]), real_data_curve),
+                         seeds=SEEDS, objective="val/acc")
     folder = tmp_path / "digits" / "report"
     folder.mkdir()
     (folder / "feature_alignment.png").write_bytes(b"old")
@@ -241,7 +229,8 @@ def test_stale_figures_of_an_earlier_report_are_removed(tmp_path: Path) -> None:
 
 
 def test_importance_is_a_note_when_only_one_parameter_varies(tmp_path: Path) -> None:
-    write_sweep(tmp_path, "alpha_only", grid(alpha=[0.0, 0.5, 1.0, 2.0]))
+    write_finished_sweep(tmp_path, "alpha_only", curve_trials(grid(alpha=[0.0, 0.5, 1.0, 2.0])),
+                         seeds=SEEDS)
     paths = report.build_report("alpha_only", storage=tmp_path, mlflow=False)
     assert "parameter_importance" not in {p.stem for p in paths.pngs}
     assert any("only α varies" in note for note in paths.notes)
@@ -252,7 +241,8 @@ def flat_curve(config: dict[str, Any], epoch: int, seed: int) -> dict[str, float
 
 
 def test_importance_is_a_note_when_every_trial_scores_the_same(tmp_path: Path) -> None:
-    write_sweep(tmp_path, "flat", grid(alpha=[0.0, 1.0], stop_epoch=[20, None]), curve=flat_curve)
+    points = grid(alpha=[0.0, 1.0], stop_epoch=[20, None])
+    write_finished_sweep(tmp_path, "flat", curve_trials(points, flat_curve), seeds=SEEDS)
     section = fig_importance.parameter_importance(report_data(load_sweep("flat", storage=tmp_path)))
     assert section.figure is None
     assert section.note is not None and "every trial reached the same" in section.note
@@ -260,8 +250,8 @@ def test_importance_is_a_note_when_every_trial_scores_the_same(tmp_path: Path) -
 
 def test_importance_ranks_the_switch_off_epoch_first_when_it_drives_the_objective(
         tmp_path: Path) -> None:
-    write_sweep(tmp_path, "stop_matters", grid(label_scheme=["same", "independent"],
-                                               stop_epoch=[20, 25, 40, 50, None]))
+    points = grid(label_scheme=["same", "independent"], stop_epoch=[20, 25, 40, 50, None])
+    write_finished_sweep(tmp_path, "stop_matters", curve_trials(points), seeds=SEEDS)
     data = report_data(load_sweep("stop_matters", storage=tmp_path))
     for method in ("ped-anova", "fanova"):  # PED-ANOVA is the report's default
         section = fig_importance.parameter_importance(data, method)
@@ -275,7 +265,7 @@ def test_importance_ranks_the_switch_off_epoch_first_when_it_drives_the_objectiv
 
 def test_continuous_search_is_drawn_as_a_scatter_not_a_heatmap(tmp_path: Path) -> None:
     points = [{"mixup.alpha": 0.1 + 0.2 * i, "mixup.stop_epoch": 10 + 3 * i} for i in range(14)]
-    write_sweep(tmp_path, "tpe", points, seeds=(0,))
+    write_finished_sweep(tmp_path, "tpe", curve_trials(points, seeds=(0,)), seeds=(0,))
     paths = report.build_report("tpe", storage=tmp_path, mlflow=False)
     assert "rare_accuracy_heatmap" in {p.stem for p in paths.pngs}
     assert "Continuous search" in paths.html.read_text()
@@ -298,8 +288,8 @@ def test_report_is_logged_as_artifacts_of_the_parent_run(tmp_path: Path) -> None
     experiment = client.create_experiment("mixup-sweeps/logged",
                                           artifact_location=str(tmp_path / "artifacts"))
     parent = client.create_run(experiment, run_name="logged").info.run_id
-    write_sweep(tmp_path, "logged", grid(alpha=[0.0, 1.0], stop_epoch=[20, None]),
-                tracking_uri=uri, parent_run_id=parent)
+    write_finished_sweep(tmp_path, "logged", curve_trials(grid(alpha=[0.0, 1.0], stop_epoch=[20, None])),
+                         seeds=SEEDS, tracking_uri=uri, parent_run_id=parent)
     paths = report.build_report("logged", storage=tmp_path)
     logged = {Path(a.path).name for a in client.list_artifacts(parent, report.ARTIFACT_PATH)}
     assert logged == {p.name for p in paths.files}
@@ -308,7 +298,8 @@ def test_report_is_logged_as_artifacts_of_the_parent_run(tmp_path: Path) -> None
 def test_unreachable_mlflow_is_one_warning_line_and_the_report_is_still_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"http://127.0.0.1:{free_port()}"
-    write_sweep(tmp_path, "offline", grid(alpha=[0.0, 1.0]), tracking_uri=uri)
+    write_finished_sweep(tmp_path, "offline", curve_trials(grid(alpha=[0.0, 1.0])), seeds=SEEDS,
+                         tracking_uri=uri)
     paths = report.build_report("offline", storage=tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: report not logged to MLflow")
@@ -319,7 +310,8 @@ def test_unreachable_mlflow_is_one_warning_line_and_the_report_is_still_written(
 def test_a_missing_sqlite_store_is_not_created_by_the_report(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "gone" / "mlflow.db"
-    write_sweep(tmp_path, "nostore", grid(alpha=[0.0, 1.0]), tracking_uri=f"sqlite:///{store}")
+    write_finished_sweep(tmp_path, "nostore", curve_trials(grid(alpha=[0.0, 1.0])), seeds=SEEDS,
+                         tracking_uri=f"sqlite:///{store}")
     report.build_report("nostore", storage=tmp_path)
     assert "does not exist" in capsys.readouterr().err
     assert not store.exists()
@@ -327,8 +319,8 @@ def test_a_missing_sqlite_store_is_not_created_by_the_report(
 
 def test_main_prints_the_page_and_the_skipped_figures(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_sweep(tmp_path, "digits", grid(alpha=[0.0, 1.0]), curve=real_data_curve,
-                objective="val/acc")
+    write_finished_sweep(tmp_path, "digits", curve_trials(grid(alpha=[0.0, 1.0]), real_data_curve),
+                         seeds=SEEDS, objective="val/acc")
     code = main(["report", "digits", "--storage", str(tmp_path), "--no-mlflow"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 from scipy import stats
 
 from dashboards.best_table import best_frame
@@ -31,8 +30,11 @@ from sweeps.execution.seed_group import aggregate
 from sweeps.spec import load_spec, parse_spec
 from sweeps.store import parquet_io, spread, tables
 from sweeps.store.records import TrialRecord
+from tests.sweep_helpers import write_finished_sweep
 
 SPECS = Path(__file__).resolve().parent.parent / "sweeps" / "specs"
+#: The seeds every made-up trial here averages over (its intervals are over 3).
+SEEDS = (0, 1, 2)
 
 
 def _metrics(epoch: int, val: float, test: float, std: float | None) -> dict[str, float]:
@@ -41,20 +43,6 @@ def _metrics(epoch: int, val: float, test: float, std: float | None) -> dict[str
     if std is not None:
         out |= {"val/acc_rare_std": std, "test/acc_rare_std": std}
     return out
-
-
-def write_sweep(storage: Path, name: str, records: list[TrialRecord], *, seeds: int = 3,
-                objective: str = "val/acc_rare") -> None:
-    folder = storage / name
-    folder.mkdir(parents=True)
-    spec = {"name": name, "seeds": list(range(seeds))}
-    meta = {"name": name, "spec_text": yaml.safe_dump(spec), "spec_path": f"{name}.yaml",
-            "tracking_uri": "sqlite:////nonexistent/mlflow.db", "seeds": list(range(seeds)),
-            "objective": {"metric": objective, "mode": "max"}}
-    (folder / "sweep.json").write_text(json.dumps(meta))
-    parquet_io.write_rows(folder / parquet_io.TRIALS_FILE,
-                          tables.trial_rows(records, metric=objective, mode="max"))
-    parquet_io.write_rows(folder / parquet_io.EPOCHS_FILE, tables.epoch_rows(records))
 
 
 def record(trial_id: str, alpha: float, epochs: dict[int, dict[str, float]]) -> TrialRecord:
@@ -77,7 +65,7 @@ def test_best_chooses_the_epoch_on_validation_and_reports_test_there(
     # validation peaks at epoch 20, test at epoch 40: the answer is epoch 20 and its test value
     epochs = {10: _metrics(10, 0.6, 0.6, 0.01), 20: _metrics(20, 0.9, 0.7, 0.01),
               40: _metrics(40, 0.8, 0.95, 0.01)}
-    write_sweep(tmp_path, "s", [record("t_00000", 1.0, epochs)])
+    write_finished_sweep(tmp_path, "s", [record("t_00000", 1.0, epochs)], seeds=SEEDS)
     rows, err = best_json(tmp_path, "s", capsys=capsys)
     assert rows[0]["epoch"] == 20 and rows[0]["value"] == 0.9
     assert rows[0]["metrics"]["test/acc_rare"] == 0.7
@@ -95,7 +83,7 @@ def test_best_chooses_the_epoch_on_validation_and_reports_test_there(
 def test_choosing_on_a_test_metric_works_and_warns_once_that_it_is_optimistic(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     epochs = {20: _metrics(20, 0.9, 0.7, 0.01), 40: _metrics(40, 0.8, 0.95, 0.01)}
-    write_sweep(tmp_path, "s", [record("t_00000", 1.0, epochs)])
+    write_finished_sweep(tmp_path, "s", [record("t_00000", 1.0, epochs)], seeds=SEEDS)
     rows, err = best_json(tmp_path, "s", "--metric", "test/acc_rare", capsys=capsys)
     assert rows[0]["epoch"] == 40 and rows[0]["value"] == 0.95
     assert err.count("\n") == 1 and "optimistic" in err and "val/acc_rare" in err
@@ -120,7 +108,7 @@ def tied_sweep(storage: Path) -> list[TrialRecord]:
         record("t_00003", 0.8, {10: _metrics(10, 0.9, 0.9, 0.0), 20: _metrics(20, 0.95, 1.0, 0.0)}),
         record("t_00004", 1.6, {10: _metrics(10, 0.2, 0.2, 0.0), 20: _metrics(20, 1.0, 0.7, 0.0)}),
     ]
-    write_sweep(storage, "ties", records)
+    write_finished_sweep(storage, "ties", records, seeds=SEEDS)
     return records
 
 

@@ -8,7 +8,7 @@ import torch
 
 from mixup_core import METRIC_NAMES, Trainer, TrialConfig, train
 from mixup_core.data.base import ImageSpec, TaskData
-from mixup_core.models import MODEL_INPUTS, MODELS, build_model
+from mixup_core.models import MODEL_INPUTS, MODELS, PreActResNet18, build_model
 from tests.image_fixtures import write_cifar10_fixture
 
 DIGITS = {"data.name": "digits", "model.name": "small_cnn", "optim.batch_size": 64,
@@ -103,4 +103,7 @@ def test_preact_resnet18_has_the_reference_size():
     model = build_model(config.model, images((3, 32, 32), num_classes=10),
                         torch.Generator().manual_seed(0))
     assert sum(p.numel() for p in model.parameters()) == 11_171_274
-    assert "preact_resnet18" in MODELS and "small_cnn" in MODELS
+    assert type(model) is PreActResNet18  # the name builds the reference network, no stand-in
+    # every registered model says what it reads, so the image tests above cover each image model
+    assert sorted(MODEL_INPUTS) == MODELS.names()
+    assert {"preact_resnet18", "small_cnn"} <= set(IMAGE_MODELS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.spec.yaml_numbers import safe_load
-from tests.test_reliability import make_sweep
+from tests.sweep_helpers import write_finished_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mixup_core", "sweeps", "dashboards", "cluster", "mixup_cli")
@@ -158,7 +158,7 @@ try:
     code = main(sys.argv[1:])
 except SystemExit as done:  # --help
     code = done.code
-heavy = sorted(m for m in ("torch", "ray", "mixup_core") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "torchvision", "ray", "mlflow") if m in sys.modules)
 print("HEAVY " + ",".join(heavy))
 sys.exit(code)
 """
@@ -168,7 +168,7 @@ sys.exit(code)
                                      ["export", "done", "--out", "x.parquet"],
                                      ["report", "done", "--no-mlflow"], ["--help"]])
 def test_reading_a_finished_sweep_imports_neither_torch_nor_ray(tmp_path, command):
-    make_sweep(tmp_path / "sweep_results", "done")
+    write_finished_sweep(tmp_path / "sweep_results", "done")
     out = subprocess.run([sys.executable, "-c", READERS, *command], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 from sweeps.store.records import RecordLog
 from sweeps.sweep import list_sweep_handles
 from tests.conftest import wait_until
-from tests.sweep_helpers import CLI, cli_env, mixup_sweep, sweep_runs, write_spec
+from tests.sweep_helpers import CLI, cli_env, mixup_sweep, sweep_runs, write_finished_sweep, write_spec
 
 SPACE = {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}}
 LONG = {"data": {"dim": 400, "n_train": 60, "n_test": 200}, "optim.epochs": 3000,
@@ -174,8 +174,7 @@ def test_every_command_has_an_example_and_every_option_its_help_and_default() ->
 
 def test_tab_completion_offers_commands_options_and_the_sweeps_in_storage(tmp_path: Path) -> None:
     for name in ("alpha-one", "alpha-two", "beta"):
-        (tmp_path / "res" / name).mkdir(parents=True)
-        (tmp_path / "res" / name / "sweep.json").write_text("{}")
+        write_finished_sweep(tmp_path / "res", name)
 
     def complete(line: str) -> list[str]:
         answer = tmp_path / "completions"

@@ -73,12 +73,13 @@ def test_a_packed_grid_gives_the_tables_of_the_unpacked_one(tmp_path: Path) -> N
 
 def test_a_diverging_trial_of_a_pack_errors_alone(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "nan", seeds=[0, 1],
-                      search_space={"optim.lr": {"kind": "grid", "values": [0.5, 10000.0]}})
+                      # 1000, the largest rate a config accepts: nan by epoch 10
+                      search_space={"optim.lr": {"kind": "grid", "values": [0.5, 1000.0]}})
     out = mixup_sweep("run", str(spec), "--storage", "res", "--pack", "2", cwd=tmp_path)
     assert out.returncode == 0 and "1 errored" in out.stdout, out.stderr
     trials = RecordLog(tmp_path / "res" / "nan").trials
     statuses = sorted((r.config["optim.lr"], r.status) for r in trials.values())
-    assert statuses == [(0.5, "TERMINATED"), (10000.0, "ERROR")], out.stderr
+    assert statuses == [(0.5, "TERMINATED"), (1000.0, "ERROR")], out.stderr
     bad = next(r for r in trials.values() if r.status == "ERROR")
     assert bad.error is not None and "train/loss became nan" in bad.error
     good = next(r for r in trials.values() if r.status == "TERMINATED")
@@ -189,9 +190,14 @@ def test_optuna_asks_whole_packs_and_a_killed_driver_resumes_the_journal_study(
                       "mixup.label_scheme": {"kind": "choice", "values": ["same", "power"]},
                       "optim.lr": {"kind": "loguniform", "low": 0.05, "high": 1.0}},
         objective={"metric": "val/loss", "mode": "min"})
-    run_and_kill(spec, tmp_path, "--pack", "2", epochs=40)  # in the second of three packs
+    # Killed in the second of three packs: the first pack is held before its last step (280 of
+    # 300 epochs) until the failpoint is armed again, then the second is held at epoch 100.
+    first, second = run_and_kill(spec, tmp_path, "--pack", "2", at_epochs=(280, 100))
     before = RecordLog(tmp_path / "res" / "tpe").trials
-    assert any(r.status == "RUNNING" for r in before.values())
+    assert first["trial_id"] != second["trial_id"]
+    assert sorted((r.pack, r.status) for r in before.values()) == sorted(
+        [(first["trial_id"], "TERMINATED")] * 2 + [(second["trial_id"], "RUNNING")] * 2)
+    assert all(r.last_epoch >= 100 for r in before.values())
     out = mixup_sweep("resume", "tpe", "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     trials = RecordLog(tmp_path / "res" / "tpe").trials
@@ -229,10 +235,12 @@ def test_a_killed_packed_driver_resumes_every_trial_from_its_pack_state(tmp_path
                "log_every": 20},
         search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
         search={"algorithm": "grid", "max_concurrent": 2})
-    run_and_kill(spec, tmp_path, "--pack", "2")
+    [hit] = run_and_kill(spec, tmp_path, "--pack", "2", at_epochs=(200,))
     records = tmp_path / "res" / "killed" / "records.jsonl"
     before = RecordLog(tmp_path / "res" / "killed").trials
-    assert any(r.status == "RUNNING" for r in before.values())
+    held = [t for t, r in before.items() if r.pack == hit["trial_id"]]
+    assert len(held) == 2 and all(before[t].status == "RUNNING" and before[t].last_epoch >= 200
+                                  for t in held), {t: (r.status, r.last_epoch) for t, r in before.items()}
 
     out = mixup_sweep("resume", "killed", "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -3,12 +3,10 @@ never that of the checkout that replays them."""
 
 from __future__ import annotations
 
-import json
-
 from sweeps.execution.driver import sync
 from sweeps.store import provenance
-from sweeps.store.records import RecordLog
-from tests.sweep_helpers import sweep_runs, write_spec
+from sweeps.store.records import RecordLog, TrialRecord
+from tests.sweep_helpers import sweep_runs, write_finished_sweep, write_spec
 
 RUN = {"git_commit": "1111111111111111111111111111111111111111", "host": "lab-node-7",
        "versions": {"torch": "2.14.1", "mixup-sweeps": "0.1.0"}}
@@ -16,17 +14,11 @@ RUN = {"git_commit": "1111111111111111111111111111111111111111", "host": "lab-no
 
 def test_sync_tags_runs_with_the_commit_the_sweep_ran_with(tmp_path, monkeypatch):
     spec = write_spec(tmp_path, "provenant", search_space={})
-    folder = tmp_path / "res" / "provenant"
-    log = RecordLog(folder)
-    log.trial_started("t0", {"mixup.alpha": 1.0}, provenance=RUN)
-    log.epoch("t0", 10, {"epoch": 10, "val/acc_rare": 0.5})
-    log.trial_finished("t0", "TERMINATED")
-    log.close()
+    trial = TrialRecord("t0", {"mixup.alpha": 1.0}, status="TERMINATED", provenance=RUN,
+                        epochs={10: {"epoch": 10, "val/acc_rare": 0.5}})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    (folder / "sweep.json").write_text(json.dumps({
-        "name": "provenant", "spec_path": str(spec), "spec_text": spec.read_text(),
-        "tracking_uri": uri, "objective": {"metric": "val/acc_rare", "mode": "max"},
-        "provenance": RUN}))
+    write_finished_sweep(tmp_path / "res", "provenant", [trial], spec_path=str(spec),
+                         spec_text=spec.read_text(), tracking_uri=uri, provenance=RUN)
     monkeypatch.setattr(provenance, "git_commit", lambda: "2" * 40)  # another checkout now
     assert sync("provenant", storage=tmp_path / "res") == 1
 

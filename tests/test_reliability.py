@@ -19,32 +19,16 @@ from hypothesis import strategies as st
 from cluster import local
 from mixup_cli.main import main
 from sweeps import best_configs
-from sweeps.store import layout, lock
+from sweeps.store import EPOCHS_FILE, TRIALS_FILE, lock
 from sweeps.store.records import RecordLog
 from sweeps.tracking import absolute_uri
-from tests.sweep_helpers import mixup_sweep, sweep_runs, write_spec
+from tests.sweep_helpers import mixup_sweep, sweep_runs, write_finished_sweep, write_spec
 
-OBJECTIVE = {"metric": "val/acc_rare", "mode": "max"}
-
-
-def make_sweep(storage: Path, name: str, trials: int = 2) -> Path:
-    """A finished sweep's folder, written through the record log as the driver writes it."""
-    folder = storage / name
-    log = RecordLog(folder)
-    for t in range(trials):
-        trial_id = f"t{t}"
-        log.trial_started(trial_id, {"mixup.alpha": float(t)})
-        for epoch in (10, 20):
-            log.epoch(trial_id, epoch, {"epoch": epoch, "val/acc_rare": 0.1 * t + epoch / 100})
-        log.trial_finished(trial_id, "TERMINATED")
-    log.close()
-    (folder / layout.META_FILE).write_text(json.dumps({
-        "name": name, "tracking_uri": "sqlite:///unused.db", "objective": OBJECTIVE}))
-    return folder
+#: tests/test_layering.py imports the finished-sweep helper from here by this name.
 
 
 def test_a_torn_last_line_is_skipped_and_the_next_event_starts_on_a_new_line(tmp_path, capsys):
-    folder = make_sweep(tmp_path, "torn")
+    folder = write_finished_sweep(tmp_path, "torn")
     with (folder / "records.jsonl").open("a") as out:
         out.write('{"type": "epoch", "trial_id": "t1", "ep')  # a driver killed mid-write
     log = RecordLog(folder)
@@ -57,7 +41,7 @@ def test_a_torn_last_line_is_skipped_and_the_next_event_starts_on_a_new_line(tmp
 
 
 def test_foreign_and_undecodable_lines_are_skipped_with_one_warning_naming_them(tmp_path):
-    folder = make_sweep(tmp_path, "dirty")
+    folder = write_finished_sweep(tmp_path, "dirty")
     with (folder / "records.jsonl").open("ab") as out:
         out.write(b'{"foo": 1}\n\xff\xfe not utf-8\n{"type": "epoch", "trial_id": "t0"}\n')
     out = mixup_sweep("best", "dirty", "--storage", str(tmp_path), "--json", cwd=tmp_path)
@@ -78,7 +62,7 @@ def test_the_config_of_a_later_start_event_is_kept(tmp_path):
 
 @pytest.mark.parametrize("missing", ["trials.parquet", "epochs.parquet"])
 def test_a_missing_table_is_rebuilt_from_the_records(tmp_path, missing):
-    folder = make_sweep(tmp_path, "rebuilt")
+    folder = write_finished_sweep(tmp_path, "rebuilt")
     assert main(["best", "rebuilt", "--storage", str(tmp_path)]) == 0
     (folder / missing).unlink()
     assert main(["export", "rebuilt", "--storage", str(tmp_path),
@@ -99,7 +83,9 @@ def hold_driver_lock(folder: Path) -> subprocess.Popen[str]:
 
 
 def test_best_on_a_live_sweep_reads_its_records_and_writes_nothing_there(tmp_path):
-    folder = make_sweep(tmp_path, "live")
+    folder = write_finished_sweep(tmp_path, "live")
+    for table in (TRIALS_FILE, EPOCHS_FILE):  # a running sweep's tables come at its end
+        (folder / table).unlink()
     driver = hold_driver_lock(folder)
     try:
         before = sorted(p.name for p in folder.iterdir())
@@ -121,7 +107,7 @@ def test_best_on_a_live_sweep_reads_its_records_and_writes_nothing_there(tmp_pat
 
 
 def test_a_second_driver_of_a_running_sweep_exits_2_naming_the_first(tmp_path, capsys):
-    folder = make_sweep(tmp_path, "busy")
+    folder = write_finished_sweep(tmp_path, "busy")
     driver = hold_driver_lock(folder)
     try:
         assert main(["resume", "busy", "--storage", str(tmp_path)]) == 2

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from sweeps.store import tables
-from sweeps.store.records import RecordLog, TrialRecord
-from tests.sweep_helpers import mixup_sweep, write_spec
+from sweeps.store import EPOCHS_FILE, TRIALS_FILE, tables
+from sweeps.store.records import TrialRecord
+from tests.sweep_helpers import mixup_sweep, write_finished_sweep, write_spec
 
 
 @pytest.mark.parametrize(
@@ -77,17 +77,9 @@ def test_best_ranks_a_known_sweep_by_best_epoch_and_by_last_epoch(tmp_path):
 
 
 def test_best_reads_a_sweep_from_its_records_through_the_cli(tmp_path):
-    folder = tmp_path / "res" / "known"
-    log = RecordLog(folder)
-    for record in KNOWN:
-        log.trial_started(record.trial_id, record.config)
-        for epoch, metrics in record.epochs.items():
-            log.epoch(record.trial_id, epoch, metrics)
-        log.trial_finished(record.trial_id, "TERMINATED")
-    log.close()
-    (folder / "sweep.json").write_text(json.dumps({
-        "name": "known", "tracking_uri": "sqlite:///unused.db",
-        "objective": {"metric": "val/acc_rare", "mode": "max"}}))
+    folder = write_finished_sweep(tmp_path / "res", "known", KNOWN)
+    for table in (TRIALS_FILE, EPOCHS_FILE):  # the answer comes from the records alone
+        (folder / table).unlink()
     for scope, expected in [("best-epoch", "peaks_early"), ("last", "steady")]:
         out = mixup_sweep("best", "known", "--storage", "res", "--scope", scope, "--json",
                           cwd=tmp_path, timeout=60)

@@ -125,10 +125,11 @@ def test_a_killed_driver_resumes_to_exactly_the_planned_trials(tmp_path):
                "log_every": 20},
         search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
         search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
-    run_and_kill(spec, tmp_path)
+    [hit] = run_and_kill(spec, tmp_path, at_epochs=(200,))
     records = tmp_path / "res" / "killed" / "records.jsonl"
     before = RecordLog(tmp_path / "res" / "killed").trials
-    assert any(r.status == "RUNNING" for r in before.values())
+    held = before[hit["trial_id"]]
+    assert held.status == "RUNNING" and held.last_epoch >= 200, (held.status, held.last_epoch)
     reported_before = {t: r.last_epoch for t, r in before.items()}
 
     out = mixup_sweep("resume", "killed", "--storage", "res", cwd=tmp_path)

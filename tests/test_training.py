@@ -71,7 +71,7 @@ def test_a_checkpoint_of_another_config_is_refused():
 
 def test_a_diverging_run_raises_with_the_epoch():
     with pytest.raises(TrainingDiverged, match=r"train/loss became nan by epoch 10"):
-        train(small(**{"optim.lr": 1e4}))
+        train(small(**{"optim.lr": 1e3}))
 
 
 def test_minibatch_sgd_visits_every_example_once_per_epoch():
