@@ -4,7 +4,7 @@ The registries (:mod:`mixup_core.data`, :mod:`mixup_core.models`, :mod:`mixup_co
 the builders, which need torch; this module holds only their names, the input kind of each model,
 the parameter of each label scheme and the metrics a trial reports. :mod:`mixup_core.config` and
 the sweep specs check against it, so reading and checking a config starts no torch.
-``tests/test_catalog.py`` proves that every registry and this catalog name the same entries.
+``tests/core/test_catalog.py`` proves that every registry and this catalog name the same entries.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ does not mix), learning rate and schedule, momentum, weight decay, epoch budget,
 Each member draws from the same seeded streams as :class:`~mixup_core.training.Trainer` (data,
 initial filters, mixing), in the same order, so in float32 a member follows the unpacked
 trainer's arithmetic except for the order of floating-point sums (inside the GEMMs, and in the
-Gram form the products of X summed before those of W; tests/test_packed.py states the
+Gram form the products of X summed before those of W; tests/core/test_packed.py states the
 tolerance). A member that reaches its budget, is stopped (:meth:`Pack.stop`) or
 diverges leaves its group; the others go on untouched (GEMM rows are independent).
 

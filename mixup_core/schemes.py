@@ -4,7 +4,7 @@ Inputs mix as ``λ x_i + (1-λ) x_j`` and labels as ``g y_i + (1-g) y_j``. The p
 is that Mixup still works when g differs from λ (decoupled interpolation); each scheme here is one
 way to decouple them. A scheme has at most one numeric parameter, named and range-checked, so
 schemes can be swept like any other hyperparameter. The trial config checks names and parameters
-against :mod:`mixup_core.catalog`, which names the same schemes and ranges (tests/test_catalog.py).
+against :mod:`mixup_core.catalog`, which names the same schemes and ranges (tests/core/test_catalog.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Bundled sets (digits, mnist5k) hold out a third of each class as the test set, t
 for every seed. Every image data set also holds out a seeded ``data.val_fraction`` of each
 class of its training split as the validation set (:mod:`mixup_core.data.images`). Views
 (``data.view``) are described in :mod:`mixup_core.data.views`. The trial config checks names
-against :mod:`mixup_core.catalog`, which names the same data sets (tests/test_catalog.py).
+against :mod:`mixup_core.catalog`, which names the same data sets (tests/core/test_catalog.py).
 """
 
 from __future__ import annotations

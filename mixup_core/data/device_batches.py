@@ -5,7 +5,7 @@ there, randomly cropped and flipped by one batched index gather (offsets and fli
 trial's AUGMENT generator), then converted to normalised floats in one fused multiply-add. No
 per-sample Python, no worker processes, no host-to-device copies of pixels. The distribution
 matches torchvision's ``RandomCrop(size, padding=p)`` + ``RandomHorizontalFlip()``: offsets
-uniform in 0..2p on each axis, a flip with probability 1/2 (checked in ``tests/test_images.py``
+uniform in 0..2p on each axis, a flip with probability 1/2 (checked in ``tests/core/test_images.py``
 against :mod:`mixup_core.data.reference_pipeline`).
 
 As elsewhere, choosing (:func:`sample_crop_flip`) is separate from applying

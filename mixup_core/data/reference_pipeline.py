@@ -3,7 +3,7 @@
 A torchvision-style ``Dataset`` that hands out one PIL image at a time through per-sample
 ``transforms`` (``RandomCrop(padding=p)``, ``RandomHorizontalFlip``, ``ToTensor``,
 ``Normalize``), batched by a ``DataLoader``: how facebookresearch/mixup-cifar10 feeds its model.
-The trainer never uses it; ``tests/test_images.py`` checks the fast path of
+The trainer never uses it; ``tests/core/test_images.py`` checks the fast path of
 :mod:`mixup_core.data.device_batches` against it and ``benchmarks/image_pipeline.py`` times both.
 torchvision's transforms draw from torch's global generator, which is why the fast path does not
 use them.

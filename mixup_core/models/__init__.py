@@ -3,7 +3,7 @@
 ``MODEL_INPUTS`` says what each model reads: ``patches`` (the feature-noise task's (n, P, d)
 tensors) or ``images`` ((n, C, H, W) batches of an image data set); the trial config refuses a
 model paired with data of the other kind. It checks both against :mod:`mixup_core.catalog`, which
-names the same models with the same kinds (tests/test_catalog.py).
+names the same models with the same kinds (tests/core/test_catalog.py).
 
 * ``patch_cnn``: the paper's two-layer patch CNN (closed-form gradient, mixes after layer one).
 * ``preact_resnet18``: PreAct ResNet-18 of facebookresearch/mixup-cifar10, for 32×32 images.

@@ -10,7 +10,7 @@ built:
   equals mixing the inputs (the layer is linear) at a fraction of the memory.
 * :class:`HasFilters`: first-layer filters of shape (K, m, d) for the feature diagnostics.
 
-``tests/test_model_contract.py`` checks every registered model against the protocols it claims.
+``tests/core/test_model_contract.py`` checks every registered model against the protocols it claims.
 """
 
 from __future__ import annotations

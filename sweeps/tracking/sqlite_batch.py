@@ -50,7 +50,7 @@ class SqliteBatch:
     params, tags (set again: the new value wins), metrics (a repeated one is skipped, as MLflow
     skips it), ``latest_metrics`` by MLflow's rule (the greatest step, then timestamp, then
     value), status and end time as ``set_terminated`` sets them; entities are checked with
-    MLflow's own validation first. ``tests/test_tracking.py`` compares everything MlflowClient
+    MLflow's own validation first. ``tests/tracking/test_tracking.py`` compares everything MlflowClient
     reads back against the same writes made through MLflow's API.
     """
 

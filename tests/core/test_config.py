@@ -6,7 +6,7 @@ import pytest
 
 from mixup_core import ConfigError, TrialConfig, flat_keys, flatten_nested, from_flat, to_flat
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: Every key a user can type in a trial config (a spec's ``trial:`` and ``search_space:``).
 DOCUMENTED_KEYS = [

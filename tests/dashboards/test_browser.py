@@ -29,7 +29,7 @@ from tests.browser import Chromium
 from tests.conftest import start_mlflow_server, stop_group
 from tests.sweep_helpers import mixup_sweep, sweep_runs, write_spec
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 SWEEP = "browser_demo"
 MIN_COLOURS = 16  # a rendered chart has hundreds; a blank or broken image has one or two
 SERVER_START_S = 90

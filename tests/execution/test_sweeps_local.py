@@ -19,7 +19,7 @@ from tests.sweep_helpers import (
     write_spec,
 )
 
-SPECS = Path(__file__).resolve().parent.parent / "sweeps" / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "sweeps" / "specs"
 
 pytestmark = pytest.mark.slow
 

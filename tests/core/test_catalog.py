@@ -19,7 +19,7 @@ from mixup_core.registry import Registry
 from mixup_core.schemes import LABEL_SCHEMES
 from mixup_core.training import METRIC_NAMES, Trainer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "numpy", "sklearn")
 
 

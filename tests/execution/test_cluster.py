@@ -102,7 +102,7 @@ def record_fault(name: str, killed: str, records: Path, mlflow_values: int | Non
     summary = {"test": name, "killed": killed, "trials_done": len(ends),
                "epoch_reports": len(reports), "epochs_recomputed": len(reports) - len(unique),
                "mlflow_values_checked": mlflow_values}
-    folder = Path(__file__).resolve().parent.parent / "test-artifacts"
+    folder = Path(__file__).resolve().parents[2] / "test-artifacts"
     folder.mkdir(exist_ok=True)
     with (folder / "faults.jsonl").open("a") as out:
         out.write(json.dumps(summary) + "\n")

@@ -27,7 +27,7 @@ from sweeps.spec import (
     parse_spec,
 )
 
-SPECS = Path(__file__).resolve().parent.parent / "sweeps" / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "sweeps" / "specs"
 TINY = SPECS / "tiny_demo.yaml"
 
 

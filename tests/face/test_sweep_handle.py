@@ -170,6 +170,6 @@ def test_the_face_of_sweeps_imports_nothing_heavy():
             "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'pyarrow', 'optuna') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, cwd=Path(__file__).resolve().parent.parent)
+                         timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

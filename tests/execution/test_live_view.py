@@ -51,7 +51,7 @@ def test_a_terminal_gets_the_live_panel_and_a_quiet_start(tmp_path: Path) -> Non
                       search={"algorithm": "grid", "max_concurrent": 2})
     drawn = run_in_terminal(["run", str(spec), "--storage", "res", "--pack", "1",
                              "--no-report"], tmp_path)
-    artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "live_view.ansi").write_text(drawn)  # `cat` it in a terminal to replay
     assert "\x1b[" in drawn  # drawn in place, with control codes

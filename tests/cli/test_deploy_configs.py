@@ -27,7 +27,7 @@ from ray.autoscaler._private.kuberay.autoscaling_config import (
 )
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "cluster" / "deploy"
 AWS_CONFIG = DEPLOY / "aws-gpu.yaml"
 K8S = DEPLOY / "k8s"

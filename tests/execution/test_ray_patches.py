@@ -11,7 +11,7 @@ from mixup_cli.main import main
 from sweeps.execution import ray_patches
 from tests.sweep_helpers import write_spec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an_untested_ray_is_refused_in_one_line_before_anything_is_written(

@@ -2,7 +2,7 @@
 
 The user's trial stays the unit: records, MLflow child runs, Parquet rows and ``best`` see one
 trial per config whether it trained alone or in a pack. The packed and unpacked runs of one
-grid agree to the tolerance of tests/test_packed.py.
+grid agree to the tolerance of tests/core/test_packed.py.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from sweeps.store import parquet_io, spread, tables
 from sweeps.store.records import TrialRecord
 from tests.sweep_helpers import write_finished_sweep
 
-SPECS = Path(__file__).resolve().parent.parent / "sweeps" / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "sweeps" / "specs"
 #: The seeds every made-up trial here averages over (its intervals are over 3).
 SEEDS = (0, 1, 2)
 
