@@ -97,7 +97,7 @@ def test_members_with_one_data_set_share_one_group_and_one_gemm() -> None:
 
 def test_a_diverging_member_errors_alone_and_the_others_are_untouched() -> None:
     good = [config(), config(**{"mixup.label_scheme": "independent"})]
-    bad = config(**{"optim.lr": 1e6, "model.init_std": 5.0})
+    bad = config(**{"optim.lr": 1e3, "model.init_std": 5.0})
     with pytest.raises(TrainingDiverged) as unpacked:
         Trainer(bad).run()
     pack = Pack([good[0], bad, good[1]])
