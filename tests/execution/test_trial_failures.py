@@ -25,3 +25,23 @@ def test_a_nan_trial_is_recorded_as_failed_and_the_others_finish(tmp_path):
     failed = [c for c in children if c.info.status == "FAILED"]
     assert len(failed) == 1
     assert "train/loss became nan" in failed[0].data.tags["mixup_sweeps.error"]
+
+
+@pytest.mark.parametrize("pack", ["1", "2"])
+def test_a_state_file_that_cannot_be_loaded_restarts_its_trial_with_one_warning(tmp_path, pack):
+    from tests.sweep_helpers import run_and_kill
+
+    spec = write_spec(tmp_path, "torn", trial={"data": {"dim": 200, "n_train": 60, "n_test": 200},
+                                                "optim.epochs": 200, "log_every": 10},
+                      search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}})
+    held = run_and_kill(spec, tmp_path, "--pack", pack, at_epochs=(60,))
+    state = tmp_path / "res" / "torn" / "trial_states" / f"{held[0]['trial_id']}.pt"
+    assert state.is_file()
+    state.write_bytes(b"\x00garbage, not a torch file")
+    out = mixup_sweep("resume", "torn", "--storage", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    warnings = [x for x in out.stderr.splitlines() if "restarts from epoch 0" in x]
+    assert len(warnings) == 1 and state.name in warnings[0], out.stderr[-2000:]
+    records = RecordLog(tmp_path / "res" / "torn").trials.values()
+    assert sorted(r.status for r in records) == ["TERMINATED", "TERMINATED"]
+    assert all(sorted(r.epochs) == list(range(10, 201, 10)) for r in records)

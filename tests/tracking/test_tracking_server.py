@@ -228,10 +228,14 @@ def test_a_user_cannot_write_to_another_users_experiment(server: Server, users: 
     folder = server.folder / "bob-again"
     folder.mkdir()
     spec = write_spec(folder, "alice-sweep", search_space=SPACE)
-    out = subprocess.run([*CLI, "run", str(spec), "--tracking-uri", server.uri, "--storage", "res",
-                          NO_REPORT], cwd=folder, capture_output=True, text=True, timeout=120,
+    command = [*CLI, "run", str(spec), "--tracking-uri", server.uri, "--storage", "res", NO_REPORT]
+    out = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=120,
                          env=user_env("bob", users["bob"]))
-    assert out.returncode == 2, out.stderr
+    assert out.returncode == 2, out.stderr  # a sweep of this name from another folder is there
+    assert "another storage folder" in out.stderr and out.stderr.strip().count("\n") == 0
+    out = subprocess.run([*command, "--allow-same-name"], cwd=folder, capture_output=True,
+                         text=True, timeout=120, env=user_env("bob", users["bob"]))
+    assert out.returncode == 2, out.stderr  # told to log beside it: alice's experiment refuses
     assert "HTTP 403" in out.stderr and "'bob'" in out.stderr
     assert out.stderr.strip().count("\n") == 0
 
