@@ -33,16 +33,18 @@ INTERNALS = {"ray": ("sweeps/execution/ray_patches.py",
              "mlflow": ("sweeps/tracking/sqlite_batch.py",
                         ("mlflow.store", "mlflow.utils", "mlflow.protos", "mlflow.server"))}
 #: The wings of ``sweeps`` and the face, and whom each may import: spec <- store <- tracking <-
-#: {sweep, execution}; errors and optuna_adapter are leaves; the face (sweeps/*.py) sees all but
+#: {sweep, execution}; errors, lazy and optuna_adapter are leaves; the face (sweeps/*.py) sees all but
 #: execution, which it reaches only lazily from ``sweeps.run``.
 WINGS = {
     "errors": set(),
+    "lazy": set(),
     "optuna_adapter": set(),
-    "spec": {"errors", "spec"},
-    "store": {"errors", "spec", "store"},
-    "tracking": {"errors", "spec", "store", "tracking"},
-    "execution": {"errors", "spec", "store", "tracking", "execution", "optuna_adapter", "face"},
-    "face": {"errors", "spec", "store", "tracking", "optuna_adapter", "face"},
+    "spec": {"errors", "lazy", "spec"},
+    "store": {"errors", "lazy", "spec", "store"},
+    "tracking": {"errors", "lazy", "spec", "store", "tracking"},
+    "execution": {"errors", "lazy", "spec", "store", "tracking", "execution", "optuna_adapter",
+                  "face"},
+    "face": {"errors", "lazy", "spec", "store", "tracking", "optuna_adapter", "face"},
 }
 FACE_MAY_LAUNCH = {"sweeps/__init__.py"}  # sweeps.run / sweeps.resume start the driver
 

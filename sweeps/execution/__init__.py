@@ -11,8 +11,9 @@ starts nothing heavy (torch, pyarrow, MLflow, Ray).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sweeps.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.execution.driver import SweepOutcome, resume_run, start_run, sync, trial_param_keys
@@ -177,7 +178,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
