@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,75 @@ _recorders: dict[str, Any] = {}
 # ---------------------------------------------------------------------------- the trainable
 
 
-class SweepTrainable(tune.Trainable):
+class _StateFileTrainable(tune.Trainable):
+    """What both trainables share: where they run, their state file, the report they re-send.
+
+    The state file, ``<sweep>/trial_states/<trial_id>.pt``, is replaced atomically after every
+    step together with that step's report. One that cannot be used (torn, garbage, another
+    shape) makes the trial start again from epoch 0, and its next report carries one warning.
+    """
+
+    _states: Path
+
+    def _place(self) -> None:
+        """Where this trial runs: its node, its CPU threads, CUDA when Ray gave it a GPU."""
+        self._node_id = ray.get_runtime_context().get_node_id()
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        torch.set_num_threads(max(1, int(cpus)))
+        gpu_ids = ray.get_gpu_ids()
+        self._device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+        failpoint("setup", node_id=self._node_id, trial_id=self.trial_id)
+
+    def _restore(self, apply: Callable[[dict[str, Any]], None]) -> bool:
+        """Applies the trial's saved state (``apply``) and keeps its last report to re-send.
+
+        Returns:
+            False when the trial must start afresh: its state is unreadable or unusable (the
+            warning is then kept for the next report). True otherwise, with or without a state.
+        """
+        self._state_path = self._states / f"{self.trial_id}.pt"
+        self._resent: dict[str, Any] | None = None
+        self._warning: str | None = None
+        state = _load_state(self._state_path)
+        if isinstance(state, str):
+            self._warning = state
+            return False
+        if state is None:
+            return True
+        try:
+            apply(state)
+            self._resent = {**state["report"], "node_id": self._node_id}
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            self._warning = _restart_line(self._state_path, err)
+            return False
+        return True
+
+    def _resend(self) -> dict[str, Any] | None:
+        """A restarted trial's last saved report, once (the driver may have missed it)."""
+        report, self._resent = self._resent, None
+        return report
+
+    def _save(self, report: dict[str, Any], state: dict[str, Any]) -> None:
+        if self._warning is not None:
+            report[WARNING_KEY], self._warning = self._warning, None
+        self._states.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
+        torch.save({**state, "report": report}, tmp)
+        os.replace(tmp, self._state_path)
+
+    def _build(self, params: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        failpoint("reset", node_id=self._node_id, trial_id=self.trial_id)
+        self._build(new_config)
+        return True
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
+
+
+class SweepTrainable(_StateFileTrainable):
     """One config over the spec's seeds; one ``step`` = every seed to its next logging epoch.
 
     A class trainable (not a function) so that reusing an actor for the next trial is our own
@@ -83,60 +152,27 @@ class SweepTrainable(tune.Trainable):
     def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
               seeds: list[int], states: str) -> None:
         self._base, self._seeds, self._states = base, seeds, Path(states)
-        self._node_id = ray.get_runtime_context().get_node_id()
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-        torch.set_num_threads(max(1, int(cpus)))
-        gpu_ids = ray.get_gpu_ids()
-        self._device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
-        failpoint("setup", node_id=self._node_id, trial_id=self.trial_id)
+        self._place()
         self._build(config)
 
     def _build(self, params: dict[str, Any]) -> None:
         config = from_flat({**self._base, **trial_params(params)})
         self._group = SeedGroup(config, self._seeds, device=self._device)
-        self._state_path = self._states / f"{self.trial_id}.pt"
-        self._resent: dict[str, Any] | None = None
-        self._warning: str | None = None
-        state = _load_state(self._state_path)
-        if isinstance(state, str):  # unreadable: this trial starts again from epoch 0
-            self._warning = state
-        elif state is not None:
-            try:
-                self._group.load_state_dict(state["group"])
-                self._resent = {**state["report"], "node_id": self._node_id}
-            except (KeyError, TypeError, ValueError, RuntimeError) as err:
-                self._warning = _restart_line(self._state_path, err)
-                self._group = SeedGroup(config, self._seeds, device=self._device)
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        failpoint("reset", node_id=self._node_id, trial_id=self.trial_id)
-        self._build(new_config)
-        return True
+        if not self._restore(lambda state: self._group.load_state_dict(state["group"])):
+            self._group = SeedGroup(config, self._seeds, device=self._device)
 
     def step(self) -> dict[str, Any]:
-        if self._resent is not None:  # restarted: the last saved report first
-            report, self._resent = self._resent, None
+        if (report := self._resend()) is not None:  # restarted: the last saved report first
             return report
         failpoint("step", node_id=self._node_id, trial_id=self.trial_id, epoch=self._group.epoch)
         metrics = self._group.advance()
         report = {**metrics, "node_id": self._node_id, "trial/device": self._device,
                   "trial/compute_seconds": self._group.compute_seconds, "done": self._group.done}
-        if self._warning is not None:
-            report[WARNING_KEY], self._warning = self._warning, None
-        self._save(report)
+        self._save(report, {"group": self._group.state_dict()})
         return report
 
-    def _save(self, report: dict[str, Any]) -> None:
-        self._states.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
-        torch.save({"group": self._group.state_dict(), "report": report}, tmp)
-        os.replace(tmp, self._state_path)
 
-    def save_checkpoint(self, checkpoint_dir: str) -> None:
-        """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
-
-
-class PackTrainable(tune.Trainable):
+class PackTrainable(_StateFileTrainable):
     """One pack of the user's trials (:mod:`sweeps.execution.packing`) as one :class:`Pack`.
 
     Member trial j of the pack trains the spec's seeds as members j·S … j·S+S-1. One ``step``
@@ -154,12 +190,7 @@ class PackTrainable(tune.Trainable):
         # ASHA (scheduler.kind asha): the sweep's rung recorder judges each member trial
         self._rungs = ray.get_actor(rungs) if rungs else None
         self._metric = metric
-        self._node_id = ray.get_runtime_context().get_node_id()
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-        torch.set_num_threads(max(1, int(cpus)))
-        gpu_ids = ray.get_gpu_ids()
-        self._device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
-        failpoint("setup", node_id=self._node_id, trial_id=self.trial_id)
+        self._place()
         self._build(config)
 
     def _build(self, params: dict[str, Any]) -> None:
@@ -174,26 +205,14 @@ class PackTrainable(tune.Trainable):
         self._pack = Pack(configs, device=self._device)
         self._logged: dict[int, dict[int, dict[int, dict[str, float]]]] = {}
         self._open = list(range(len(points)))  # positions of trials not yet ended
-        self._state_path = self._states / f"{self.trial_id}.pt"
-        self._resent: dict[str, Any] | None = None
-        self._warning: str | None = None
-        state = _load_state(self._state_path)
-        if isinstance(state, str):  # unreadable: this pack starts again from epoch 0
-            self._warning = state
-        elif state is not None:
-            try:
-                self._pack.load_state_dict(state["pack"])
-                self._open = list(state["open"])
-                self._resent = {**state["report"], "node_id": self._node_id}
-            except (KeyError, TypeError, ValueError, RuntimeError) as err:
-                self._warning = _restart_line(self._state_path, err)
-                self._pack = Pack(configs, device=self._device)
-                self._open = list(range(len(points)))
 
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        failpoint("reset", node_id=self._node_id, trial_id=self.trial_id)
-        self._build(new_config)
-        return True
+        def apply(state: dict[str, Any]) -> None:
+            self._pack.load_state_dict(state["pack"])
+            self._open = list(state["open"])
+
+        if not self._restore(apply):  # unusable state: this pack starts again from epoch 0
+            self._pack = Pack(configs, device=self._device)
+            self._open = list(range(len(points)))
 
     def _collect(self, trials: dict[str, Any], finished: dict[str, Any]) -> None:
         seeds = len(self._seeds)
@@ -241,8 +260,7 @@ class PackTrainable(tune.Trainable):
                 self._open.remove(j)
 
     def step(self) -> dict[str, Any]:
-        if self._resent is not None:  # restarted: the last saved report first
-            report, self._resent = self._resent, None
+        if (report := self._resend()) is not None:  # restarted: the last saved report first
             return report
         failpoint("step", node_id=self._node_id, trial_id=self.trial_id,
                    epoch=max((m.epoch for m in self._pack.members), default=0))
@@ -253,19 +271,8 @@ class PackTrainable(tune.Trainable):
         report = {"trials": trials, "finished": finished, "node_id": self._node_id,
                   "trial/device": self._device, "done": self._pack.done,
                   "epoch": max((m.epoch for m in self._pack.members), default=0)}
-        if self._warning is not None:
-            report[WARNING_KEY], self._warning = self._warning, None
-        self._save(report)
+        self._save(report, {"pack": self._pack.state_dict(), "open": self._open})
         return report
-
-    def _save(self, report: dict[str, Any]) -> None:
-        self._states.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
-        torch.save({"pack": self._pack.state_dict(), "open": self._open, "report": report}, tmp)
-        os.replace(tmp, self._state_path)
-
-    def save_checkpoint(self, checkpoint_dir: str) -> None:
-        """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
 
 
 def make_trainable(spec: SweepSpec, sweep_dir: Path, pack: int = 1) -> Any:
