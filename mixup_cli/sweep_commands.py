@@ -26,9 +26,9 @@ TOP_IN_SUMMARY = 5
 
 
 def _tracking_uri(explicit: str | None) -> str:
-    from sweeps.tracking import absolute_uri, default_tracking_uri
+    from sweeps.tracking import resolve_tracking_uri
 
-    return absolute_uri(explicit, Path.cwd()) if explicit else default_tracking_uri(Path.cwd())
+    return resolve_tracking_uri(explicit, Path.cwd())
 
 
 def _positive(value: int | None, flag: str) -> int | None:

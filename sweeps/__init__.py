@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sweeps.errors import SpecError, TrackingUnavailable, UsageError
+from sweeps.store.layout import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["SpecError", "Sweep", "TrackingUnavailable", "UsageError", "best_configs",
            "load_sweep", "load_tables", "resume", "run"]
 
-DEFAULT_STORAGE = "sweep_results"
 
 
 def run(spec_or_path: str | os.PathLike[str] | SweepSpec, *, name: str | None = None,
@@ -66,12 +66,13 @@ def run(spec_or_path: str | os.PathLike[str] | SweepSpec, *, name: str | None = 
     """
     from sweeps.execution.driver import start_run
     from sweeps.spec import SweepSpec, load_spec
+    from sweeps.tracking import resolve_tracking_uri
 
     path = str(spec_or_path.path if isinstance(spec_or_path, SweepSpec) else spec_or_path)
     spec = load_spec(path)
     with _stream(progress) as stream:
         outcome = start_run(spec, path, storage=storage, name=name,
-                            tracking_uri=_tracking_uri(tracking_uri), address=address,
+                            tracking_uri=resolve_tracking_uri(tracking_uri, Path.cwd()), address=address,
                             smoke=smoke, num_samples=num_samples,
                             max_concurrent=max_concurrent, pack=pack, stream=stream,
                             allow_same_name=allow_same_name)
@@ -112,12 +113,6 @@ def __getattr__(name: str) -> Any:
 
         return Sweep
     raise AttributeError(f"module 'sweeps' has no attribute {name!r}")
-
-
-def _tracking_uri(given: str | None) -> str:
-    from sweeps.tracking import absolute_uri, default_tracking_uri
-
-    return absolute_uri(given, Path.cwd()) if given else default_tracking_uri(Path.cwd())
 
 
 def _stream(progress: bool) -> contextlib.AbstractContextManager[TextIO]:

@@ -108,7 +108,7 @@ class Sweep:
         """Reads ``sweep.json`` and checks the driver's lock, once each."""
         meta = read_meta(storage, name)
         directory = sweep_dir(storage, name)
-        return cls(directory, meta, running=_locked(directory))
+        return cls(directory, meta, running=lock.driver_holds(directory))
 
     @classmethod
     def from_driver(cls, directory: Path, meta: dict[str, Any], records: RecordLog,
@@ -393,7 +393,7 @@ class Sweep:
         """
         from sweeps.tracking import SweepTracker
 
-        if _locked(self.directory):
+        if lock.driver_holds(self.directory):
             raise UsageError(f"sweep {self.name!r} is running ({lock.holder(self.directory)}); "
                              "stop it first")
         if (blocked := _unremovable(self.directory)) is not None:
@@ -476,13 +476,6 @@ def summaries(storage: str | Path = DEFAULT_STORAGE) -> list[SweepSummary]:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _locked(directory: Path) -> bool:
-    """A driver holds the sweep's lock (one check of the lock file)."""
-    with lock.idle(directory) as idle:
-        return not idle and (directory / lock.LOCK_FILE).is_file() and bool(
-            (directory / lock.LOCK_FILE).read_text().strip())
 
 
 def _unremovable(directory: Path) -> Path | None:

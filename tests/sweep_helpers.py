@@ -191,3 +191,20 @@ def run_and_kill(spec: Path, cwd: Path, *extra: str, at_epochs: Sequence[int] = 
                                 stderr=subprocess.DEVNULL, start_new_session=True)
 
     return kill_while_held(start, cwd / "failpoints", at_epochs=at_epochs, timeout=timeout)
+
+
+def assert_resumed_whole(folder: Path, before: dict[str, int], *, trials: int,
+                         epochs: Sequence[int]) -> None:
+    """After ``resume``: every trial TERMINATED with exactly ``epochs``, and each trial that had
+    reported two epochs or more before the kill went on from its state file, not epoch 0 (its
+    first epoch is in the records once)."""
+    after = RecordLog(folder).trials
+    assert len(after) == trials and all(r.status == "TERMINATED" for r in after.values()), \
+        {t: (r.status, r.last_epoch) for t, r in after.items()}
+    assert all(sorted(r.epochs) == list(epochs) for r in after.values())
+    lines = [json.loads(x) for x in (folder / "records.jsonl").read_text().splitlines()]
+    for trial_id, last in before.items():
+        if last >= 2 * epochs[0]:
+            reports = [e["epoch"] for e in lines
+                       if e["type"] == "epoch" and e["trial_id"] == trial_id]
+            assert reports.count(epochs[0]) == 1, f"{trial_id} restarted from epoch 0"

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         writable_storage,
         write_meta,
     )
-    from sweeps.store.lock import ACQUIRE_WAIT_S, LOCK_FILE, DriverLock, holder, idle
+    from sweeps.store.lock import ACQUIRE_WAIT_S, LOCK_FILE, DriverLock, driver_holds, holder, idle
     from sweeps.store.parquet_io import (
         EPOCHS_FILE,
         TRIALS_FILE,
@@ -108,6 +108,7 @@ _EXPORTS = {
     "ci_half_width": "spread",
     "collect": "provenance",
     "config_of": "tables",
+    "driver_holds": "lock",
     "epoch_rows": "tables",
     "format_spread": "spread",
     "frame": "parquet_io",
@@ -173,6 +174,7 @@ __all__ = [
     "ci_half_width",
     "collect",
     "config_of",
+    "driver_holds",
     "epoch_rows",
     "format_spread",
     "frame",

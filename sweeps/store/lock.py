@@ -91,6 +91,13 @@ def _driver_running(directory: Path) -> bool:
     return True
 
 
+def driver_holds(directory: Path) -> bool:
+    """A driver holds the sweep's lock now (one check: a reader's shared lock does not count)."""
+    with idle(directory) as free:
+        return not free and (directory / LOCK_FILE).is_file() and bool(
+            (directory / LOCK_FILE).read_text().strip())
+
+
 @contextlib.contextmanager
 def idle(directory: Path) -> Iterator[bool]:
     """Yields True while holding the shared lock: no driver runs, this process may rebuild the

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         default_tracking_uri,
         log_artifacts,
         rebase_artifacts,
+        resolve_tracking_uri,
         run_name,
         tracking_unusable,
     )
@@ -80,6 +81,7 @@ _EXPORTS = {
     "log_artifacts": "tracker",
     "rebase_artifacts": "tracker",
     "replay_trial": "sync",
+    "resolve_tracking_uri": "tracker",
     "run_name": "tracker",
     "store_revision": "sqlite_batch",
     "tracking_unusable": "tracker",
@@ -116,6 +118,7 @@ __all__ = [
     "log_artifacts",
     "rebase_artifacts",
     "replay_trial",
+    "resolve_tracking_uri",
     "run_name",
     "store_revision",
     "tracking_unusable",

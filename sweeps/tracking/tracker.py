@@ -96,6 +96,11 @@ def default_tracking_uri(cwd: Path) -> str:
     return absolute_uri(given, cwd) if given else f"sqlite:///{Path(cwd).resolve() / 'mlflow.db'}"
 
 
+def resolve_tracking_uri(given: str | None, cwd: Path) -> str:
+    """The URI a command uses: ``given`` made absolute, else :func:`default_tracking_uri`."""
+    return absolute_uri(given, cwd) if given else default_tracking_uri(cwd)
+
+
 @dataclass(frozen=True)
 class TrialWrite:
     """One trial's writes since the driver's last pass (see :meth:`SweepTracker.write_trial`)."""

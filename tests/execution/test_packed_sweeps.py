@@ -18,7 +18,15 @@ from dashboards.fig_pareto import accuracy_pareto
 from dashboards.sweep_data import report_data
 from sweeps import load_sweep
 from sweeps.store.records import RecordLog
-from tests.sweep_helpers import SMALL_TRIAL, metric_steps, mixup_sweep, run_and_kill, sweep_runs, write_spec
+from tests.sweep_helpers import (
+    SMALL_TRIAL,
+    assert_resumed_whole,
+    metric_steps,
+    mixup_sweep,
+    run_and_kill,
+    sweep_runs,
+    write_spec,
+)
 
 TOLERANCE = 1e-5
 GRID = {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},
@@ -236,7 +244,6 @@ def test_a_killed_packed_driver_resumes_every_trial_from_its_pack_state(tmp_path
         search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
         search={"algorithm": "grid", "max_concurrent": 2})
     [hit] = run_and_kill(spec, tmp_path, "--pack", "2", at_epochs=(200,))
-    records = tmp_path / "res" / "killed" / "records.jsonl"
     before = RecordLog(tmp_path / "res" / "killed").trials
     held = [t for t, r in before.items() if r.pack == hit["trial_id"]]
     assert len(held) == 2 and all(before[t].status == "RUNNING" and before[t].last_epoch >= 200
@@ -244,16 +251,9 @@ def test_a_killed_packed_driver_resumes_every_trial_from_its_pack_state(tmp_path
 
     out = mixup_sweep("resume", "killed", "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    after = RecordLog(tmp_path / "res" / "killed").trials
-    assert len(after) == 4 and all(r.status == "TERMINATED" for r in after.values()), \
-        {t: (r.status, r.last_epoch) for t, r in after.items()}
-    assert all(sorted(r.epochs) == list(range(20, 1501, 20)) for r in after.values())
-    lines = [json.loads(x) for x in records.read_text().splitlines()]
-    for trial_id, record in before.items():
-        if record.last_epoch >= 40:  # went on from its pack's state file, not from epoch 0
-            reports = [e["epoch"] for e in lines
-                       if e["type"] == "epoch" and e["trial_id"] == trial_id]
-            assert reports.count(20) == 1, f"{trial_id} restarted from epoch 0"
+    assert_resumed_whole(tmp_path / "res" / "killed",  # members go on from the pack's state
+                         {t: r.last_epoch for t, r in before.items()}, trials=4,
+                         epochs=range(20, 1501, 20))
     epochs = pd.read_parquet(tmp_path / "res" / "killed" / "epochs.parquet")
     assert len(epochs) == 4 * 75 and not epochs.duplicated(["trial_id", "epoch"]).any()
 

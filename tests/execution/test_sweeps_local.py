@@ -12,6 +12,7 @@ from sweeps.store.records import RecordLog
 from tests.image_fixtures import write_cifar10_fixture
 from tests.sweep_helpers import (
     SMALL_TRIAL,
+    assert_resumed_whole,
     metric_steps,
     mixup_sweep,
     run_and_kill,
@@ -126,7 +127,6 @@ def test_a_killed_driver_resumes_to_exactly_the_planned_trials(tmp_path):
         search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
         search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
     [hit] = run_and_kill(spec, tmp_path, at_epochs=(200,))
-    records = tmp_path / "res" / "killed" / "records.jsonl"
     before = RecordLog(tmp_path / "res" / "killed").trials
     held = before[hit["trial_id"]]
     assert held.status == "RUNNING" and held.last_epoch >= 200, (held.status, held.last_epoch)
@@ -135,17 +135,8 @@ def test_a_killed_driver_resumes_to_exactly_the_planned_trials(tmp_path):
     out = mixup_sweep("resume", "killed", "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
 
-    after = RecordLog(tmp_path / "res" / "killed").trials
-    assert len(after) == 4 and all(r.status == "TERMINATED" for r in after.values()), \
-        {t: (r.status, r.last_epoch) for t, r in after.items()}
-    assert all(sorted(r.epochs) == list(range(20, 1501, 20)) for r in after.values())
-    # Interrupted trials went on from a checkpoint, not from epoch 0.
-    lines = [json.loads(x) for x in records.read_text().splitlines()]
-    for trial_id, last in reported_before.items():
-        if last >= 40:
-            reports = [e["epoch"] for e in lines if e["type"] == "epoch"
-                       and e["trial_id"] == trial_id]
-            assert reports.count(20) == 1, f"{trial_id} restarted from epoch 0"
+    assert_resumed_whole(tmp_path / "res" / "killed", reported_before, trials=4,
+                         epochs=range(20, 1501, 20))
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _, children = sweep_runs(uri, "killed")
