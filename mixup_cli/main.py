@@ -15,7 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cluster.errors import ClusterError
-from sweeps.errors import SpecError, TrackingUnavailable, UsageError
+from sweeps.errors import (
+    SpecError,
+    TrackingUnavailable,
+    UsageError,
+    storage_fault,
+    storage_refusal,
+)
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -426,6 +432,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mixup-sweep {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the storage refused a write nobody above turned into a line
+        if (refusal := storage_refusal(err)) is None:
+            raise
+        print(f"mixup-sweep {args.command}: error: {storage_fault(refusal, 'a write')}",
+              file=sys.stderr)
+        return EXIT_USAGE
 
 
 def entry() -> None:

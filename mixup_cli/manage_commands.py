@@ -35,7 +35,8 @@ def list_sweeps(args: argparse.Namespace) -> int:
         print(f"no sweeps in {args.storage} (start one with: mixup-sweep run SPEC)")
         return 0
     header = ["name", "status", "trials", "best", "created", "objective"]
-    rows = [[s.name, s.status, _trials(s) + (f" ({s.errored} errored)" if s.errored else ""),
+    rows = [[s.name, s.status + (", read-only" if s.read_only else ""),
+             _trials(s) + (f" ({s.errored} errored)" if s.errored else ""),
              "-" if s.best is None else f"{s.best:.4f}", _when(s.created),
              f"{s.metric} ({s.mode})"] for s in sweeps]
     widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
@@ -51,7 +52,8 @@ def status(args: argparse.Namespace) -> int:
     st = Sweep.load(args.name, storage=args.storage).status()
     s = st.summary
     best = "-" if s.best is None else f"{s.best:.4f}"
-    print(f"Sweep {s.name!r}: {s.status}, {_trials(s)} trials ended"
+    print(f"Sweep {s.name!r}: {s.status}{', read-only' if s.read_only else ''}, "
+          f"{_trials(s)} trials ended"
           + (f" ({s.errored} errored)" if s.errored else "")
           + f"; best {s.metric} ({s.mode}) so far: {best}")
     share = st.epochs_done / st.epochs_total if st.epochs_total else 0.0
@@ -65,7 +67,10 @@ def status(args: argparse.Namespace) -> int:
             settings = " ".join(f"{k}={'never' if k == 'mixup.stop_epoch' and v is None else v}"
                                 for k, v in t.settings.items())
             print(f"  {t.trial_id}  epoch {t.epoch}/{t.epochs}  {settings}".rstrip())
-    if s.status == "interrupted":
+    if s.status == "interrupted" and s.read_only:
+        print(f"Its folder cannot be written: copy {args.storage}/{s.name} to a writable storage "
+              f"folder, then: mixup-sweep resume {s.name} --storage THAT_FOLDER")
+    elif s.status == "interrupted":
         print(f"Continue it with: mixup-sweep resume {s.name}"
               + (f" --storage {args.storage}" if args.storage != "sweep_results" else ""))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class UsageError(ValueError):
     """Bad command-line input or a missing sweep; printed on one line."""
@@ -21,3 +23,33 @@ class SpecError(ValueError):
 
     def __reduce__(self) -> tuple[type[SpecError], tuple[str, str, str]]:
         return SpecError, (self.source, self.key, self.problem)  # survives pickling (Ray)
+
+
+#: What an ``OSError`` says when the storage itself refuses a write, by errno.
+_REFUSALS = {errno.ENOSPC: "full", errno.EDQUOT: "over its quota", errno.EROFS: "read-only",
+             errno.EACCES: "not writable", errno.EPERM: "not writable",
+             errno.EFBIG: "refusing a larger file"}
+
+
+class StorageFault(UsageError):
+    """The storage refused a write (full, read-only): one line; what was recorded is kept."""
+
+
+def storage_refusal(err: BaseException | None) -> OSError | None:
+    """The storage refusal (disk full, read-only, ...) behind ``err``, following its causes and
+    contexts (Ray Tune and pyarrow raise their own errors while handling one); None if none."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _REFUSALS:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def storage_fault(err: OSError, what: str, *, then: str = "") -> StorageFault:
+    """One line for a refused write: ``what`` failed, where, why, and what to do ``then``."""
+    where = f" ({err.filename})" if err.filename else ""
+    line = f"{what}: the storage is {_REFUSALS.get(err.errno or 0, 'failing')}{where}: " \
+           f"{err.strerror or err}"
+    return StorageFault(f"{line}; {then}" if then else line)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sweeps.errors import UsageError
+from sweeps.errors import UsageError, storage_fault, storage_refusal
 from sweeps.store import lock, parquet_io, tables
 from sweeps.store.layout import (
     DEFAULT_STORAGE,
@@ -57,6 +57,7 @@ class SweepSummary:
     best: float | None  # the best trial's objective at its best epoch
     created: float
     error: str | None = None  # why an ``unreadable`` sweep cannot be read
+    read_only: bool = False  # its folder cannot be written: readable, not resumable in place
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,13 @@ class Sweep:
     """
 
     def __init__(self, directory: Path, meta: dict[str, Any], *, running: bool,
-                 records: RecordLog | None = None, spec: SweepSpec | None = None) -> None:
+                 records: RecordLog | None = None, spec: SweepSpec | None = None,
+                 read_only: bool = False) -> None:
         self.directory = directory
         self.meta = meta
         self.is_running = running
+        #: Its folder cannot be written (a read-only mount): it is read, never written or resumed.
+        self.read_only = read_only
         self._records = records
         self._spec = spec
         self._tables: dict[str, Frames] = {}
@@ -108,7 +112,8 @@ class Sweep:
         """Reads ``sweep.json`` and checks the driver's lock, once each."""
         meta = read_meta(storage, name)
         directory = sweep_dir(storage, name)
-        return cls(directory, meta, running=lock.driver_holds(directory))
+        state = lock.folder_state(directory)
+        return cls(directory, meta, running=state == "running", read_only=state == "read-only")
 
     @classmethod
     def from_driver(cls, directory: Path, meta: dict[str, Any], records: RecordLog,
@@ -119,7 +124,7 @@ class Sweep:
     def refresh(self) -> Sweep:
         """Reads the sweep again (a running sweep's handle is a snapshot); returns itself."""
         fresh = Sweep.load(self.name, storage=self.storage)
-        self.meta, self.is_running = fresh.meta, fresh.is_running
+        self.meta, self.is_running, self.read_only = fresh.meta, fresh.is_running, fresh.read_only
         self._records, self._spec, self._tables = None, None, {}
         return self
 
@@ -221,7 +226,13 @@ class Sweep:
                         return frames
                 elif may_write:
                     metric, mode = self.objective
-                    parquet_io.write_tables(self.directory, self.records(), metric, mode)
+                    try:
+                        parquet_io.write_tables(self.directory, self.records(), metric, mode)
+                    except OSError as err:  # a full disk: answer from the records all the same
+                        if (refusal := storage_refusal(err)) is None:
+                            raise
+                        print(f"warning: {storage_fault(refusal, 'the rebuilt tables')}; "
+                              f"answered from {RECORDS_FILE}", file=sys.stderr)
         metric, mode = self.objective
         records = list(self.records().trials.values())
         return (parquet_io.frame(tables.trial_rows(records, metric=metric, mode=mode)),
@@ -349,7 +360,7 @@ class Sweep:
         return SweepSummary(name=self.name, status=status, done=done, total=total,
                             errored=sum(1 for r in records if r.status == "ERROR"),
                             metric=metric, mode=mode, best=_best(records, metric, mode),
-                            created=self.created)
+                            created=self.created, read_only=self.read_only)
 
     def status(self, *, now: float | None = None) -> SweepStatus:
         """The trials in flight (epoch of budget, searched settings) and an ETA from the rate

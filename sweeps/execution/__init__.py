@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     )
     from sweeps.execution.progress import PLAIN_ENV, LivePanel, ProgressLine, make_display
     from sweeps.execution.ray_patches import TESTED_RAY, check_ray, install, installed_ray
+    from sweeps.execution.repair import repair_holes
     from sweeps.execution.scheduling import Rungs, may_cut
     from sweeps.execution.seed_group import SeedGroup, aggregate
     from sweeps.execution.sink import OPEN_SINKS, REPORTED, DriverSink, SinkFactory
@@ -92,6 +93,7 @@ _EXPORTS = {
     "VERBOSE_ENV": "tuner",
     "WARNING_KEY": "trainables",
     "aggregate": "seed_group",
+    "repair_holes": "repair",
     "can_resume": "tuner",
     "check_pack": "packing",
     "check_ray": "ray_patches",
@@ -166,6 +168,7 @@ __all__ = [
     "param_space",
     "plan_packs",
     "plan_trials",
+    "repair_holes",
     "resume_run",
     "resume_sweep",
     "run_sweep",

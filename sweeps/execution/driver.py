@@ -19,8 +19,9 @@ from typing import Any, TextIO
 
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import check_available
-from sweeps.errors import TrackingUnavailable, UsageError
+from sweeps.errors import TrackingUnavailable, UsageError, storage_fault, storage_refusal
 from sweeps.execution import packing, ray_patches
+from sweeps.execution.repair import repair_holes
 from sweeps.execution.sink import OPEN_SINKS, DriverSink, SinkFactory
 from sweeps.spec import SweepSpec
 from sweeps.store import provenance
@@ -84,6 +85,7 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
     OPEN_SINKS[str(directory)] = sink
     started = time.monotonic()
     status = "FAILED"
+    refusal: OSError | None = None  # the storage refused a write (full, read-only)
     try:
         cluster = tuner.connect(address or meta.get("address"))
         pack = meta.get("pack_size")
@@ -102,10 +104,18 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
         else:
             tuner.run_sweep(spec, directory, SinkFactory(str(directory)), pack=pack)
         status = "FINISHED"
+    except Exception as err:
+        if (refusal := storage_refusal(err)) is None:
+            raise
     finally:
         OPEN_SINKS.pop(str(directory), None)
         sink.display.close()
-        write_tables(directory, sink.log, spec.objective.metric, spec.objective.mode)
+        try:
+            write_tables(directory, sink.log, spec.objective.metric, spec.objective.mode)
+        except OSError as err:  # the records hold everything; `best` rebuilds the tables
+            if (refused := storage_refusal(err)) is None:
+                raise
+            refusal = refusal or refused
         # How long the end of a sweep waits for a down tracking server before giving up.
         tune_ended = time.monotonic()
         complete = sink.flush(timeout=float(os.environ.get("MIXUP_FINAL_SYNC_TIMEOUT", "30")))
@@ -117,7 +127,13 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
                 tracker.finish_sweep(status)
             except Exception:
                 complete = False  # the parent run's status; `sync` sets it
-        sink.log.close()
+        with contextlib.suppress(OSError):  # a full disk: what it could not write is lost anyway
+            sink.log.close()
+    if refusal is not None:
+        parent = " (its MLflow parent run closed FAILED)" if complete else ""
+        raise storage_fault(refusal, f"sweep {meta['name']!r} stopped", then=(
+            f"what was recorded is kept{parent}; free space or make the storage writable, "
+            f"then `mixup-sweep resume {meta['name']}`"))
     errored = sum(1 for r in sink.log.trials.values() if r.status == "ERROR")
     return SweepOutcome(sweep, directory,
                         len(sink.log.trials), errored, time.monotonic() - started,
@@ -193,7 +209,16 @@ def _open_parent_run(spec: SweepSpec, directory: Path, meta: dict[str, Any],
     except Exception as err:  # e.g. a read-only sqlite file: readable, so check() passed
         raise tracking_unusable(uri, err) from err
     meta["tracking_uri"] = uri
-    write_meta(directory, meta)
+    try:
+        write_meta(directory, meta)
+    except OSError as err:  # a full or read-only folder: the parent run must not stay RUNNING
+        with contextlib.suppress(Exception):
+            tracker.finish_sweep("FAILED")
+        if (refusal := storage_refusal(err)) is None:
+            raise
+        raise storage_fault(refusal, f"sweep {meta['name']!r}", then=(
+            "nothing recorded is lost; free space or make the storage writable, then run "
+            "the command again")) from None
     return tracker
 
 
@@ -290,6 +315,12 @@ def resume_run(name: str, *, storage: str | Path, address: str | None = None,
         if not tuner.can_resume(directory):
             raise UsageError(f"sweep {name!r}: no Ray Tune state in {directory / 'tune'} to resume")
         tuner.connect(address or meta.get("address"))  # before sweep.json is written again
+        log = RecordLog(directory)  # a torn line's epoch, restored before the trials go on
+        try:
+            for line in repair_holes(directory, log, len(spec.seeds)):
+                print(line, file=stream, flush=True)
+        finally:
+            log.close()
         return _drive(spec, directory, meta, address=address, resume=True, stream=stream)
     finally:
         lock.release()

@@ -35,7 +35,15 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         writable_storage,
         write_meta,
     )
-    from sweeps.store.lock import ACQUIRE_WAIT_S, LOCK_FILE, DriverLock, driver_holds, holder, idle
+    from sweeps.store.lock import (
+        ACQUIRE_WAIT_S,
+        LOCK_FILE,
+        DriverLock,
+        driver_holds,
+        folder_state,
+        holder,
+        idle,
+    )
     from sweeps.store.parquet_io import (
         EPOCHS_FILE,
         TRIALS_FILE,
@@ -113,6 +121,7 @@ _EXPORTS = {
     "format_spread": "spread",
     "frame": "parquet_io",
     "git_commit": "provenance",
+    "folder_state": "lock",
     "holder": "lock",
     "idle": "lock",
     "interval": "spread",
@@ -176,6 +185,7 @@ __all__ = [
     "config_of",
     "driver_holds",
     "epoch_rows",
+    "folder_state",
     "format_spread",
     "frame",
     "git_commit",

@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from sweeps.errors import UsageError
+from sweeps.errors import UsageError, storage_fault
 
 LOCK_FILE = "driver.lock"
+#: What to do after a storage fault stopped a driver: nothing recorded was lost.
+_THEN = "nothing recorded is lost; free space or make it writable, then run the command again"
 #: How long a driver waits for readers that hold the shared lock (they hold it for milliseconds).
 ACQUIRE_WAIT_S = 5.0
 
@@ -47,7 +49,10 @@ class DriverLock:
     """The exclusive lock of a running driver; ``release`` (or process death) frees it."""
 
     def __init__(self, directory: Path, *, name: str) -> None:
-        self._file = _open(directory)
+        try:
+            self._file = _open(directory)
+        except OSError as err:  # read-only (or full, for a new lock file): nothing is touched
+            raise storage_fault(err, f"sweep {name!r}", then=_THEN) from None
         deadline = time.monotonic() + ACQUIRE_WAIT_S
         while True:
             try:
@@ -59,19 +64,25 @@ class DriverLock:
                     raise UsageError(f"sweep {name!r} is being run by {holder(directory)}; "
                                      "wait for it to end or stop it first") from None
                 time.sleep(0.05)
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "since": time.time()}))
-        self._file.flush()
+        try:
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                         "since": time.time()}))
+            self._file.flush()
+        except OSError as err:  # a full disk: the lock is given back, nothing else was written
+            self.release()
+            raise storage_fault(err, f"sweep {name!r}", then=_THEN) from None
 
     def release(self) -> None:
         if not self._file.closed:
-            self._file.seek(0)
-            self._file.truncate()
-            self._file.flush()
+            with contextlib.suppress(OSError):  # a full disk: the kernel's lock is what counts
+                self._file.seek(0)
+                self._file.truncate()
+                self._file.flush()
             fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
 
 
 def _driver_running(directory: Path) -> bool:
@@ -91,11 +102,34 @@ def _driver_running(directory: Path) -> bool:
     return True
 
 
+def folder_state(directory: Path) -> str:
+    """``running`` (a driver holds the lock), ``idle``, or ``read-only`` (nobody can write the
+    folder, so no driver of ours runs there and an interrupted sweep cannot go on in place).
+    One open of the lock file and one non-blocking shared lock: a reader's lock does not count."""
+    if not directory.is_dir():
+        return "idle"
+    writable = True
+    try:
+        handle = _open(directory)
+    except OSError:
+        writable = False
+        try:
+            handle = (directory / LOCK_FILE).open("r", encoding="utf-8")
+        except OSError:
+            return "read-only"
+    with handle:
+        try:  # a shared lock on a read-only handle still tells whether a driver holds it
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # a driver holds it (or is writing who it is)
+            handle.seek(0)
+            return "running" if handle.read().strip() else "idle"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return "idle" if writable else "read-only"
+
+
 def driver_holds(directory: Path) -> bool:
     """A driver holds the sweep's lock now (one check: a reader's shared lock does not count)."""
-    with idle(directory) as free:
-        return not free and (directory / LOCK_FILE).is_file() and bool(
-            (directory / LOCK_FILE).read_text().strip())
+    return folder_state(directory) == "running"
 
 
 @contextlib.contextmanager

@@ -3,8 +3,9 @@
 The driver is the only writer. Every trial start, epoch report and trial end is appended and
 flushed at once, so a killed driver loses nothing that was reported. Replaying the log (``load``)
 keeps the last report of each (trial, epoch): a trial resumed from its checkpoint re-reports the
-epochs after that checkpoint, and those replace, never duplicate, the earlier rows. Parquet
-tables and ``best`` are derived from this log.
+epochs after that checkpoint, and those replace, never duplicate, the earlier rows. A repaired
+epoch (``"repair": true``, sweeps.execution.repair) fills a hole left by an unreadable line and
+leaves the later epochs alone. Parquet tables and ``best`` are derived from this log.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class RecordLog:
         self.path = Path(sweep_dir) / RECORDS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: TextIO | None = None
+        #: Line numbers (from 1) that the last ``load`` skipped: not well-formed events.
+        self.skipped_lines: list[int] = []
         #: The replayed state, kept current by every append.
         self.trials: dict[str, TrialRecord] = self.load()
 
@@ -90,10 +93,16 @@ class RecordLog:
         self._append(event)
 
     def epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any], *,
-              node_id: str | None = None, compute_seconds: float | None = None) -> None:
-        self._append({"type": "epoch", "trial_id": trial_id, "epoch": int(epoch),
-                      "metrics": _clean(metrics), "node_id": node_id,
-                      "compute_seconds": compute_seconds, "time": time.time()})
+              node_id: str | None = None, compute_seconds: float | None = None,
+              repair: bool = False) -> None:
+        """An epoch's report. ``repair``: it fills a hole, so the later epochs stay (a report
+        otherwise replaces them: a resumed trial reports them again)."""
+        event = {"type": "epoch", "trial_id": trial_id, "epoch": int(epoch),
+                 "metrics": _clean(metrics), "node_id": node_id,
+                 "compute_seconds": compute_seconds, "time": time.time()}
+        if repair:
+            event["repair"] = True
+        self._append(event)
 
     def trial_finished(self, trial_id: str, status: str, error: str | None = None) -> None:
         self._append({"type": "end", "trial_id": trial_id, "status": status, "error": error,
@@ -108,12 +117,13 @@ class RecordLog:
         """Replays the log: one record per trial, last report per epoch wins.
 
         Lines that are not events (cut short by a killed driver, edited by hand, not UTF-8) are
-        skipped, with one warning on stderr that names them.
+        skipped, with one warning on stderr that names them, and kept in ``skipped_lines``.
         """
         trials: dict[str, TrialRecord] = {}
+        skipped: list[int] = []
+        self.skipped_lines = skipped
         if not self.path.exists():
             return trials
-        skipped = []
         for number, raw in enumerate(self.path.read_bytes().splitlines(), start=1):
             if not raw.strip():
                 continue
@@ -173,7 +183,8 @@ def _event(raw: bytes) -> dict[str, Any] | None:
     elif kind == "epoch":
         metrics = event.get("metrics")
         ok = (isinstance(event.get("epoch"), int) and isinstance(metrics, dict)
-              and all(v is None or _number(v) for v in metrics.values()))
+              and all(v is None or _number(v) for v in metrics.values())
+              and isinstance(event.get("repair", False), bool))
     elif kind == "end":
         ok = event.get("status") in FINAL_STATUSES
     else:
@@ -205,6 +216,8 @@ def _apply(trials: dict[str, TrialRecord], event: dict[str, Any]) -> None:
         record.node_id = event.get("node_id") or record.node_id
         if event.get("compute_seconds") is not None:
             record.compute_seconds = event["compute_seconds"]
+        if event.get("repair"):  # a hole filled: the later epochs are the trial's own
+            return
         # A re-reported epoch replaces the later ones too: they will be reported again.
         for later in [e for e in record.epochs if e > event["epoch"]]:
             del record.epochs[later]
