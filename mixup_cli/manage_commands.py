@@ -71,8 +71,12 @@ def status(args: argparse.Namespace) -> int:
         print(f"Its folder cannot be written: copy {args.storage}/{s.name} to a writable storage "
               f"folder, then: mixup-sweep resume {s.name} --storage THAT_FOLDER")
     elif s.status == "interrupted":
-        print(f"Continue it with: mixup-sweep resume {s.name}"
-              + (f" --storage {args.storage}" if args.storage != "sweep_results" else ""))
+        where = f" --storage {args.storage}" if args.storage != "sweep_results" else ""
+        if st.tune_saved:
+            print(f"Continue it with: mixup-sweep resume {s.name}{where}")
+        else:  # no dead end: the driver stopped before Ray Tune saved anything to go on from
+            print("Ray Tune never saved its state (its driver stopped first); start it in its "
+                  f"folder with: mixup-sweep resume {s.name}{where}")
     return 0
 
 

@@ -30,6 +30,7 @@ from sweeps.store.layout import (
     read_meta,
     stored_spec,
     sweep_dir,
+    tune_state_saved,
 )
 from sweeps.store.records import RECORDS_FILE, RecordLog, TrialRecord
 from sweeps.store.tables import Scope
@@ -78,6 +79,9 @@ class SweepStatus:
     epochs_total: int = 0
     rate: float | None = None  # trial-epochs per second reported by the current driver
     eta_seconds: float | None = None
+    #: Ray Tune saved its state: ``resume`` goes on from it (False: its driver stopped before,
+    #: and ``resume`` starts the sweep afresh in its folder).
+    tune_saved: bool = True
 
 
 @dataclass(frozen=True)
@@ -387,7 +391,8 @@ class Sweep:
                 rate = reports * per_report / (now - since)
                 eta = max(0.0, total - done) / rate if rate > 0 else None
         return SweepStatus(summary=summary, running=running, epochs_done=done,
-                           epochs_total=total, rate=rate, eta_seconds=eta)
+                           epochs_total=total, rate=rate, eta_seconds=eta,
+                           tune_saved=tune_state_saved(self.directory))
 
     def delete(self) -> Deleted:
         """Deletes the sweep's MLflow runs (parent and children, MLflow's soft delete) and its

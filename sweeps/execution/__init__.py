@@ -48,7 +48,6 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.execution.tuner import (
         JOIN_TIMEOUT_S,
         OPTUNA_JOURNAL,
-        TUNE_DIR,
         VERBOSE_ENV,
         EventSink,
         PackSearcher,
@@ -89,7 +88,6 @@ _EXPORTS = {
     "SweepTrainable": "trainables",
     "SwitchOffAwareASHA": "tuner",
     "TESTED_RAY": "ray_patches",
-    "TUNE_DIR": "tuner",
     "VERBOSE_ENV": "tuner",
     "WARNING_KEY": "trainables",
     "aggregate": "seed_group",
@@ -136,7 +134,6 @@ __all__ = [
     "REPORTED",
     "RUNGS_FILE",
     "TESTED_RAY",
-    "TUNE_DIR",
     "VERBOSE_ENV",
     "WARNING_KEY",
     "DriverSink",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -21,22 +22,25 @@ from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import check_available
 from sweeps.errors import TrackingUnavailable, UsageError, storage_fault, storage_refusal
 from sweeps.execution import packing, ray_patches
+from sweeps.execution.failpoints import failpoint
 from sweeps.execution.repair import repair_holes
 from sweeps.execution.sink import OPEN_SINKS, DriverSink, SinkFactory
 from sweeps.spec import SweepSpec
 from sweeps.store import provenance
 from sweeps.store.layout import (
     META_FILE,
+    TUNE_DIR,
     check_name,
     read_meta,
     stored_spec,
     sweep_dir,
+    tune_state_saved,
     writable_storage,
     write_meta,
 )
 from sweeps.store.lock import LOCK_FILE, DriverLock
 from sweeps.store.parquet_io import write_tables
-from sweeps.store.records import FINAL_STATUSES, RecordLog
+from sweeps.store.records import FINAL_STATUSES, RECORDS_FILE, RecordLog
 from sweeps.sweep import Sweep
 from sweeps.tracking import SweepTracker, bounded_http, tracking_unusable
 from sweeps.tracking.sync import replay_trial, trial_tags
@@ -99,7 +103,10 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
         print(f"Ray: {cluster['nodes']} node(s), {cluster['cpus']:g} CPUs, "
               f"{cluster['gpus']:g} GPUs; {spec.trial_count()} trials planned{packs}", file=stream,
               flush=True)
-        if resume:
+        # sweep.json is written, Ray Tune's state not yet: a driver killed here leaves a sweep
+        # that `resume` starts afresh (tests/execution/test_no_dead_ends.py holds it here)
+        failpoint("driver", node_id="driver", trial_id=meta["name"])
+        if resume and tune_state_saved(directory):
             tuner.resume_sweep(spec, directory, pack=pack)
         else:
             tuner.run_sweep(spec, directory, SinkFactory(str(directory)), pack=pack)
@@ -296,6 +303,22 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
                 directory.rmdir()
 
 
+def _start_afresh(directory: Path, name: str) -> str:
+    """Readies a sweep that Ray Tune never saved for a first start in its folder; returns the
+    line saying so. Trials that started before the driver died (Tune keeps no trace of them)
+    start again; their records are kept aside, never deleted."""
+    shutil.rmtree(directory / TUNE_DIR, ignore_errors=True)  # nothing restorable in it
+    records = directory / RECORDS_FILE
+    started = len(RecordLog(directory).trials) if records.is_file() else 0
+    if not started:
+        records.unlink(missing_ok=True)
+        return f"sweep {name!r}: its driver stopped before Ray Tune saved its state; it starts now"
+    aside = records.with_name(f"records.before-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    records.rename(aside)
+    return (f"sweep {name!r}: its driver stopped before Ray Tune saved its state; its {started} "
+            f"started trial(s) start again (their first records are kept in {aside.name})")
+
+
 def _exists(name: str, directory: Path) -> UsageError:
     return UsageError(f"sweep {name!r} already exists in {directory.parent}; continue it with "
                       f"`mixup-sweep resume {name}` or pass --name NEW_NAME")
@@ -312,9 +335,9 @@ def resume_run(name: str, *, storage: str | Path, address: str | None = None,
     lock = DriverLock(directory, name=name)
     try:
         spec = stored_spec(meta)
-        if not tuner.can_resume(directory):
-            raise UsageError(f"sweep {name!r}: no Ray Tune state in {directory / 'tune'} to resume")
         tuner.connect(address or meta.get("address"))  # before sweep.json is written again
+        if not tune_state_saved(directory):  # its driver died before Tune saved its state
+            print(_start_afresh(directory, name), file=stream, flush=True)
         log = RecordLog(directory)  # a torn line's epoch, restored before the trials go on
         try:
             for line in repair_holes(directory, log, len(spec.seeds)):

@@ -28,8 +28,8 @@ from sweeps.execution.packing import PACK_KEY, member_trial_id, plan_packs
 from sweeps.execution.scheduling import may_cut
 from sweeps.execution.trainables import GRID_KEY, WARNING_KEY, make_trainable, trial_params
 from sweeps.spec import Dimension, SweepSpec
+from sweeps.store.layout import TUNE_DIR
 
-TUNE_DIR = "tune"
 #: ``1``: Ray's and MLflow's start-up messages are shown (``mixup-sweep run --verbose``).
 VERBOSE_ENV = "MIXUP_VERBOSE"
 

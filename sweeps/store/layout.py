@@ -39,6 +39,19 @@ SCHEDULE_METRICS = frozenset({"mixup/active"})
 TRIAL_STATUSES = ("RUNNING", "TERMINATED", "STOPPED", "ERROR")
 FINAL_STATUSES = ("TERMINATED", "STOPPED", "ERROR")
 DEFAULT_STORAGE = "sweep_results"
+#: Ray Tune's experiment folder in a sweep folder, and the file whose presence makes it
+#: restorable (what ``ray.tune.Tuner.can_restore`` looks for; checked here without Ray, and
+#: against Tune itself by tests/execution/test_no_dead_ends.py).
+TUNE_DIR = "tune"
+TUNE_STATE_FILE = "tuner.pkl"
+
+
+def tune_state_saved(directory: Path) -> bool:
+    """Did Ray Tune save the sweep's state (so that ``resume`` restores it)? False for a sweep
+    whose driver died before that: ``resume`` then starts it afresh in its folder."""
+    return (directory / TUNE_DIR / TUNE_STATE_FILE).is_file()
+
+
 def storage_root(storage: str | Path) -> Path:
     return Path(storage).expanduser().resolve()
 
