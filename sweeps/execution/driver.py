@@ -99,17 +99,34 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
             meta["pack_size"] = pack
             write_meta(directory, meta)
         sink.packed = pack > 1
-        packs = f", {pack} per pack" if pack > 1 else ""
+        per_pack = f", {pack} per pack" if pack > 1 else ""
         print(f"Ray: {cluster['nodes']} node(s), {cluster['cpus']:g} CPUs, "
-              f"{cluster['gpus']:g} GPUs; {spec.trial_count()} trials planned{packs}", file=stream,
+              f"{cluster['gpus']:g} GPUs; {spec.trial_count()} trials planned{per_pack}",
+              file=stream,
               flush=True)
         # sweep.json is written, Ray Tune's state not yet: a driver killed here leaves a sweep
         # that `resume` starts afresh (tests/execution/test_no_dead_ends.py holds it here)
         failpoint("driver", node_id="driver", trial_id=meta["name"])
-        if resume and tune_state_saved(directory):
+        rounds: list[list[list[dict[str, Any]]]] = meta.setdefault("split_rounds", [])
+        if resume and rounds:  # the last split round was running
+            name = _round_name(len(rounds))
+            if tune_state_saved(directory, name):
+                tuner.resume_sweep(spec, directory, packs=rounds[-1], name=name)
+            else:
+                tuner.run_packs(spec, directory, SinkFactory(str(directory)), packs=rounds[-1],
+                                name=name)
+        elif resume and tune_state_saved(directory):
             tuner.resume_sweep(spec, directory, pack=pack)
         else:
             tuner.run_sweep(spec, directory, SinkFactory(str(directory)), pack=pack)
+        while pack > 1 and (packs := packing.plan_split(sink.log.trials.values())):
+            rounds.append(packs)  # kept before it runs: resume goes on with this round
+            write_meta(directory, meta)
+            print(f"note: {sum(map(len, packs))} trial(s) of a pack that failed "
+                  f"{spec.retries + 1} time(s) go on from its state in {len(packs)} smaller "
+                  "pack(s)", file=stream, flush=True)
+            tuner.run_packs(spec, directory, SinkFactory(str(directory)), packs=packs,
+                            name=_round_name(len(rounds)))
         status = "FINISHED"
     except Exception as err:
         if (refusal := storage_refusal(err)) is None:
@@ -146,6 +163,11 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
                         len(sink.log.trials), errored, time.monotonic() - started,
                         meta["tracking_uri"], len(sink.unsynced), sink.tracking_failures,
                         complete, sink.last_error, sink.mlflow_seconds, drained)
+
+
+def _round_name(number: int) -> str:
+    """The Tune experiment (folder) of split round ``number`` (from 1; packing.plan_split)."""
+    return f"{TUNE_DIR}-split-{number}"
 
 
 def _log_best(tracker: SweepTracker, sweep: Sweep) -> None:

@@ -24,6 +24,8 @@ from the spec's base trial.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,7 @@ from mixup_core.errors import ConfigError
 from mixup_core.packed import check_packable, member_bytes
 from sweeps.errors import SpecError
 from sweeps.spec import Dimension, SweepSpec
+from sweeps.store.records import TrialRecord
 
 #: The Tune config key holding a pack's member trials.
 PACK_KEY = "pack"
@@ -46,6 +49,56 @@ OPTUNA_ROUNDS = 4
 
 def member_trial_id(pack_trial_id: str, position: int) -> str:
     return f"{pack_trial_id}-{position:02d}"
+
+
+# ---------------------------------------------------------------------------- split packs
+
+#: Reserved keys of a point in a split pack: the member trial it goes on with, and the Tune
+#: trial (pack) whose state file holds that member's state.
+MEMBER_KEY = "_member"
+FROM_KEY = "_from"
+#: How a member trial's error starts when its pack failed as a whole (its retries spent).
+PACK_LOST = "pack lost"
+
+
+def pack_members(pack_trial_id: str, points: Sequence[dict[str, Any]]
+                 ) -> list[tuple[str, dict[str, Any], str | None]]:
+    """(member trial id, its trial keys, the pack whose state it goes on from) of each point of
+    a pack: ``T-jj`` and no source for a planned pack, the carried ones for a split pack."""
+    return [(point.get(MEMBER_KEY) or member_trial_id(pack_trial_id, j),
+             {k: v for k, v in point.items() if k not in (MEMBER_KEY, FROM_KEY)},
+             point.get(FROM_KEY))
+            for j, point in enumerate(points)]
+
+
+def plan_split(records: Iterable[TrialRecord]) -> list[list[dict[str, Any]]]:
+    """New packs for the member trials of packs that failed as a whole.
+
+    A pack whose process or node died more often than ``execution.retries`` ends its open
+    member trials as ERROR (``pack lost: ...``). Rather than leave them there, the driver runs
+    them again in two halves, each a new pack that goes on from the failed pack's state file,
+    on whatever nodes are healthy; a half that fails again is halved again, down to packs of
+    one trial, whose failure is final (its pack held only that trial). Each member passes
+    through at most log2(pack size) + 1 packs.
+
+    Returns:
+        The new packs (points carrying ``MEMBER_KEY`` and ``FROM_KEY``), in record order.
+    """
+    records = list(records)
+    size = Counter(r.pack for r in records if r.pack is not None)
+    lost: dict[str, list[TrialRecord]] = {}
+    for record in records:
+        if (record.pack is not None and record.status == "ERROR" and size[record.pack] > 1
+                and (record.error or "").startswith(PACK_LOST)):
+            lost.setdefault(record.pack, []).append(record)
+    packs = []
+    for pack_id, members in lost.items():
+        half = math.ceil(len(members) / 2)
+        for part in (members[:half], members[half:]):
+            if part:
+                packs.append([{**r.config, MEMBER_KEY: r.trial_id, FROM_KEY: pack_id}
+                              for r in part])
+    return packs
 
 
 def check_pack(spec: SweepSpec, size: int) -> None:

@@ -77,13 +77,14 @@ def _histories(state: dict[str, Any] | None, record: TrialRecord,
     try:
         if record.pack is None:
             trainers = state["group"]["trainers"]
-        else:  # member trial j trains the pack's members j·S … j·S+S-1
+        else:  # member trial j of the pack (its ids are in the state) trains members j·S … j·S+S-1
             members = state["pack"]["members"]
-            j = next(j for j in range(len(members) // seeds)
-                     if member_trial_id(record.pack, j) == record.trial_id)
+            ids = state.get("ids") or [member_trial_id(record.pack, j)
+                                       for j in range(len(members) // seeds)]
+            j = ids.index(record.trial_id)
             trainers = members[j * seeds:(j + 1) * seeds]
         histories = [list(t["history"]) for t in trainers]
-    except (TypeError, KeyError, StopIteration):
+    except (TypeError, KeyError, ValueError):
         return None
     return histories if len(histories) == seeds else None
 

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from mixup_core.catalog import METRIC_NAMES
 from mixup_core.config import from_flat, to_flat, trains_as
+from sweeps.execution.packing import PACK_LOST
 from sweeps.execution.progress import make_display
 from sweeps.spec import SweepSpec
 from sweeps.store import provenance
@@ -301,14 +302,19 @@ class DriverSink:
 
     def pack_started(self, pack_id: str, members: list[tuple[str, dict[str, Any]]]) -> None:
         """A Tune trial training a pack began (or began again after a failure or a resume):
-        its member trials start, except those the records already hold as ended."""
+        its member trials start, except those the records already hold as ended (but for the
+        members of a failed pack, which go on in a split pack)."""
         for trial_id, params in members:
             record = self.log.trials.get(trial_id)
-            if record is None or record.status not in FINAL_STATUSES:
+            if (record is None or record.status not in FINAL_STATUSES
+                    or (record.error or "").startswith(PACK_LOST)):
                 self.trial_started(trial_id, params, pack=pack_id)
 
     def pack_settled(self, pack_id: str, status: str, error: str | None) -> None:
-        """A pack's Tune trial ended: its member trials still open end with it."""
+        """A pack's Tune trial ended: its member trials still open end with it (failed: with
+        ``pack lost: <why>``, which the driver splits into new packs, packing.plan_split)."""
+        if status == "ERROR":
+            error = f"{PACK_LOST}: {error}"
         for record in list(self.log.trials.values()):
             if record.pack == pack_id and record.status not in FINAL_STATUSES:
                 self.trial_finished(record.trial_id, status, error)

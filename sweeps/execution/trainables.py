@@ -20,7 +20,7 @@ from ray import tune
 from mixup_core.config import from_flat, to_flat
 from mixup_core.packed import Pack
 from sweeps.execution.failpoints import failpoint
-from sweeps.execution.packing import PACK_KEY, member_trial_id
+from sweeps.execution.packing import PACK_KEY, member_trial_id, pack_members
 from sweeps.execution.scheduling import Rungs
 from sweeps.execution.seed_group import SeedGroup, aggregate
 from sweeps.spec import SweepSpec
@@ -194,8 +194,9 @@ class PackTrainable(_StateFileTrainable):
         self._build(config)
 
     def _build(self, params: dict[str, Any]) -> None:
-        points: list[dict[str, Any]] = params[PACK_KEY]
-        self._ids = [member_trial_id(self.trial_id, j) for j in range(len(points))]
+        members = pack_members(self.trial_id, params[PACK_KEY])
+        self._ids = [member_id for member_id, _, _ in members]
+        points = [point for _, point, _ in members]
         configs = []
         self._stop_epochs: list[int | None] = []
         for point in points:
@@ -210,9 +211,49 @@ class PackTrainable(_StateFileTrainable):
             self._pack.load_state_dict(state["pack"])
             self._open = list(state["open"])
 
+        fresh = not (self._states / f"{self.trial_id}.pt").is_file()
         if not self._restore(apply):  # unusable state: this pack starts again from epoch 0
             self._pack = Pack(configs, device=self._device)
             self._open = list(range(len(points)))
+        elif fresh and any(source for _, _, source in members):  # split off a failed pack
+            self._go_on_from(members)
+
+    def _go_on_from(self, members: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        """A split pack's first start: each member trial goes on from the state its seeds have
+        in the state file of the pack it left (packing.plan_split), and that pack's last saved
+        report of it is sent again first (the failed pack may have died before sending it)."""
+        seeds = len(self._seeds)
+        saved: list[dict[str, Any]] = []
+        states: dict[str, Any] = {}
+        trials: dict[str, Any] = {}
+        finished: dict[str, Any] = {}
+        path = self._state_path
+        try:
+            for member_id, _, from_pack in members:
+                source = str(from_pack)
+                path = self._states / f"{source}.pt"
+                if source not in states:
+                    states[source] = torch.load(path, weights_only=True)
+                state = states[source]
+                old = state["pack"]["members"]
+                ids = state.get("ids") or [member_trial_id(source, j)
+                                           for j in range(len(old) // seeds)]
+                j = ids.index(member_id)
+                saved += old[j * seeds:(j + 1) * seeds]
+                report = state.get("report") or {}
+                if member_id in report.get("trials", {}):
+                    trials[member_id] = report["trials"][member_id]
+                if member_id in report.get("finished", {}):
+                    finished[member_id] = report["finished"][member_id]
+            self._pack.load_state_dict({"members": saved})
+        except Exception as err:  # the old pack's state cannot be used: start from epoch 0
+            self._warning = _restart_line(path, err)
+            self._pack = Pack([m.config for m in self._pack.members], device=self._device)
+            return
+        if trials or finished:
+            self._resent = {"trials": trials, "finished": finished, "node_id": self._node_id,
+                            "trial/device": self._device, "done": False,
+                            "epoch": max((m.epoch for m in self._pack.members), default=0)}
 
     def _collect(self, trials: dict[str, Any], finished: dict[str, Any]) -> None:
         seeds = len(self._seeds)
@@ -271,7 +312,8 @@ class PackTrainable(_StateFileTrainable):
         report = {"trials": trials, "finished": finished, "node_id": self._node_id,
                   "trial/device": self._device, "done": self._pack.done,
                   "epoch": max((m.epoch for m in self._pack.members), default=0)}
-        self._save(report, {"pack": self._pack.state_dict(), "open": self._open})
+        self._save(report, {"pack": self._pack.state_dict(), "open": self._open,
+                            "ids": self._ids})
         return report
 
 

@@ -24,7 +24,7 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 from sweeps.errors import UsageError
 from sweeps.execution import ray_patches
 from sweeps.execution.failpoints import FAILPOINT_ENV
-from sweeps.execution.packing import PACK_KEY, member_trial_id, plan_packs
+from sweeps.execution.packing import PACK_KEY, member_trial_id, pack_members, plan_packs
 from sweeps.execution.scheduling import may_cut
 from sweeps.execution.trainables import GRID_KEY, WARNING_KEY, make_trainable, trial_params
 from sweeps.spec import Dimension, SweepSpec
@@ -275,9 +275,9 @@ class _Forwarder(tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         if PACK_KEY in trial.config:
-            points = trial.config[PACK_KEY]
             self.sink.pack_started(trial.trial_id, [
-                (member_trial_id(trial.trial_id, j), point) for j, point in enumerate(points)])
+                (member_id, point)
+                for member_id, point, _ in pack_members(trial.trial_id, trial.config[PACK_KEY])])
         else:
             self.sink.trial_started(trial.trial_id, trial_params(trial.config))
         self._counts(trials)
@@ -394,13 +394,13 @@ def _reachable(address: str) -> None:
                          f"({err.strerror or type(err).__name__})") from None
 
 
-def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory,
-                max_retries: int) -> tune.RunConfig:
+def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
+                name: str = TUNE_DIR) -> tune.RunConfig:
     return tune.RunConfig(
-        name=TUNE_DIR,
+        name=name,
         storage_path=str(sweep_dir.resolve()),
         callbacks=[_Forwarder(factory)],
-        failure_config=tune.FailureConfig(max_failures=max_retries),
+        failure_config=tune.FailureConfig(max_failures=spec.retries),
         verbose=0,
     )
 
@@ -415,10 +415,12 @@ def _prepare_tune() -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if os.environ.get(VERBOSE_ENV) != "1":  # a lost worker is one line (_Forwarder), not Ray's
         logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
+        # "Trials did not complete": the driver says what ended how (and splits failed packs)
+        logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
-              max_retries: int = 2, pack: int = 1) -> None:
+              pack: int = 1) -> None:
     """Runs ``spec`` to the end, ``pack`` trials per Tune trial; results flow through the sink."""
     _prepare_tune()
     if pack > 1:  # ASHA is judged inside the packs (_RungRecorder): no metric for Tune to watch
@@ -448,7 +450,24 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
         make_trainable(spec, sweep_dir, pack),
         param_space=space,
         tune_config=tune_config,
-        run_config=_run_config(spec, sweep_dir, factory, max_retries),
+        run_config=_run_config(spec, sweep_dir, factory),
+    )
+    tuner.fit()
+
+
+def run_packs(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
+              packs: list[list[dict[str, Any]]], name: str) -> None:
+    """Runs the given packs (a split round, packing.plan_split) as Tune experiment ``name``
+    in the sweep folder, one Tune trial per pack."""
+    _prepare_tune()
+    tuner = tune.Tuner(
+        make_trainable(spec, sweep_dir, pack=2),  # any size > 1: the pack trainable
+        param_space={PACK_KEY: tune.grid_search(packs)},
+        tune_config=tune.TuneConfig(
+            search_alg=BasicVariantGenerator(max_concurrent=spec.search.max_concurrent),
+            num_samples=1, reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id),
+        run_config=_run_config(spec, sweep_dir, factory, name=name),
     )
     tuner.fit()
 
@@ -457,14 +476,21 @@ def can_resume(sweep_dir: Path) -> bool:
     return tune.Tuner.can_restore(str((sweep_dir / TUNE_DIR).resolve()))
 
 
-def resume_sweep(spec: SweepSpec, sweep_dir: Path, *, pack: int = 1) -> None:
-    """Continues an interrupted sweep: unfinished and errored trials go on from checkpoints."""
+def resume_sweep(spec: SweepSpec, sweep_dir: Path, *, pack: int = 1,
+                 packs: list[list[dict[str, Any]]] | None = None, name: str = TUNE_DIR) -> None:
+    """Continues an interrupted sweep (Tune experiment ``name``: the sweep's own, or the split
+    round of ``packs``): unfinished and errored trials go on from their state files."""
     _prepare_tune()
+    if packs is not None:
+        space: dict[str, Any] = {PACK_KEY: tune.grid_search(packs)}
+    elif pack <= 1:
+        space = param_space(spec)
+    else:
+        space = {} if spec.search.algorithm == "optuna" else pack_space(spec, pack)
     tuner = tune.Tuner.restore(
-        str((sweep_dir / TUNE_DIR).resolve()), trainable=make_trainable(spec, sweep_dir, pack),
-        resume_unfinished=True, resume_errored=True,
-        param_space=(param_space(spec) if pack <= 1 else
-                     {} if spec.search.algorithm == "optuna" else pack_space(spec, pack)),
+        str((sweep_dir / name).resolve()),
+        trainable=make_trainable(spec, sweep_dir, pack if packs is None else 2),
+        resume_unfinished=True, resume_errored=True, param_space=space,
     )
     tuner.fit()
 

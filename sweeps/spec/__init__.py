@@ -15,7 +15,14 @@ from sweeps.errors import SpecError as SpecError
 from sweeps.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
-    from sweeps.spec.loader import DEFAULT_OBJECTIVE, MAX_PACK, load_spec, parse_pack, parse_spec
+    from sweeps.spec.loader import (
+        DEFAULT_OBJECTIVE,
+        MAX_PACK,
+        MAX_RETRIES,
+        load_spec,
+        parse_pack,
+        parse_spec,
+    )
     from sweeps.spec.model import (
         MAX_TRIALS,
         SMOKE_EPOCHS,
@@ -45,6 +52,7 @@ _EXPORTS = {
     "GridTrial": "model",
     "MAX_NAME_CHARS": "names",
     "MAX_PACK": "loader",
+    "MAX_RETRIES": "loader",
     "MAX_TRIALS": "model",
     "Mode": "model",
     "NAME_RULE": "names",
@@ -71,6 +79,7 @@ __all__ = [
     "DEFAULT_OBJECTIVE",
     "MAX_NAME_CHARS",
     "MAX_PACK",
+    "MAX_RETRIES",
     "MAX_TRIALS",
     "NAME_RULE",
     "SMOKE_EPOCHS",

@@ -125,13 +125,14 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
     space = _parse_search_space(r, raw.get("search_space"), bases, search)
     objectives = _parse_objectives(r, raw.get("objective"), search.algorithm)
     objective = objectives[0]
+    execution = _parse_execution(r, raw.get("execution"))
     spec = SweepSpec(
         name=name, description=description, path=source, base=base, search_space=space,
         search=search, objective=objective,
         scheduler=_parse_scheduler(r, raw.get("scheduler"), objective, base.optim.epochs),
         resources=_parse_resources(r, raw.get("resources")),
         seeds=_parse_seeds(r, raw.get("seeds"), base), smoke=smoke,
-        pack=_parse_execution(r, raw.get("execution")),
+        pack=execution[0], retries=execution[1],
         objectives=objectives if len(objectives) > 1 else (),
     )
     if len(objectives) > 1 and spec.scheduler.kind != "fifo":
@@ -150,9 +151,10 @@ def parse_pack(r: _Reader, value: object, key: str = "execution.pack") -> int | 
     return r.integer(value, key, minimum=1, maximum=MAX_PACK)
 
 
-def _parse_execution(r: _Reader, value: object) -> int | str:
-    raw = r.section(value, "execution", ("pack",))
-    return parse_pack(r, raw.get("pack", 1))
+def _parse_execution(r: _Reader, value: object) -> tuple[int | str, int]:
+    raw = r.section(value, "execution", ("pack", "retries"))
+    return (parse_pack(r, raw.get("pack", 1)),
+            r.integer(raw.get("retries", 2), "execution.retries", minimum=0, maximum=MAX_RETRIES))
 
 
 def _check_budget(r: _Reader, spec: SweepSpec) -> None:
@@ -447,6 +449,8 @@ def _parse_values(
 
 #: At most this many trials in one pack (``execution.pack``).
 MAX_PACK = 1024
+#: At most this many retries of a Ray Tune trial whose process or node died.
+MAX_RETRIES = 10
 
 #: What a spec without ``objective.metric`` chooses on: validation data, never the test set.
 DEFAULT_OBJECTIVE = "val/acc_rare"

@@ -117,6 +117,9 @@ class SweepSpec:
     smoke: dict[str, Any]  # dotted trial overrides that shrunk() applies
     #: ``execution.pack``: trials per Ray Tune trial ("auto", or 1 = one trial per Ray trial).
     pack: int | str = 1
+    #: ``execution.retries``: how often a Ray Tune trial whose process or node died is tried
+    #: again from its state file; a pack that fails once more is split (sweeps.execution.packing).
+    retries: int = 2
     #: Every objective when ``objective`` is a list (Optuna's multi-objective search); the
     #: first is ``objective``, which ranks trials and picks each trial's best epoch.
     objectives: tuple[Objective, ...] = ()

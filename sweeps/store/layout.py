@@ -46,10 +46,10 @@ TUNE_DIR = "tune"
 TUNE_STATE_FILE = "tuner.pkl"
 
 
-def tune_state_saved(directory: Path) -> bool:
-    """Did Ray Tune save the sweep's state (so that ``resume`` restores it)? False for a sweep
-    whose driver died before that: ``resume`` then starts it afresh in its folder."""
-    return (directory / TUNE_DIR / TUNE_STATE_FILE).is_file()
+def tune_state_saved(directory: Path, name: str = TUNE_DIR) -> bool:
+    """Did Ray Tune save the state of experiment ``name`` (so that ``resume`` restores it)?
+    False for a sweep whose driver died before that: ``resume`` then starts it afresh."""
+    return (directory / name / TUNE_STATE_FILE).is_file()
 
 
 def storage_root(storage: str | Path) -> Path:

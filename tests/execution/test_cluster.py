@@ -223,6 +223,8 @@ MOMENTS = {
     "trial-boundary": ("reset", {}),  # the next trial being handed to a reused actor
     "first-start": ("setup", {}),  # the first trials' actors being created
     "mid-pack": ("step", {"min_epoch": 300}),  # a pack of two trials (--pack 2), training
+    # the same pack with no retries left: it is split, its trials go on in two packs of one
+    "mid-pack-no-retries": ("step", {"min_epoch": 300}),
 }
 NODE_LOSS_TRIAL = {**LONG_TRIAL, "optim.epochs": 600}
 NODE_LOSS_EPOCHS = list(range(20, 601, 20))
@@ -240,11 +242,13 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     failpoints.mkdir()
     (failpoints / f"{failpoint}.armed").write_text(json.dumps(condition))
     name = f"nodeloss-{moment}"
+    split = moment == "mid-pack-no-retries"
     spec = write_spec(tmp_path, name, trial=NODE_LOSS_TRIAL, search_space={
         "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
-        search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
+        search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1],
+        execution={"retries": 0 if split else 2})
     records_path = tmp_path / "res" / name / "records.jsonl"
-    packed = moment == "mid-pack"
+    packed = moment.startswith("mid-pack")
     driver = start_on(cluster, spec, tmp_path, "--pack", "2" if packed else "1",
                       env={FAILPOINT_ENV: str(failpoints)})
     hit = wait_for_json(failpoints / f"{failpoint}.hit", timeout=300)
@@ -254,6 +258,16 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     stdout, stderr = driver.communicate(timeout=500)
     assert driver.returncode == 0, stderr
     assert "did not complete" not in stdout + stderr, stdout + stderr
+    # a lost node is one note line on a non-verbose driver, never Ray's traceback
+    assert "Traceback" not in stderr, stderr
+    notes = [line for line in stderr.splitlines() if line.startswith("note: Ray trial")]
+    if split:  # no retry: the pack is split instead
+        assert not notes and "note: 2 trial(s) of a pack that failed 1 time(s)" in stdout, stdout
+    else:  # a trial that had started (an actor still starting is re-placed by Ray silently)
+        assert len(notes) == (1 if moment.startswith("mid-") else len(notes)) <= 1, stderr
+        assert all(note.startswith(f"note: Ray trial {hit['trial_id']} failed (") and
+                   note.endswith("retried from its state file (failure 1; --verbose shows "
+                                 "Ray's traceback)") for note in notes), stderr
 
     events = [json.loads(line) for line in records_path.read_text().splitlines()]
     records = RecordLog(tmp_path / "res" / name).trials
@@ -263,7 +277,7 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     # the held Tune trial: one trial, or a pack whose member trials are "<pack id>-jj"
     held = [t for t in records if t == hit["trial_id"] or t.startswith(hit["trial_id"] + "-")]
     assert len(held) == (2 if packed else 1) and (not packed or all(
-        records[t].pack == hit["trial_id"] for t in held))
+        (records[t].pack == hit["trial_id"]) != split for t in held))
     for trial_id in held:
         reports = [e for e in events if e["type"] == "epoch" and e["trial_id"] == trial_id]
         after = [e for e in reports if e["time"] > killed_at]
