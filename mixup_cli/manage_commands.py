@@ -81,6 +81,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
+    sweep = Sweep.load(args.name, storage=args.storage)  # a bad name or no such sweep: ask nothing
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError(f"delete {args.name}: pass --yes to delete without a terminal "
@@ -89,6 +90,6 @@ def delete(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 0
-    deleted = Sweep.load(args.name, storage=args.storage).delete()
+    deleted = sweep.delete()
     print(f"deleted {deleted.folder} and {deleted.runs} MLflow runs")
     return 0

@@ -281,6 +281,8 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
               allow_same_name: bool = False) -> SweepOutcome:
     """``mixup-sweep run``: a new sweep in ``<storage>/<name>``."""
     ray_patches.check_ray()  # an untested Ray: one line, before anything is written
+    # the command line's overrides (--pack, --num-samples, ...): one line naming the flag
+    spec.with_overrides(num_samples=num_samples, max_concurrent=max_concurrent, pack=pack)
     if name is not None:
         sweep_name = check_name(name, field="--name")
     else:  # a smoke run never takes the real sweep's name (nor blocks it)

@@ -38,6 +38,18 @@ class NumberSafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """PyYAML's int, but an integer too long for Python to read (over its 4,300-digit
+        limit) is a YAML error at its line, not a bare ValueError."""
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError as err:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(node.value):,} characters cannot be read "
+                f"({' '.join(str(err).split())[:60]}...)", node.start_mark) from None
+
+
+NumberSafeLoader.add_constructor("tag:yaml.org,2002:int", NumberSafeLoader.construct_yaml_int)
 NumberSafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_1_2,
                                        list("-+0123456789."))
 
