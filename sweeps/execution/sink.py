@@ -300,12 +300,16 @@ class DriverSink:
         if record is not None and record.status not in FINAL_STATUSES:
             self.trial_finished(trial_id, status, error)
 
-    def pack_started(self, pack_id: str, members: list[tuple[str, dict[str, Any]]]) -> None:
+    def pack_started(self, pack_id: str, members: list[tuple[str, dict[str, Any]]], *,
+                     only_new: bool = False) -> None:
         """A Tune trial training a pack began (or began again after a failure or a resume):
         its member trials start, except those the records already hold as ended (but for the
-        members of a failed pack, which go on in a split pack)."""
+        members of a failed pack, which go on in a split pack). ``only_new``: only those
+        without a record (a pack that failed before it started)."""
         for trial_id, params in members:
             record = self.log.trials.get(trial_id)
+            if only_new and record is not None:
+                continue
             if (record is None or record.status not in FINAL_STATUSES
                     or (record.error or "").startswith(PACK_LOST)):
                 self.trial_started(trial_id, params, pack=pack_id)

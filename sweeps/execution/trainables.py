@@ -215,8 +215,14 @@ class PackTrainable(_StateFileTrainable):
         if not self._restore(apply):  # unusable state: this pack starts again from epoch 0
             self._pack = Pack(configs, device=self._device)
             self._open = list(range(len(points)))
-        elif fresh and any(source for _, _, source in members):  # split off a failed pack
+        elif fresh and self._split_from(members):
             self._go_on_from(members)
+
+    def _split_from(self, members: list[tuple[str, dict[str, Any], str | None]]) -> bool:
+        """Is this pack split off a failed pack that saved a state (packing.plan_split)? A
+        pack that failed before it saved anything leaves nothing to go on from: epoch 0."""
+        sources = {source for _, _, source in members if source}
+        return bool(sources) and all((self._states / f"{s}.pt").is_file() for s in sources)
 
     def _go_on_from(self, members: list[tuple[str, dict[str, Any], str | None]]) -> None:
         """A split pack's first start: each member trial goes on from the state its seeds have
