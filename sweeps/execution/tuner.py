@@ -7,12 +7,15 @@ only in :mod:`sweeps.execution.ray_patches`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -375,7 +378,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, An
         if address:
             _reachable(address)
             try:
-                ray.init(address=address, **common)
+                with _quiet_stderr(os.environ.get(VERBOSE_ENV) != "1"):
+                    ray.init(address=address, **common)
             except Exception as err:  # ConnectionError, an auth error, a version mismatch
                 lines = [x for x in str(err).strip().splitlines() if x.strip()] or ["?"]
                 raise UsageError(f"--address {address}: cannot join the Ray cluster "
@@ -389,6 +393,26 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, An
             "memory": ray.cluster_resources().get("memory", 0.0)}  # bytes for tasks and actors
 
 
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool) -> Iterator[None]:
+    """Ray's C++ client writes its retries to file descriptor 2 while it joins a cluster (20
+    lines of ``Failed to get cluster ID from GCS server`` before it gives up); a non-verbose
+    driver says what happened in one line instead. Used only when joining: a local start
+    spawns Ray's own processes, which would inherit the redirection."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _reachable(address: str) -> None:
     """A ``host:port`` head must accept a TCP connection within ``JOIN_TIMEOUT_S``."""
     host, sep, port = address.rpartition(":")
@@ -399,6 +423,33 @@ def _reachable(address: str) -> None:
     except OSError as err:
         raise UsageError(f"--address {address}: no Ray head answers there "
                          f"({err.strerror or type(err).__name__})") from None
+    if os.environ.get("RAY_USE_TLS", "0") not in ("0", ""):
+        return  # a TLS head answers TLS first: Ray checks it itself
+    if not _speaks_http2(host, int(port)):  # a web server, say: Ray would retry for minutes
+        raise UsageError(f"--address {address}: something answers there, but not a Ray head "
+                         "(it does not speak gRPC)")
+
+
+#: HTTP/2's client preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_http2(host: str, port: int) -> bool:
+    """Does the server answer HTTP/2's preface with a SETTINGS frame, as a gRPC server (Ray's
+    head) must? A frame header is 9 bytes: length (3), type (1: 0x4 is SETTINGS), flags, id."""
+    try:
+        with socket.create_connection((host, port), timeout=JOIN_TIMEOUT_S) as conn:
+            conn.settimeout(JOIN_TIMEOUT_S)
+            conn.sendall(_HTTP2_PREFACE)
+            header = b""
+            while len(header) < 9:
+                chunk = conn.recv(9 - len(header))
+                if not chunk:
+                    return False
+                header += chunk
+    except OSError:
+        return False
+    return header[3] == 0x4
 
 
 def _run_config(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,

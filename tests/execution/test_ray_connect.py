@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,9 +36,25 @@ def test_without_address_the_sweep_runs_on_a_private_local_ray_whatever_ray_addr
     assert time.monotonic() - started < 120
 
 
-def test_an_address_that_cannot_be_joined_fails_in_one_line_before_sweep_json(tmp_path):
+@pytest.fixture
+def not_ray() -> Iterator[str]:
+    """A port where something answers TCP that is not Ray (an HTTP server): the TCP probe
+    passes, and Ray's own client retries, printing a line a second, before it gives up."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("where", ["closed port", "not Ray"])
+def test_an_address_that_cannot_be_joined_fails_in_one_line_before_sweep_json(
+        tmp_path, request, where):
     spec = write_spec(tmp_path, "nowhere", search_space=ALPHA)
-    address = f"127.0.0.1:{_closed_port()}"
+    address = (f"127.0.0.1:{_closed_port()}" if where == "closed port"
+               else request.getfixturevalue("not_ray"))
     started = time.monotonic()
     out = subprocess.run([*CLI, "run", str(spec), "--storage", "res", "--address", address,
                           NO_REPORT], cwd=tmp_path, capture_output=True, text=True, timeout=120,
