@@ -9,6 +9,15 @@ class UsageError(ValueError):
     """Bad command-line input or a missing sweep; printed on one line."""
 
 
+class SweepInterrupted(Exception):
+    """A signal (Ctrl-C, SIGTERM) stopped sweep ``name`` with ``ended`` of ``planned`` trials
+    ended. The CLI says so on one line, with how to resume, and exits with 130."""
+
+    def __init__(self, name: str, ended: int, planned: int) -> None:
+        self.name, self.ended, self.planned = name, ended, planned
+        super().__init__(f"interrupted: {ended} of {planned} trials ended")
+
+
 class TrackingUnavailable(RuntimeError):
     """The MLflow tracking store cannot be reached; the message names the URI and the cause."""
 

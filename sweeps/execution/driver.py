@@ -11,7 +11,9 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,7 +22,13 @@ from typing import Any, TextIO
 
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import check_available
-from sweeps.errors import TrackingUnavailable, UsageError, storage_fault, storage_refusal
+from sweeps.errors import (
+    SweepInterrupted,
+    TrackingUnavailable,
+    UsageError,
+    storage_fault,
+    storage_refusal,
+)
 from sweeps.execution import packing, ray_patches
 from sweeps.execution.failpoints import failpoint
 from sweeps.execution.repair import repair_holes
@@ -90,8 +98,13 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
     started = time.monotonic()
     status = "FAILED"
     refusal: OSError | None = None  # the storage refused a write (full, read-only)
+    interrupted = False
+    on_term: Any = None
     try:
         cluster = tuner.connect(address or meta.get("address"))
+        # SIGTERM stops the sweep as Ctrl-C does: Ray Tune ends its loop at the next step (set
+        # here, after Ray installed its own handler, which would abort the process)
+        on_term = _term_as_interrupt()
         pack = meta.get("pack_size")
         if pack is None:  # fixed when the sweep starts, so that resume rebuilds the same packs
             pack = packing.pack_size(spec, spec.pack, cpus=cluster["cpus"], gpus=cluster["gpus"],
@@ -127,11 +140,17 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
                   "pack(s)", file=stream, flush=True)
             tuner.run_packs(spec, directory, SinkFactory(str(directory)), packs=packs,
                             name=_round_name(len(rounds)))
-        status = "FINISHED"
+        ended = sum(1 for r in sink.log.trials.values() if r.status in FINAL_STATUSES)
+        planned = max(int(meta.get("trials_planned") or 0), len(sink.log.trials))
+        # Ray Tune ends `fit` quietly on Ctrl-C (SIGTERM is turned into one by the CLI)
+        interrupted = ended < planned
+        status = "KILLED" if interrupted else "FINISHED"
     except Exception as err:
         if (refusal := storage_refusal(err)) is None:
             raise
     finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
         OPEN_SINKS.pop(str(directory), None)
         sink.display.close()
         try:
@@ -147,7 +166,8 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
         sweep = Sweep.from_driver(directory, meta, sink.log, spec)
         if complete:
             try:
-                _log_best(tracker, sweep)
+                if status == "FINISHED":  # no ranking of half-trained trials
+                    _log_best(tracker, sweep)
                 tracker.finish_sweep(status)
             except Exception:
                 complete = False  # the parent run's status; `sync` sets it
@@ -158,11 +178,21 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
         raise storage_fault(refusal, f"sweep {meta['name']!r} stopped", then=(
             f"what was recorded is kept{parent}; free space or make the storage writable, "
             f"then `mixup-sweep resume {meta['name']}`"))
+    if interrupted:
+        raise SweepInterrupted(meta["name"], ended, planned)
     errored = sum(1 for r in sink.log.trials.values() if r.status == "ERROR")
     return SweepOutcome(sweep, directory,
                         len(sink.log.trials), errored, time.monotonic() - started,
                         meta["tracking_uri"], len(sink.unsynced), sink.tracking_failures,
                         complete, sink.last_error, sink.mlflow_seconds, drained)
+
+
+def _term_as_interrupt() -> Any:
+    """SIGTERM becomes SIGINT (what Ray Tune stops on) in the main thread; returns the handler
+    it replaces, or None where signals cannot be set (another thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
 def _round_name(number: int) -> str:
