@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sweeps.errors import UsageError
-from sweeps.store.layout import CONFIG_PREFIX, STD_SUFFIX, read_meta
+from sweeps.errors import SweepInterrupted, UsageError
+from sweeps.store.layout import CONFIG_PREFIX, DEFAULT_STORAGE, STD_SUFFIX, read_meta
 from sweeps.store.spread import format_spread
 from sweeps.store.tables import STANDS_FOR, TIE_RULE, is_selection_on_test, optimistic_warning
 from sweeps.sweep import Sweep, list_sweep_handles
@@ -47,6 +47,18 @@ def _quiet_unless(verbose: bool) -> None:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
+#: What a shell reports for a program ended by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted(args: argparse.Namespace, err: SweepInterrupted) -> int:
+    """An interrupted sweep (Ctrl-C, SIGTERM) is one line and exit 130, never a ranking."""
+    where = "" if args.storage == DEFAULT_STORAGE else f" --storage {args.storage}"
+    print(f"mixup-sweep {args.command}: {err}; resume with: mixup-sweep resume {err.name}{where}",
+          file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def run(args: argparse.Namespace) -> int:
     _quiet_unless(args.verbose)
     from sweeps.execution.driver import start_run
@@ -59,13 +71,16 @@ def run(args: argparse.Namespace) -> int:
         from cluster.local import join_env
 
         join_env(args.address)
-    outcome = start_run(
-        spec, args.spec, storage=args.storage, name=args.name,
-        tracking_uri=_tracking_uri(args.tracking_uri), address=args.address, smoke=args.smoke,
-        num_samples=_positive(args.num_samples, "--num-samples"),
-        max_concurrent=_positive(args.max_concurrent, "--max-concurrent"), pack=args.pack,
-        allow_same_name=args.allow_same_name,
-    )
+    try:
+        outcome = start_run(
+            spec, args.spec, storage=args.storage, name=args.name,
+            tracking_uri=_tracking_uri(args.tracking_uri), address=args.address,
+            smoke=args.smoke, num_samples=_positive(args.num_samples, "--num-samples"),
+            max_concurrent=_positive(args.max_concurrent, "--max-concurrent"), pack=args.pack,
+            allow_same_name=args.allow_same_name,
+        )
+    except SweepInterrupted as err:
+        return _interrupted(args, err)
     return _summarise(outcome, report=not args.no_report)
 
 
@@ -77,8 +92,11 @@ def resume(args: argparse.Namespace) -> int:
     address = args.address or read_meta(args.storage, args.name).get("address")
     if address:
         join_env(address)
-    return _summarise(resume_run(args.name, storage=args.storage, address=args.address),
-                      report=not args.no_report)
+    try:
+        outcome = resume_run(args.name, storage=args.storage, address=args.address)
+    except SweepInterrupted as err:
+        return _interrupted(args, err)
+    return _summarise(outcome, report=not args.no_report)
 
 
 def reported_metrics(metric: str, columns: list[str]) -> list[str]:
