@@ -4,8 +4,10 @@ Configurations are chosen and ranked on the sweep's objective, a validation metr
 columns are the test values at the epoch chosen on validation ("best epoch"), never chosen on
 themselves. Last-epoch values say what a configuration keeps at the end of its budget. The gap
 between the two is the paper's point about switching Mixup off too early: rare-feature accuracy
-that was reached and then lost. Every value is mean ± sample std over seeds with its 95% t
-interval (:mod:`sweeps.store.spread`); ties are broken by ``sweeps.store.tables.TIE_RULE``, as in ``best``.
+that was reached and then lost. Every value is mean ± sample std over seeds with its 95%
+interval and, for accuracies, how many seeds reached 0.95, all from :mod:`sweeps.store.spread`
+(the CSV has them as ``<scope>/<metric>_ci_low`` … columns); ties are broken by
+``sweeps.store.tables.TIE_RULE``, as in ``best``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import pandas as pd
 from dashboards import labels as L
 from dashboards.section import Section
 from dashboards.sweep_data import ConfigGroup, Scope, SweepData
+from sweeps.store import spread
 from sweeps.store.layout import STD_SUFFIX
-from sweeps.store.spread import format_spread
 from sweeps.store.tables import TIE_RULE, optimistic_warning
 
 TOP = 10
@@ -48,7 +50,10 @@ def _best_epoch(data: SweepData, group: ConfigGroup) -> str:
 
 
 def best_frame(data: SweepData) -> pd.DataFrame:
-    """Every configuration, best first: settings, trials, best epoch, mean and std per metric."""
+    """Every configuration, best first: settings, trials, best epoch, and per metric and scope
+    the mean, std and uncertainty columns (``spread.uncertainty_columns``: ``_ci_low``,
+    ``_ci_high``, and for accuracies ``_seeds_at_least``, ``_seeds_at_most``) over the
+    configuration's seed runs."""
     rows = []
     for rank, group in enumerate(data.ranked(), start=1):
         row: dict[str, object] = {"rank": rank, "training": KIND_NAMES[group.kind]}
@@ -57,12 +62,13 @@ def best_frame(data: SweepData) -> pd.DataFrame:
             row[L.key_name(key)] = "—" if value == L.ERM else L.format_value(key, value)
         row["trials"] = _ids(group)
         row["best epoch"] = _best_epoch(data, group)
-        row["seed runs"] = data.seeds_in(group)
+        row["seed runs"] = n = data.seeds_in(group)
         for metric in table_metrics(data):
             for scope in SCOPES:
                 mean, std = data.summary(group, metric, scope)
                 row[f"{scope}/{metric}"] = mean
                 row[f"{scope}/{metric}{STD_SUFFIX}"] = std
+                row.update(spread.uncertainty_columns(f"{scope}/{metric}", mean, std, n))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -74,8 +80,8 @@ def _shown(data: SweepData, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([top, erm])
 
 
-def _cell(mean: float, std: float, n: int) -> str:
-    return html.escape(format_spread(mean, std, n))
+def _cell(mean: float, std: float, n: int, metric: str) -> str:
+    return html.escape(spread.format_spread(mean, std, n, metric=metric))
 
 
 def best_table_html(data: SweepData, frame: pd.DataFrame) -> str:
@@ -94,7 +100,8 @@ def best_table_html(data: SweepData, frame: pd.DataFrame) -> str:
         for metric in metrics:
             for scope in SCOPES:
                 mean, std = row[f"{scope}/{metric}"], row[f"{scope}/{metric}{STD_SUFFIX}"]
-                cells += f'<td class="num">{_cell(mean, std, int(row["seed runs"]))}</td>'
+                cells += (f'<td class="num">{_cell(mean, std, int(row["seed runs"]), metric)}'
+                          "</td>")
         css = ' class="erm"' if row["training"] == L.ERM else ""
         body.append(f"<tr{css}>{cells}</tr>")
     return (f'<table class="best"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
@@ -118,14 +125,12 @@ def best_configs(data: SweepData, csv_path: Path) -> Section:
     frame.to_csv(csv_path, index=False)
     objective = L.metric_name(data.objective)
     better = "higher" if data.mode == "max" else "lower"
-    n = max(1, len(data.seeds))
-    spread = (f"values are mean ± sample std over {n} seeds [95% t interval of the mean]"
-              if n > 1 else "one seed per trial, so no spread is shown")
+    values = "values are " + spread.spread_note(max(1, len(data.seeds)))
     tied = _ties(data)
     caption = (f"Chosen on {objective} (the objective, {better} is better): configurations are "
                f"ranked by it at their best epoch, the epoch where it peaked; the test columns "
                f"are the test values at that same epoch, reported, never chosen on. Top {TOP} "
-               f"plus ERM; {spread}, at the best epoch and at the last logged epoch. A large drop "
+               f"plus ERM; {values}, at the best epoch and at the last logged epoch. A large drop "
                "from best to last means the configuration reached the rare feature and lost it. "
                + (f"{tied} configurations tie at the top value; {TIE_RULE}. " if tied > 1 else "")
                + f"All {len(frame)} configurations: {csv_path.name}.")

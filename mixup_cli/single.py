@@ -10,7 +10,7 @@ from typing import Any
 from mixup_cli.trial_io import build_trial_config
 from mixup_core.reproduce import TABLE_METRICS, RowSummary, reproduce
 from mixup_core.training import METRIC_NAMES, Trainer, TrainingDiverged
-from sweeps.store.spread import format_spread, interval
+from sweeps.store.spread import format_spread, interval, spread_note
 
 _COLUMNS = ("epoch", *METRIC_NAMES)
 
@@ -54,12 +54,12 @@ def run_single_trial(path: str | None, assignments: list[str], *, as_json: bool)
     return 0
 
 
-_CELL = 27  # "0.938 ± 0.058 [0.897, 0.979]"
+_CELL = 45  # "0.938 ± 0.058 [0.897, 0.979] 9/10 seeds ≥ 0.95"
 
 
 def _format_row(row: RowSummary, width: int) -> str:
     n = len(row.seeds)
-    cells = [format_spread(row.mean[m], row.std[m], n).rjust(max(len(m), _CELL))
+    cells = [format_spread(row.mean[m], row.std[m], n, metric=m).rjust(max(len(m), _CELL))
              for m in TABLE_METRICS]
     return f"{row.label:<{width}}  " + "  ".join(cells)
 
@@ -70,9 +70,7 @@ def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
     width = 38
     print(f"{'training':<{width}}  " + "  ".join(m.rjust(max(len(m), _CELL))
                                                 for m in TABLE_METRICS))
-    spread = ("mean ± sample std [95% t interval of the mean]" if seeds > 1
-              else "one seed: no spread")
-    print(f"(test metrics at the last epoch, {spread} over seeds 0..{seeds - 1}; "
+    print(f"(test metrics at the last epoch, {spread_note(seeds)}; seeds 0..{seeds - 1}; "
           f"{base.optim.epochs} epochs each)", flush=True)
     try:
         rows = reproduce(base, seeds=range(seeds), packed=packed,
@@ -84,7 +82,8 @@ def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
         payload: list[dict[str, Any]] = [
             {"label": r.label, "overrides": r.overrides, "seeds": list(r.seeds), "mean": r.mean,
              "std": r.std,
-             "ci95": {m: interval(r.mean[m], r.std[m], len(r.seeds)) for m in TABLE_METRICS},
+             "ci95": {m: interval(r.mean[m], r.std[m], len(r.seeds), metric=m)
+                      for m in TABLE_METRICS},
              "per_seed": {m: [f[m] for f in r.finals] for m in TABLE_METRICS}}
             for r in rows
         ]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from sweeps.errors import SweepInterrupted, UsageError
 from sweeps.store.layout import CONFIG_PREFIX, DEFAULT_STORAGE, STD_SUFFIX, read_meta
-from sweeps.store.spread import format_spread
+from sweeps.store.spread import format_spread, spread_note
 from sweeps.store.tables import STANDS_FOR, TIE_RULE, is_selection_on_test, optimistic_warning
 from sweeps.sweep import Sweep, list_sweep_handles
 
@@ -122,8 +122,7 @@ def best_header(ranked: pd.DataFrame, *, metric: str, mode: str, scope: str,
         "test" if is_selection_on_test(metric) else "training")
     lines = [f"Chosen on {metric} ({mode}, {data} data) at {where}"
              + (f"; reported: {', '.join(shown)} at that epoch." if shown else ".")]
-    lines.append(f"Values: mean ± sample std over {seeds} seeds [95% t interval of the mean]."
-                 if seeds > 1 else "Values: one seed per trial, so no spread is shown.")
+    lines.append(f"Values: {spread_note(seeds)}.")
     ties = int(ranked["ties"].iloc[0]) if len(ranked) and "ties" in ranked else 0
     if ties > 1:
         lines.append(f"{ties} trials tie at {metric} = {ranked['value'].iloc[0]:.4f}; "
@@ -157,8 +156,9 @@ def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
     rows = []
     for i, (_, r) in enumerate(ranked.iterrows(), start=1):
         cells = [format_spread(r["value"], r.get(metric + STD_SUFFIX), seeds, digits=4,
-                               ci=False)]
-        cells += [format_spread(r.get(m), r.get(m + STD_SUFFIX), seeds, digits=4) for m in shown]
+                               ci=False, metric=metric)]
+        cells += [format_spread(r.get(m), r.get(m + STD_SUFFIX), seeds, digits=4, metric=m)
+                  for m in shown]
         stands = ([f"{int(r[STANDS_FOR])} grid points" if r[STANDS_FOR] > 1 else ""]
                   if merged else [])
         rows.append([str(i), str(r["trial_id"]), *cells, str(int(r["epoch"])),
@@ -294,6 +294,10 @@ def _print_csv(records: list[dict[str, object]]) -> None:
                                        "stands_for", "seeds")}
         row |= {f"config/{k}": v for k, v in record["config"].items()}  # type: ignore[attr-defined]
         row |= dict(record["metrics"])  # type: ignore[call-overload]
+        for name, (low, high) in record["ci95"].items():  # type: ignore[attr-defined]
+            row |= {f"{name}_ci_low": low, f"{name}_ci_high": high}
+        for name, (fewest, most) in record["seeds_reached"].items():  # type: ignore[attr-defined]
+            row |= {f"{name}_seeds_at_least": fewest, f"{name}_seeds_at_most": most}
         rows.append(row)
     columns: list[str] = []
     for row in rows:

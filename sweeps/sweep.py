@@ -280,7 +280,9 @@ class Sweep:
         ``scope="best-epoch"`` ranks each trial by its best logged epoch, ``"last"`` by its final
         one; the objective is a validation metric, and the test metrics in the result are those
         at the epoch chosen on it. Columns: ``trial_id``, ``status``, ``epoch``, ``value``,
-        ``ties``, ``config/<dotted key>``, ``stands_for`` and every metric at that epoch.
+        ``ties``, ``config/<dotted key>``, ``stands_for``, every metric at that epoch and its
+        uncertainty over the sweep's seeds (``<metric>_ci_low``, ``_ci_high``; for accuracies
+        ``_seeds_at_least``, ``_seeds_at_most``: ``sweeps.store.tables.with_uncertainty``).
         ``where`` keeps the trials whose config (or a grid point merged into the trial) has
         each given key at the given value (None: null, e.g. ``mixup.stop_epoch`` never).
         """
@@ -299,7 +301,8 @@ class Sweep:
                 raise UsageError("--where " + " ".join(f"{k}={v}" for k, v in where.items())
                                  + ": no trial matches")
         try:
-            return tables.rank(trials, epochs, metric=metric, mode=mode, scope=scope, top=top)
+            return tables.rank(trials, epochs, metric=metric, mode=mode, scope=scope, top=top,
+                               seeds=len(self.seeds))
         except KeyError as err:
             raise UsageError(str(err.args[0])) from None
 

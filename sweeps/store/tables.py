@@ -120,13 +120,15 @@ def _plain(value: Any) -> Any:
 
 
 def rank(trials: pd.DataFrame, epochs: pd.DataFrame, *, metric: str, mode: str,
-         scope: Scope, top: int | None = None) -> pd.DataFrame:
+         scope: Scope, top: int | None = None, seeds: int | None = None) -> pd.DataFrame:
     """Trials ordered by ``metric`` at their best epoch or last epoch, best first.
 
     Returns one row per trial that reported ``metric``: ``trial_id``, ``status``, ``epoch``
     (the chosen epoch), ``value``, ``ties`` (how many trials share the top value), the trial's
-    ``config/...`` columns and every metric at that epoch. Trials without a finite value are
-    left out. The best epoch of a trial and the order of trials both follow :func:`order_key`.
+    ``config/...`` columns and every metric at that epoch. Given ``seeds`` (how many each mean
+    is over), every metric also gets its uncertainty (:func:`with_uncertainty`). Trials without
+    a finite value are left out. The best epoch of a trial and the order of trials both follow
+    :func:`order_key`.
     """
     if metric not in epochs.columns:
         known = sorted(c for c in epochs.columns if c not in ("trial_id", "epoch"))
@@ -153,31 +155,70 @@ def rank(trials: pd.DataFrame, epochs: pd.DataFrame, *, metric: str, mode: str,
                      if c.startswith(CONFIG_PREFIX) or c in (STANDS_FOR, MERGED)]]
     merged = chosen.merge(trials[config_cols], on="trial_id", how="left", sort=False)
     merged = merged.reset_index(drop=True)
-    return merged.head(top) if top is not None else merged
+    merged = merged.head(top) if top is not None else merged
+    return merged if seeds is None else with_uncertainty(merged, seeds=seeds)
+
+
+def _metric_columns(ranked: pd.DataFrame) -> list[str]:
+    """The metric columns of a ranking: means and their ``_std``, no derived column."""
+    return [c for c in ranked.columns
+            if c not in ("trial_id", "status", "value", "epoch", "ties", STANDS_FOR, MERGED)
+            and not c.startswith(CONFIG_PREFIX) and not c.endswith(spread.DERIVED_SUFFIXES)]
+
+
+def with_uncertainty(ranked: pd.DataFrame, *, seeds: int) -> pd.DataFrame:
+    """``ranked`` with each metric's uncertainty over ``seeds`` seeds beside it, computed by
+    :func:`sweeps.store.spread.uncertainty_columns`: ``<metric>_ci_low`` and ``_ci_high`` (the
+    95% interval within the metric's range; NaN with fewer than 3 seeds or none that means
+    anything) and, for accuracies, ``<metric>_seeds_at_least`` and ``_seeds_at_most`` (how many
+    seeds reached ``spread.REACHED``; nullable integers)."""
+    means = [c for c in _metric_columns(ranked) if not c.endswith(STD_SUFFIX)]
+    columns: dict[str, list[Any]] = {
+        column: [] for name in means for column in spread.uncertainty_columns(name, None, None, 1)}
+    for _, row in ranked.iterrows():
+        for name in means:
+            std = row.get(name + STD_SUFFIX)
+            derived = spread.uncertainty_columns(name, None if _missing(row[name]) else row[name],
+                                                 None if _missing(std) else std, seeds)
+            for column, value in derived.items():
+                columns[column].append(value)
+    out = ranked.copy()
+    for column, values in columns.items():
+        if column.endswith((spread.SEEDS_AT_LEAST, spread.SEEDS_AT_MOST)):
+            out[column] = pd.array(values, dtype="Int64")
+        else:
+            out[column] = [math.nan if v is None else float(v) for v in values]
+    return out
 
 
 def ranked_records(ranked: pd.DataFrame, *, seeds: int) -> list[dict[str, Any]]:
     """``best --json``: objects with ``trial_id``, ``epoch``, ``value``, ``ties``, ``config``
     (flat dotted keys), ``metrics`` (means and ``_std``), ``ci95`` ([low, high] of each metric
-    with a spread over ``seeds`` seeds) and ``stands_for`` (grid points merged into the trial)."""
+    that has an interval over ``seeds`` seeds, see :mod:`sweeps.store.spread`),
+    ``seeds_reached`` ([fewest, most] seeds at or above ``reached_threshold``, per accuracy) and
+    ``stands_for`` (grid points merged into the trial)."""
     out = []
-    metric_cols = [c for c in ranked.columns
-                   if c not in ("trial_id", "status", "value", "epoch", "ties", STANDS_FOR, MERGED)
-                   and not c.startswith(CONFIG_PREFIX)]
+    metric_cols = _metric_columns(ranked)
     for _, row in ranked.iterrows():
         metrics = {c: (None if _missing(row[c]) else float(row[c])) for c in metric_cols}
-        ci95 = {}
+        ci95: dict[str, list[float]] = {}
+        reached: dict[str, list[int]] = {}
         for name, mean in metrics.items():
+            if mean is None or name.endswith(STD_SUFFIX):
+                continue
             std = metrics.get(name + STD_SUFFIX)
-            if mean is not None and not name.endswith(STD_SUFFIX):
-                bounds = spread.interval(mean, std, seeds)
-                if bounds is not None:
-                    ci95[name] = list(bounds)
+            if (bounds := spread.interval(mean, std, seeds, metric=name)) is not None:
+                ci95[name] = list(bounds)
+            if spread.is_accuracy(name) and seeds > 1:
+                counts = spread.seeds_reached(mean, std, seeds, metric=name)
+                if counts is not None:
+                    reached[name] = list(counts)
         stands = row.get(STANDS_FOR)
         out.append({
             "trial_id": row["trial_id"], "status": row["status"], "epoch": int(row["epoch"]),
             "value": float(row["value"]), "ties": int(row["ties"]), "config": config_of(row),
-            "metrics": metrics, "ci95": ci95, "seeds": seeds,
+            "metrics": metrics, "ci95": ci95, "seeds_reached": reached,
+            "reached_threshold": spread.REACHED, "seeds": seeds,
             "stands_for": 1 if stands is None or _missing(stands) else int(stands),
         })
     return out
