@@ -1,14 +1,21 @@
 """Parameter importance and ``best`` on a large sweep: PED-ANOVA against fANOVA, and ranking.
 
-    python benchmarks/importance.py [--trials 10000] [--fanova-trials 1000]
+    python benchmarks/importance.py [--trials 10000] [--fanova-trials 1000] [--resamples 20]
+    python benchmarks/importance.py --sweep paper_feature_noise [--storage sweep_results]
 
 Builds a synthetic sweep of ``--trials`` trials (α uniform in [0, 4], six label schemes, six
 switch-off epochs incl. never; 10 logged epochs each; the objective rises with the switch-off
 epoch and α, plus noise) as real records turned into the real Parquet tables, then times:
 PED-ANOVA importance of the three keys at ``--trials`` trials, fANOVA at ``--fanova-trials``
 (fANOVA's cost grows with the trial count: at 10,000 it takes minutes) and PED-ANOVA at the same
-size for the ratio, and ``best`` (``sweeps.best_configs``, in this process, and the
-``mixup-sweep best`` command end to end) on the full sweep.
+size for the ratio, the report's importance (``sweeps.importance.importance``: fANOVA plus
+``--resamples`` bootstrap refits) at that size, and ``best`` (``sweeps.best_configs``, in this
+process, and the ``mixup-sweep best`` command end to end) on the full sweep.
+
+With ``--sweep NAME`` it times nothing but checks a stored sweep instead: each estimator's
+shares (with n and the bootstrap interval, and PED-ANOVA's refusal if any) next to how far
+each key moves the mean objective (best value minus worst value of the per-value means), the
+check that caught PED-ANOVA ranking α first on the main job.
 """
 
 from __future__ import annotations
@@ -20,8 +27,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sweeps.importance import ImportanceResult
 
 KEYS = ["mixup.alpha", "mixup.label_scheme", "mixup.stop_epoch"]
 SCHEMES = ["same", "independent", "power", "dominant", "threshold", "constant"]
@@ -73,11 +84,74 @@ def importance_seconds(configs: list[dict], values: list[float], method: str) ->
     return seconds
 
 
+def report_importance_seconds(configs: list[dict], values: list[float], resamples: int) -> float:
+    """The report's importance: fANOVA on all trials plus ``resamples`` bootstrap refits."""
+    import pandas as pd
+
+    from sweeps.importance import importance
+
+    frame = pd.DataFrame(configs).assign(objective=values)
+    start = time.perf_counter()
+    result = importance(frame, KEYS, "objective", "max", resamples=resamples)
+    seconds = time.perf_counter() - start
+    note = f"; {result.resample_note}" if result.resample_note else ""
+    print(f"  sweeps.importance (fANOVA + {result.resamples} resamples) over {result.n} trials: "
+          f"{seconds:.2f} s  ({describe(result)}{note})", flush=True)
+    return seconds
+
+
+def describe(result: ImportanceResult) -> str:
+    return ", ".join(f"{e.key} {e.share:.2f} [{e.low:.2f}, {e.high:.2f}]" for e in result.keys)
+
+
+def check_sweep(name: str, storage: str, resamples: int) -> None:
+    """Each estimator's shares on a stored sweep, next to the per-key spread of the means."""
+    import pandas as pd
+
+    from sweeps import load_sweep
+    from sweeps.importance import importance
+    from sweeps.store.layout import BEST_PREFIX, CONFIG_PREFIX
+
+    sweep = load_sweep(name, storage=storage)
+    trials, _ = sweep.tables()
+    metric, mode = sweep.objective
+    objective = BEST_PREFIX + metric
+    keys = [c[len(CONFIG_PREFIX):] for c in trials.columns if c.startswith(CONFIG_PREFIX)
+            and trials[c].astype(str).nunique() > 1]
+    frame = pd.DataFrame({k: trials[CONFIG_PREFIX + k] for k in keys}).assign(
+        objective=pd.to_numeric(trials[objective], errors="coerce"))
+    print(f"{name}: {len(frame)} trials, objective {objective} ({mode}), keys {keys}")
+    for key in keys:
+        means = frame.groupby(frame[key].astype(str), dropna=False)["objective"].mean()
+        print(f"  {key}: mean objective per value "
+              + ", ".join(f"{v} {m:.3f}" for v, m in means.items())
+              + f"; spread {means.max() - means.min():.3f}")
+    for method in ("fanova", "ped-anova"):
+        start = time.perf_counter()
+        result = importance(frame, keys, "objective", mode, method=method, resamples=resamples)
+        note = f"; refused: {result.reason}" if result.reason else ""
+        print(f"  {method:>9} -> {result.method} over n = {result.n} in "
+              f"{time.perf_counter() - start:.2f} s: {describe(result)}{note}")
+    from sweeps.optuna_adapter import fanova_importances
+
+    raw, _, _ = fanova_importances(frame.drop(columns="objective").to_dict("records"), keys,
+                                   list(frame["objective"]), maximize=mode == "max", seed=0,
+                                   method="ped-anova")
+    print("  PED-ANOVA without the refusal: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in (raw or {}).items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--fanova-trials", type=int, default=1_000)
+    parser.add_argument("--resamples", type=int, default=20)
+    parser.add_argument("--sweep", help="check a stored sweep's importances instead")
+    parser.add_argument("--storage", default="sweep_results")
     args = parser.parse_args()
+    if args.sweep:
+        check_sweep(args.sweep, args.storage, args.resamples)
+        return
 
     import pandas as pd
 
@@ -99,6 +173,7 @@ def main() -> None:
         fanova_small = importance_seconds(configs[:n], values[:n], "fanova")
         print(f"  at {n} trials fANOVA / PED-ANOVA: {fanova_small / ped_small:.0f}x; "
               f"PED-ANOVA at {args.trials}: {ped_all:.2f} s (target < 10 s)")
+        report_importance_seconds(configs[:n], values[:n], args.resamples)
         start = time.perf_counter()
         ranked = best_configs("big", storage=storage, top=5)
         in_process = time.perf_counter() - start

@@ -191,15 +191,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_tracking)
 
     p = sub.add_parser("report", help="figures + one HTML page of a sweep, from its Parquet records",
-                       **_command_help("mixup-sweep report paper_feature_noise --importance fanova"))
+                       **_command_help("mixup-sweep report paper_feature_noise --importance ped-anova"))
     p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.add_argument("--out", metavar="DIR", help="default: <storage>/<name>/report/")
     p.add_argument("--no-mlflow", action="store_true",
                    help="do not log it to the sweep's MLflow parent run")
-    p.add_argument("--importance", choices=["ped-anova", "fanova"], default="ped-anova",
-                   help="parameter importance by PED-ANOVA (default, fast at any size) or "
-                   "fANOVA (minutes at 10,000 trials)")
+    p.add_argument("--importance", choices=["fanova", "ped-anova"], default="fanova",
+                   help="parameter importance by fANOVA (default) or PED-ANOVA (used only where "
+                   "its top 10%% holds >= 10 trials and does not end inside a tie; otherwise "
+                   "fANOVA, with the reason in the report)")
     p.set_defaults(handler=_cmd_report)
 
     p = sub.add_parser("completion", help="print the shell code for tab completion",
