@@ -63,10 +63,11 @@ def status(args: argparse.Namespace) -> int:
     print(f"Progress: {st.epochs_done}/{st.epochs_total} trial-epochs ({share:.0%}); {eta}")
     if st.running:
         print(f"{'Running' if s.status == 'running' else 'Not ended'} ({len(st.running)}):")
-        for t in st.running:
-            settings = " ".join(f"{k}={'never' if k == 'mixup.stop_epoch' and v is None else v}"
-                                for k, v in t.settings.items())
-            print(f"  {t.trial_id}  epoch {t.epoch}/{t.epochs}  {settings}".rstrip())
+        from sweeps.tracking import run_name
+
+        for t in st.running:  # named as in the live view and MLflow (ERM: Mixup never mixes)
+            print(f"  {t.trial_id}  epoch {t.epoch}/{t.epochs}  "
+                  f"{run_name(t.settings, list(t.settings))}".rstrip())
     if s.status == "interrupted" and s.read_only:
         print(f"Its folder cannot be written: copy {args.storage}/{s.name} to a writable storage "
               f"folder, then: mixup-sweep resume {s.name} --storage THAT_FOLDER")

@@ -636,7 +636,8 @@ class SweepTracker:
         try:
             return str(self._client.create_experiment(
                 self.experiment_name, artifact_location=artifact_home(self.tracking_uri,
-                                                                      self.sweep_name)))
+                                                                      self.sweep_name),
+                tags={EXPERIMENT_KIND: CLASSIC_KIND}))
         except MlflowException as err:  # another driver created it since we looked
             found = self._find_experiment()
             if err.error_code != "RESOURCE_ALREADY_EXISTS" or found is None:
@@ -923,11 +924,23 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+#: The experiment tag MLflow's UI reads to pick its view: a sweep is "custom model development"
+#: (the classic runs table), not GenAI (traces, an assistant panel, runs as "Evaluations").
+EXPERIMENT_KIND = "mlflow.experimentKind"
+CLASSIC_KIND = "custom_model_development"
+
+
 def run_name(config: Mapping[str, Any], keys: Sequence[str]) -> str:
     """A child run's name from its searched settings, e.g. ``α=1 same off@500``: α, the label
-    scheme, ``off@E`` (``never off``) for the switch-off epoch, ``key=value`` for other keys."""
-    parts = []
+    scheme, ``off@E`` (``never off``) for the switch-off epoch, ``key=value`` for other keys.
+    A trial in which Mixup never mixes (α = 0, or switched off at epoch 0) is ``ERM``: its
+    α, scheme and switch-off do not matter (they are merged away), the other keys still show."""
+    erm = (config.get("mixup.alpha") == 0 or config.get("mixup.stop_epoch") == 0) and any(
+        key in _MIXUP_ONLY for key in keys)  # only where a Mixup setting is what tells trials apart
+    parts = ["ERM"] if erm else []
     for key in keys:
+        if erm and key in _MIXUP_ONLY:
+            continue
         value = config.get(key)
         if key == "mixup.alpha":
             parts.append(f"α={_short(value)}")
@@ -938,6 +951,11 @@ def run_name(config: Mapping[str, Any], keys: Sequence[str]) -> str:
         else:
             parts.append(f"{key.rsplit('.', 1)[-1]}={_short(value)}")
     return " ".join(parts)[:_MAX_PARAM_CHARS]
+
+
+#: Keys that mean nothing once Mixup never mixes (see mixup_core.config.trains_as).
+_MIXUP_ONLY = frozenset({"mixup.alpha", "mixup.label_scheme", "mixup.label_param",
+                         "mixup.stop_epoch", "mixup.stop_mode", "mixup.fold"})
 
 
 def _params(values: Mapping[str, Any]) -> dict[str, str]:

@@ -44,7 +44,8 @@ def test_a_four_trial_sweep_leaves_one_parent_and_four_nested_children(tmp_path)
         assert child.data.params["seeds"] == "[0, 1]" and "seed" not in child.data.params
         assert "optim.lr" not in child.data.params  # a default, not searched: in the config tag
         alpha = float(child.data.params["mixup.alpha"])
-        assert child.info.run_name == f"α={alpha:.4g}"  # named by its searched settings
+        # named by its searched settings; α = 0 never mixes, so it is named for what it is
+        assert child.info.run_name == ("ERM" if alpha == 0 else f"α={alpha:.4g}")
         assert child.data.tags["mixup_sweeps.node_id"]
         assert child.data.tags["mixup_sweeps.git_commit"]
         assert metric_steps(uri, child.info.run_id, "test/acc_rare") == [10, 20, 30, 40]

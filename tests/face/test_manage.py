@@ -51,7 +51,8 @@ def test_list_status_and_delete_a_finished_and_a_running_sweep(tmp_path: Path) -
         out = mixup_sweep("status", "live", "--storage", "res", cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         assert "running" in out.stdout and "ETA" in out.stdout
-        assert "mixup.alpha=0.0" in out.stdout and "mixup.alpha=1.0" in out.stdout
+        # named as in the live view and MLflow: α = 0 never mixes, so it is ERM
+        assert "  ERM" in out.stdout and "α=1" in out.stdout, out.stdout
         assert "/60000" in out.stdout  # each running trial's epoch of its budget
 
         refused = mixup_sweep("delete", "live", "--storage", "res", "--yes", cwd=tmp_path)
@@ -130,7 +131,7 @@ def test_run_ends_with_the_report_and_the_answer_on_the_parent_run_and_a_copy_ke
     [top] = json.loads(mixup_sweep("best", "answer", "--storage", "res", "--json", "--top", "1",
                                    cwd=lab).stdout.strip().splitlines()[-1])
     assert parent.data.tags["mixup_sweeps.best_trial"] == top["trial_id"]
-    assert parent.data.tags["mixup_sweeps.best_settings"].startswith("α=")
+    assert parent.data.tags["mixup_sweeps.best_settings"] in ("ERM", "α=1")  # named for what it is
     assert parent.data.metrics["best/val/acc_rare"] == top["value"]
     listed = [a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "report")]
     assert "report/report.html" in listed

@@ -75,6 +75,8 @@ def _assert_sweep_recorded(uri: str, name: str, parent_id: str) -> None:
     client = MlflowClient(tracking_uri=uri)  # a fresh client: what any other reader sees
     experiment = client.get_experiment_by_name(f"mixup-sweeps/{name}")
     assert experiment is not None
+    # MLflow's UI opens it in the classic runs view, not the GenAI one
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     parent = client.get_run(parent_id)
     assert parent.info.experiment_id == experiment.experiment_id
     assert (parent.info.run_name, parent.info.status) == (name, "FINISHED")
