@@ -44,9 +44,7 @@ def _ids(group: ConfigGroup) -> str:
 
 
 def _best_epoch(data: SweepData, group: ConfigGroup) -> str:
-    rows = data.trials[data.trials["trial_id"].isin(group.trial_ids)]
-    epochs = sorted({int(e) for e in rows["best_epoch"].dropna()}) if "best_epoch" in rows else []
-    return ", ".join(map(str, epochs)) or "n/a"
+    return ", ".join(map(str, data.best_epochs(group))) or "n/a"  # indexed once, not a scan
 
 
 def best_frame(data: SweepData) -> pd.DataFrame:

@@ -103,15 +103,24 @@ def in_panel(group: ConfigGroup, layout: Layout, row: Any, col: Any) -> bool:
 
     ERM groups match every value of a ``mixup.*`` key, since those keys do not apply to them.
     """
+    return _matches(group, _wanted(layout, row, col))
+
+
+def _wanted(layout: Layout, row: Any, col: Any) -> dict[str, str]:
+    """The ``repr`` of each key's value in the panel of (``row``, ``col``)."""
     wanted = dict(layout.pinned)
     if layout.rows is not None:
         wanted[layout.rows] = row
     if layout.cols is not None:
         wanted[layout.cols] = col
+    return {key: repr(value) for key, value in wanted.items()}
+
+
+def _matches(group: ConfigGroup, wanted: dict[str, str]) -> bool:
     for key, value in wanted.items():
         if group.kind == "ERM" and key.startswith(L.MIXUP_PREFIX):
             continue
-        if repr(group.value(key)) != repr(value):
+        if repr(group.value(key)) != value:
             return False
     return True
 
@@ -122,7 +131,8 @@ def panel_groups(data: SweepData, layout: Layout, row: Any, col: Any
 
     At most ``MAX_LINES`` Mixup groups are kept: the best by the sweep's objective.
     """
-    members = [g for g in data.groups if in_panel(g, layout, row, col)]
+    wanted = _wanted(layout, row, col)
+    members = [g for g in data.groups if _matches(g, wanted)]
     erm = [g for g in members if g.kind == "ERM"]
     mixup = [g for g in members if g.kind != "ERM"]
     dropped = max(0, len(mixup) - MAX_LINES)

@@ -26,8 +26,6 @@ from dashboards.sweep_data import (
     CONFIG_PREFIX,
     Scope,
     SweepData,
-    plain,
-    training_kind,
     value_order,
 )
 
@@ -37,19 +35,23 @@ SCOPES: tuple[tuple[Scope, str], ...] = (("last", "at the last epoch"),
 
 
 def _column(data: SweepData, key: str) -> list[Any]:
-    column = CONFIG_PREFIX + key
-    if column not in data.trials:
-        return [None] * len(data.trials)
-    return [plain(v) for v in data.trials[column]]
+    return data.column_values(key)
 
 
-def _cells(data: SweepData, metric: str, scope: str, scheme: Any,
-           pinned: dict[str, Any]) -> pd.DataFrame:
+def _reprs(data: SweepData, key: str) -> np.ndarray:
+    """``repr`` of each trial's value of ``key``, to compare a whole column with one value."""
+    return np.array([repr(v) for v in _column(data, key)], dtype=object)
+
+
+def _cells(data: SweepData, metric: str, scope: str, scheme: Any, pinned: dict[str, Any],
+           reprs: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """One row per trial of the panel: ``alpha``, ``stop``, ``value``.
 
     A trial belongs to the panel when its label scheme and pinned keys match; for ERM trials
-    the ``mixup.*`` keys do not apply, so they match every panel.
+    the ``mixup.*`` keys do not apply, so they match every panel. ``reprs`` keeps each key's
+    :func:`_reprs` from one panel to the next.
     """
+    reprs = {} if reprs is None else reprs
     # object columns: pandas would turn [0, 200, None] into floats with NaN
     frame = pd.DataFrame({"alpha": pd.Series(_column(data, L.ALPHA), dtype=object),
                           "stop": pd.Series(_column(data, L.STOP), dtype=object),
@@ -57,12 +59,15 @@ def _cells(data: SweepData, metric: str, scope: str, scheme: Any,
     conditions = dict(pinned)
     if scheme is not None:
         conditions[L.SCHEME] = scheme
-    erm = [training_kind(data.config(str(t))) == "ERM" for t in data.trials["trial_id"]]
+    erm = np.array([kind == "ERM" for kind in data.trial_kinds()], dtype=bool)
     keep = np.ones(len(frame), dtype=bool)
     for key, wanted in conditions.items():
-        for i, value in enumerate(_column(data, key)):
-            if repr(value) != repr(wanted) and not (erm[i] and key.startswith(L.MIXUP_PREFIX)):
-                keep[i] = False
+        if key not in reprs:
+            reprs[key] = _reprs(data, key)
+        match = reprs[key] == repr(wanted)
+        if key.startswith(L.MIXUP_PREFIX):
+            match |= erm
+        keep &= match
     return frame[keep]
 
 
@@ -119,10 +124,11 @@ def rare_heatmap(data: SweepData) -> Section:
     budget = float(data.trials.get(CONFIG_PREFIX + "optim.epochs", pd.Series([1000])).max())
     fig = Figure(figsize=(2.9 * len(schemes) + 1.4, 2.7 * len(SCOPES) + 0.8), layout="constrained")
     axes = fig.subplots(len(SCOPES), len(schemes), squeeze=False, sharex=True, sharey=True)
+    reprs: dict[str, np.ndarray] = {}
     for i, (scope, scope_text) in enumerate(SCOPES):
         for j, scheme in enumerate(schemes):
             ax = axes[i][j]
-            cells = _cells(data, metric, scope, scheme, layout.pinned)
+            cells = _cells(data, metric, scope, scheme, layout.pinned, reprs)
             if continuous:
                 _scatter(ax, cells, budget)
             else:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -27,20 +29,28 @@ SEARCH_FRONT_COLOUR = "goldenrod"
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point dominates (both coordinates maximised).
+    """Indices of the points no other point dominates (both coordinates maximised), ascending.
 
     Equal points are all kept. Points with a non-finite coordinate are never on the front.
+    One sort, then one sweep from the largest x down: a point is on the front when its y is the
+    largest among the points of its x and larger than every y of a larger x.
     """
+    finite = [(x, y, i) for i, (x, y) in enumerate(points)
+              if math.isfinite(x) and math.isfinite(y)]
+    finite.sort(key=lambda p: (-p[0], -p[1]))
     front = []
-    for i, (x, y) in enumerate(points):
-        if not (math.isfinite(x) and math.isfinite(y)):
-            continue
-        dominated = any(ox >= x and oy >= y and (ox > x or oy > y)
-                        for j, (ox, oy) in enumerate(points)
-                        if j != i and math.isfinite(ox) and math.isfinite(oy))
-        if not dominated:
-            front.append(i)
-    return front
+    above = -math.inf  # the largest y among points of a strictly larger x
+    start = 0
+    while start < len(finite):
+        end = start
+        while end < len(finite) and finite[end][0] == finite[start][0]:
+            end += 1
+        top = finite[start][1]  # the largest y at this x (sorted)
+        if top > above:
+            front += [i for _, y, i in finite[start:end] if y == top]
+        above = max(above, top)
+        start = end
+    return sorted(front)
 
 
 def _marker(group: ConfigGroup, schemes: list[Any]) -> str:
@@ -51,6 +61,8 @@ def _marker(group: ConfigGroup, schemes: list[Any]) -> str:
 
 def _panel(ax: Axes, data: SweepData, scope: Scope, layout: facets.Layout,
            colours: dict[str, Any], schemes: list[Any]) -> list[ConfigGroup]:
+    """One point per configuration, drawn in one call per marker (not one per point): the
+    figure stays cheap at 10,000 configurations."""
     groups = data.groups
     points, errors = [], []
     for g in groups:
@@ -59,17 +71,29 @@ def _panel(ax: Axes, data: SweepData, scope: Scope, layout: facets.Layout,
         points.append((common, rare))
         errors.append((common_std, rare_std))
     front = pareto_front(points)
+    on_front = set(front)
+    segments, segment_colours = [], []
+    batches: dict[tuple[str, int, bool], list[tuple[float, float, Any]]] = {}
     for index, (g, (x, y), (ex, ey)) in enumerate(zip(groups, points, errors, strict=True)):
         if not (math.isfinite(x) and math.isfinite(y)):
             continue
-        colour = facets.colour_of(g, layout, colours, index)
-        ax.errorbar(x, y, xerr=ex, yerr=ey, color=colour, alpha=0.25, lw=0.8, capsize=0)
-        ax.scatter(x, y, color=colour, marker=_marker(g, schemes), s=60 if g.kind == "ERM" else 38,
-                   edgecolors="black" if index in front else "none", linewidths=1.2, zorder=3,
-                   alpha=0.9)
+        colour = mcolors.to_rgba(facets.colour_of(g, layout, colours, index))
+        for err, bar in ((ex, ((x - ex, y), (x + ex, y))), (ey, ((x, y - ey), (x, y + ey)))):
+            if math.isfinite(err):
+                segments.append(bar)
+                segment_colours.append(colour)
+        batch = (_marker(g, schemes), 60 if g.kind == "ERM" else 38, index in on_front)
+        batches.setdefault(batch, []).append((x, y, colour))
         if data.objective_front.intersection(g.trial_ids):  # chosen by the search's objectives
             ax.scatter(x, y, s=170, facecolors="none", edgecolors=SEARCH_FRONT_COLOUR,
                        linewidths=1.8, zorder=4, gid="objective-front")
+    if segments:  # the std bars, as ax.errorbar draws them (NaN: no bar)
+        ax.add_collection(LineCollection(segments, colors=segment_colours, alpha=0.25, lw=0.8))
+    for (marker, size, edged), members in sorted(batches.items(), key=lambda b: b[0][2]):
+        # the front's points last, so that no other point hides them
+        px, py, fills = zip(*members, strict=True)
+        ax.scatter(px, py, color=list(fills), marker=marker, s=size,
+                   edgecolors="black" if edged else "none", linewidths=1.2, zorder=3, alpha=0.9)
     ordered = sorted(front, key=lambda i: points[i][0])
     xs = [points[i][0] for i in ordered]
     ys = [points[i][1] for i in ordered]

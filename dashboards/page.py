@@ -12,6 +12,7 @@ import html
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dashboards import labels as L
 from dashboards.section import Section
@@ -92,12 +93,17 @@ def _trial_index(data: SweepData) -> str:
     label = {t: g.label for g in data.groups for t in g.trial_ids}
     objective = data.objective
     rows = []
-    for _, row in data.trials.iterrows():
-        trial = str(row["trial_id"])
-        best = row.get(f"{BEST_PREFIX}{objective}")
-        last = row.get(f"{LAST_PREFIX}{objective}")
+    trials = data.trials
+
+    def column(name: str) -> list[Any]:  # whole columns, not one pandas row per trial
+        return trials[name].tolist() if name in trials else [None] * len(trials)
+
+    for trial_id, status, best, last in zip(
+            column("trial_id"), column("status"), column(f"{BEST_PREFIX}{objective}"),
+            column(f"{LAST_PREFIX}{objective}"), strict=True):
+        trial = str(trial_id)
         rows.append(
-            f"<tr><td><code>{html.escape(trial)}</code></td><td>{html.escape(str(row['status']))}"
+            f"<tr><td><code>{html.escape(trial)}</code></td><td>{html.escape(str(status))}"
             f"</td><td>{html.escape(label.get(trial, ''))}</td>"
             f'<td class="num">{L.format_mean_std(best, None)}</td>'
             f'<td class="num">{L.format_mean_std(last, None)}</td></tr>')

@@ -9,7 +9,8 @@ Figures (``<out>/<slug>.png``):
 * ``accuracy_curves``: rare- vs common-feature test accuracy over epochs per configuration;
 * ``rare_accuracy_heatmap``: rare-feature test accuracy over α × switch-off epoch, per scheme;
 * ``feature_alignment``: rare and common feature alignment, ERM vs Mixup vs switched-off Mixup;
-* ``parameter_importance``: PED-ANOVA (or fANOVA) importance of each searched parameter;
+* ``parameter_importance``: importance of each searched parameter, with n and bootstrap
+  intervals (PED-ANOVA where its top 10% is sound, else fANOVA);
 * ``pareto_front``: common- vs rare-feature test accuracy with the Pareto front;
 
 plus the best-configs table (in the page, and every configuration in ``best_configs.csv``).
@@ -72,7 +73,7 @@ class ReportPaths:
 
 
 def write_report(data: SweepData, out: str | Path,
-                 importance: str = "ped-anova") -> ReportPaths:
+                 importance: str = "auto") -> ReportPaths:
     """Draws every figure of ``data`` into ``out`` and writes the HTML page there.
 
     Args:
@@ -83,7 +84,9 @@ def write_report(data: SweepData, out: str | Path,
     folder = Path(out).expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / CSV_FILE
-    sections = [make(data, importance) if make is fig_importance.parameter_importance
+    # auto: PED-ANOVA where its top 10% is sound, else fANOVA (fig_importance refuses it then)
+    method = "ped-anova" if importance == "auto" else importance
+    sections = [make(data, method) if make is fig_importance.parameter_importance
                 else make(data) for make in FIGURES]
     sections.append(best_table.best_configs(data, csv))
     pngs: dict[str, Path] = {}
@@ -104,7 +107,7 @@ def write_report(data: SweepData, out: str | Path,
 
 def build_report(sweep: Sweep | str, *, storage: str | Path = "sweep_results",
                  out: str | Path | None = None, mlflow: bool = True,
-                 importance: str = "ped-anova") -> ReportPaths:
+                 importance: str = "auto") -> ReportPaths:
     """Builds the sweep's report and logs it to the sweep's MLflow parent run.
 
     Args:

@@ -197,10 +197,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="default: <storage>/<name>/report/")
     p.add_argument("--no-mlflow", action="store_true",
                    help="do not log it to the sweep's MLflow parent run")
-    p.add_argument("--importance", choices=["fanova", "ped-anova"], default="fanova",
-                   help="parameter importance by fANOVA (default) or PED-ANOVA (used only where "
-                   "its top 10%% holds >= 10 trials and does not end inside a tie; otherwise "
-                   "fANOVA, with the reason in the report)")
+    p.add_argument("--importance", choices=["auto", "fanova", "ped-anova"], default="auto",
+                   help="parameter importance: auto (default) is PED-ANOVA where its top 10%% "
+                   "holds >= 10 trials and does not end inside a tie, else fANOVA (the report "
+                   "says why); fanova or ped-anova asks for one (PED-ANOVA still refused where "
+                   "unsound)")
     p.set_defaults(handler=_cmd_report)
 
     p = sub.add_parser("completion", help="print the shell code for tab completion",

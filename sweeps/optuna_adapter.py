@@ -113,7 +113,7 @@ def fanova_importances(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 other = importances(lambda t: sign * float(t.user_attrs["second"]))
-    return first, other, len(study.trials)
+    return first, other, len(study.get_trials(deepcopy=False))  # `trials` copies every trial
 
 
 def _search_distribution(kind: str, values: Sequence[Any], low: float | None,
