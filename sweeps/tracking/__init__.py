@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.tracking.tracker import (
         ARTIFACTS_DIR,
         CHECK_TIMEOUT_S,
+        CLASSIC_KIND,
+        EXPERIMENT_KIND,
         MAX_ERROR_CHARS,
         RUN_STATUS,
         SUMMARY_PREFIXES,
@@ -83,6 +85,8 @@ _EXPORTS = {
     "replay_trial": "sync",
     "resolve_tracking_uri": "tracker",
     "run_name": "tracker",
+    "CLASSIC_KIND": "tracker",
+    "EXPERIMENT_KIND": "tracker",
     "store_revision": "sqlite_batch",
     "tracking_unusable": "tracker",
     "trial_summary": "sync",
@@ -92,6 +96,8 @@ _EXPORTS = {
 __all__ = [
     "ARTIFACTS_DIR",
     "CHECK_TIMEOUT_S",
+    "CLASSIC_KIND",
+    "EXPERIMENT_KIND",
     "MAX_ERROR_CHARS",
     "RUN_STATUS",
     "SUMMARY_PREFIXES",
