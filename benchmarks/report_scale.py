@@ -114,8 +114,8 @@ def make_sweep(storage: Path, name: str, trials: int, seed: int = 0) -> Path:
     return folder
 
 
-def _timed(module: Any, attr: str, times: dict[str, float], label: str) -> None:
-    inner = getattr(module, attr)
+def _timing(inner: Any, times: dict[str, float], label: str) -> Any:
+    """``inner``, adding the seconds of each call to ``times[label]``."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
@@ -124,7 +124,11 @@ def _timed(module: Any, attr: str, times: dict[str, float], label: str) -> None:
         finally:
             times[label] = times.get(label, 0.0) + time.perf_counter() - start
 
-    setattr(module, attr, wrapper)
+    return wrapper
+
+
+def _timed(module: Any, attr: str, times: dict[str, float], label: str) -> None:
+    setattr(module, attr, _timing(getattr(module, attr), times, label))
 
 
 def time_report(storage: Path, name: str, breakdown: bool) -> dict[str, Any]:
@@ -156,15 +160,7 @@ def time_report(storage: Path, name: str, breakdown: bool) -> dict[str, Any]:
 
 
 def _wrapped(make: Any, times: dict[str, float]) -> Any:
-    label = f"{make.__module__.split('.')[-1]}.{make.__name__}"
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return make(*args, **kwargs)
-        finally:
-            times[label] = times.get(label, 0.0) + time.perf_counter() - start
-
+    wrapper = _timing(make, times, f"{make.__module__.split('.')[-1]}.{make.__name__}")
     wrapper.__name__ = make.__name__
     wrapper.__module__ = make.__module__
     if make.__name__ == "parameter_importance":  # report.write_report tests `make is ...`

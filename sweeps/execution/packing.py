@@ -71,6 +71,21 @@ def pack_members(pack_trial_id: str, points: Sequence[dict[str, Any]]
             for j, point in enumerate(points)]
 
 
+def member_states(state: dict[str, Any], pack_trial_id: str, member_id: str,
+                  seeds: int) -> list[dict[str, Any]]:
+    """The states of member trial ``member_id``'s seeds in its pack's state file (member j
+    trains the pack's members j·S … j·S+S-1; a split pack's file lists its member ids).
+
+    Raises:
+        KeyError, ValueError: The state holds no such member.
+    """
+    members = state["pack"]["members"]
+    ids = state.get("ids") or [member_trial_id(pack_trial_id, j)
+                               for j in range(len(members) // seeds)]
+    j = ids.index(member_id)
+    return list(members[j * seeds:(j + 1) * seeds])
+
+
 def plan_split(records: Iterable[TrialRecord]) -> list[list[dict[str, Any]]]:
     """New packs for the member trials of packs that failed as a whole.
 

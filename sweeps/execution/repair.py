@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from sweeps.execution.packing import member_trial_id
+from sweeps.execution.packing import member_states
 from sweeps.execution.seed_group import aggregate
 from sweeps.execution.sink import REPORTED
 from sweeps.store.layout import TRIAL_STATES
@@ -78,11 +78,7 @@ def _histories(state: dict[str, Any] | None, record: TrialRecord,
         if record.pack is None:
             trainers = state["group"]["trainers"]
         else:  # member trial j of the pack (its ids are in the state) trains members j·S … j·S+S-1
-            members = state["pack"]["members"]
-            ids = state.get("ids") or [member_trial_id(record.pack, j)
-                                       for j in range(len(members) // seeds)]
-            j = ids.index(record.trial_id)
-            trainers = members[j * seeds:(j + 1) * seeds]
+            trainers = member_states(state, record.pack, record.trial_id, seeds)
         histories = [list(t["history"]) for t in trainers]
     except (TypeError, KeyError, ValueError):
         return None

@@ -20,7 +20,7 @@ from ray import tune
 from mixup_core.config import from_flat, to_flat
 from mixup_core.packed import Pack
 from sweeps.execution.failpoints import failpoint
-from sweeps.execution.packing import PACK_KEY, member_trial_id, pack_members
+from sweeps.execution.packing import PACK_KEY, member_states, pack_members
 from sweeps.execution.scheduling import Rungs
 from sweeps.execution.seed_group import SeedGroup, aggregate
 from sweeps.spec import SweepSpec
@@ -241,11 +241,7 @@ class PackTrainable(_StateFileTrainable):
                 if source not in states:
                     states[source] = torch.load(path, weights_only=True)
                 state = states[source]
-                old = state["pack"]["members"]
-                ids = state.get("ids") or [member_trial_id(source, j)
-                                           for j in range(len(old) // seeds)]
-                j = ids.index(member_id)
-                saved += old[j * seeds:(j + 1) * seeds]
+                saved += member_states(state, source, member_id, seeds)
                 report = state.get("report") or {}
                 if member_id in report.get("trials", {}):
                     trials[member_id] = report["trials"][member_id]

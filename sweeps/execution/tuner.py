@@ -258,6 +258,12 @@ def _error_line(trial: Any) -> str:
 
 
 
+def _members(trial: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(member trial id, its trial keys) of a pack's Tune trial."""
+    return [(member_id, point)
+            for member_id, point, _ in pack_members(trial.trial_id, trial.config[PACK_KEY])]
+
+
 class _Forwarder(tune.Callback):
     """Turns Tune's callbacks into EventSink calls; picklable (the sink is opened in setup)."""
 
@@ -279,9 +285,7 @@ class _Forwarder(tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         if PACK_KEY in trial.config:
-            self.sink.pack_started(trial.trial_id, [
-                (member_id, point)
-                for member_id, point, _ in pack_members(trial.trial_id, trial.config[PACK_KEY])])
+            self.sink.pack_started(trial.trial_id, _members(trial))
         else:
             self.sink.trial_started(trial.trial_id, trial_params(trial.config))
         self._counts(trials)
@@ -317,10 +321,7 @@ class _Forwarder(tune.Callback):
         if PACK_KEY in trial.config:
             # a pack that failed before it started (e.g. while handed to a reused actor) has no
             # member records yet: they are made now, so its trials are split, never lost
-            self.sink.pack_started(trial.trial_id, [
-                (member_id, point)
-                for member_id, point, _ in pack_members(trial.trial_id, trial.config[PACK_KEY])],
-                only_new=True)
+            self.sink.pack_started(trial.trial_id, _members(trial), only_new=True)
             self.sink.pack_settled(trial.trial_id, "ERROR", _error_line(trial))
         else:
             self.sink.trial_finished(trial.trial_id, "ERROR", _error_line(trial))
