@@ -32,9 +32,17 @@ def _add_trial_args(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="override one dotted config key (repeatable)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's parser: no abbreviated options (``--num-sample 3`` is an error, never
+    a silent ``--num-samples``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mixup-sweep", description="Hyperparameter sweeps for Mixup research.")
+    parser = _Parser(prog="mixup-sweep", description="Hyperparameter sweeps for Mixup research.")
     parser.add_argument("--version", action="version", version=f"mixup-sweep {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -84,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="a shrunk run (few epochs, one seed, two samples) to check the spec; "
                    "named NAME-smoke unless --name is given")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one spec value (repeatable): a trial key (optim.epochs=50) or a "
+                   "key under search, scheduler, execution, resources, objective or seeds "
+                   "(execution.pack=4); kept in sweep.json, so resume runs the same spec")
     _add_report(p)
     p.set_defaults(handler=_cmd_run)
 
@@ -116,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json", "csv"], default="table",
                    help="table (default), a JSON array, or CSV with one row per trial")
     p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument("--by", action="append", default=[], metavar="KEY",
+                   help="instead of trials: the objective's mean and interval per value of KEY "
+                   "(a searched config key, e.g. mixup.alpha; 'all' for every searched key)")
     p.add_argument("--pareto", action="store_true",
                    help="only the trials on the Pareto front of the sweep's objectives (a "
                    "multi-objective sweep), all of them")
@@ -212,7 +227,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_completion)
 
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1",
-                       **_command_help("mixup-sweep ui --port 5001"))
+                       **_command_help("mixup-sweep ui paper_feature_noise --port 5001"))
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="open on this sweep's runs (default: the newest sweep logged to the store)")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     _add_storage(p)
@@ -401,9 +418,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from mixup_cli import sweep_commands
+    from mixup_cli import ui_command
 
-    return sweep_commands.ui(args)
+    return ui_command.ui(args)
 
 
 #: ``reproduce --seeds``: each seed is a member of one pack, so the bound is the pack's.

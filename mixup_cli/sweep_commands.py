@@ -1,4 +1,4 @@
-"""What ``run``, ``resume``, ``best`` and ``ui`` print; the work itself is the driver's
+"""What ``run``, ``resume`` and ``best`` print; the work itself is the driver's
 (sweeps.execution.driver) and the Sweep handle's (sweeps.sweep), imported per command, so
 ``best`` never imports torch or Ray."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ from sweeps.errors import SweepInterrupted, UsageError
 from sweeps.store.layout import CONFIG_PREFIX, DEFAULT_STORAGE, STD_SUFFIX, read_meta
 from sweeps.store.spread import format_spread, spread_note
 from sweeps.store.tables import STANDS_FOR, TIE_RULE, is_selection_on_test, optimistic_warning
-from sweeps.sweep import Sweep, list_sweep_handles
+from sweeps.sweep import Sweep
 
 if TYPE_CHECKING:
     from sweeps.execution.driver import SweepOutcome
@@ -306,50 +305,3 @@ def _print_csv(records: list[dict[str, object]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-
-
-def ui(args: argparse.Namespace) -> int:
-    """The MLflow UI on 127.0.0.1: the store and the port are checked before anything is
-    printed (one line and exit 2 when either is wrong), then the URL of the newest sweep's
-    runs in that store (or of the experiments list when it has none)."""
-    import socket
-
-    if not 1 <= args.port <= 65535:
-        raise UsageError(f"ui --port {args.port}: a port is 1-65535")
-    uri = _tracking_uri(args.tracking_uri)
-    if uri.startswith("http"):
-        print(f"The tracking server already serves the UI: {uri}")
-        return 0
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):].partition("?")[0])
-        if not path.is_file():
-            raise UsageError(f"ui: no MLflow store at {path}; run a sweep here first or pass "
-                             "--tracking-uri sqlite:////path/to/mlflow.db")
-        from sweeps.tracking import rebase_artifacts
-
-        rebase_artifacts(uri)  # a copied store shows its own artifacts, not the original's
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", args.port))
-        except OSError:
-            raise UsageError(f"ui --port {args.port}: 127.0.0.1:{args.port} is in use; pass "
-                             "--port with a free one") from None
-    base = f"http://127.0.0.1:{args.port}"
-    url = base + _latest_runs_page(uri, args.storage)
-    print(f"MLflow UI for {uri}: {url} (Ctrl-C stops it)", flush=True)
-    from cluster.mlflow_server import server_command, server_env
-
-    return subprocess.call(server_command(uri, host="127.0.0.1", port=args.port), env=server_env())
-
-
-def _latest_runs_page(uri: str, storage: str) -> str:
-    """``/#/experiments/<id>/runs`` of the newest sweep in ``storage`` logged to ``uri``."""
-    for sweep in list_sweep_handles(storage):
-        if sweep.meta.get("tracking_uri") != uri:
-            continue
-        from sweeps.tracking import SweepTracker
-
-        experiment = SweepTracker(uri, sweep_name=sweep.name).existing_experiment_id()
-        if experiment is not None:
-            return f"/#/experiments/{experiment}/runs"
-    return "/#/experiments"
