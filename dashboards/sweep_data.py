@@ -135,6 +135,9 @@ class SweepData:
             search.
         objective_front: With several objectives, the trials on their Pareto front (each
             objective at the trial's chosen epoch, as ``best --pareto`` lists them).
+        space: Each searched key's dimension kind from the spec (``grid``, ``choice``,
+            ``uniform``, ``loguniform``, ``quniform``, ``randint``); empty when unknown.
+        algorithm: The spec's search algorithm (``grid``, ``random``, ``optuna``; "" when unknown).
     """
 
     name: str
@@ -149,6 +152,8 @@ class SweepData:
     groups: list[ConfigGroup] = field(default_factory=list)
     objectives: list[tuple[str, str]] = field(default_factory=list)
     objective_front: frozenset[str] = frozenset()
+    space: dict[str, str] = field(default_factory=dict)
+    algorithm: str = ""
     _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -476,6 +481,7 @@ def report_data(sweep: Sweep) -> SweepData:
     data = SweepData.from_tables(sweep.name, trials, epochs, objective=metric, mode=mode,
                                  description=sweep.description, seeds=list(sweep.seeds))
     data.objectives = sweep.objectives
+    data.space, data.algorithm = sweep.space_kinds, sweep.algorithm
     if len(data.objectives) > 1:
         data.objective_front = frozenset(sweep.pareto()["trial_id"])
     return data

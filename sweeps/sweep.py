@@ -174,6 +174,18 @@ class Sweep:
         return list(self.spec.search_space)
 
     @property
+    def space_kinds(self) -> dict[str, str]:
+        """Each searched key's dimension kind (``grid``, ``choice``, ``uniform``, ``loguniform``,
+        ``quniform``, ``randint``), in the spec's order: how a figure draws the key (a grid's
+        values as cells, a sampled key on its scale, log for ``loguniform``)."""
+        return {key: dim.kind for key, dim in self.spec.search_space.items()}
+
+    @property
+    def algorithm(self) -> str:
+        """The search algorithm: ``grid``, ``random`` or ``optuna``."""
+        return str(self.spec.search.algorithm)
+
+    @property
     def description(self) -> str:
         return " ".join(self.spec.description.split())
 
