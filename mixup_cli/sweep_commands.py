@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from sweeps.execution.driver import start_run
     from sweeps.spec import load_spec
 
-    spec = load_spec(args.spec)
+    sets = parse_sets(args.assignments)
+    spec = load_spec(args.spec, sets)
     if (warning := optimistic_warning(spec.objective.metric)) is not None:
         print(warning, file=sys.stderr)
     if args.address:
@@ -76,11 +77,29 @@ def run(args: argparse.Namespace) -> int:
             tracking_uri=_tracking_uri(args.tracking_uri), address=args.address,
             smoke=args.smoke, num_samples=_positive(args.num_samples, "--num-samples"),
             max_concurrent=_positive(args.max_concurrent, "--max-concurrent"), pack=args.pack,
-            allow_same_name=args.allow_same_name,
+            allow_same_name=args.allow_same_name, sets=sets,
         )
     except SweepInterrupted as err:
         return _interrupted(args, err)
     return _summarise(outcome, report=not args.no_report)
+
+
+def parse_sets(items: list[str]) -> dict[str, object]:
+    """``run --set KEY=VALUE`` items as a dict, each VALUE as YAML reads it (``50``, ``1e-3``,
+    ``[0, 1, 2]``, ``same``); the spec's own validation then checks each value."""
+    from sweeps.spec import yaml_numbers
+
+    sets: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set optim.epochs=50")
+        try:
+            sets[key.strip()] = yaml_numbers.safe_load(text) if text.strip() else None
+        except Exception as err:  # a YAML error in VALUE: one line naming the key
+            raise UsageError(f"--set {key.strip()}: {text!r} is not a value "
+                             f"({str(err).splitlines()[0]})") from None
+    return sets
 
 
 def resume(args: argparse.Namespace) -> int:

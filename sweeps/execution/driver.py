@@ -308,8 +308,10 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
               tracking_uri: str, address: str | None, smoke: bool,
               num_samples: int | None, max_concurrent: int | None,
               pack: int | str | None = None, stream: TextIO = sys.stdout,
-              allow_same_name: bool = False) -> SweepOutcome:
-    """``mixup-sweep run``: a new sweep in ``<storage>/<name>``."""
+              allow_same_name: bool = False,
+              sets: dict[str, Any] | None = None) -> SweepOutcome:
+    """``mixup-sweep run``: a new sweep in ``<storage>/<name>``; ``sets`` are ``run --set``'s
+    overrides, kept in ``sweep.json`` so ``resume`` runs the same spec."""
     ray_patches.check_ray()  # an untested Ray: one line, before anything is written
     # the command line's overrides (--pack, --num-samples, ...): one line naming the flag
     spec.with_overrides(num_samples=num_samples, max_concurrent=max_concurrent, pack=pack)
@@ -320,7 +322,7 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     meta = {
         "name": sweep_name, "spec_path": spec_path, "spec_text": Path(spec_path).read_text(),
         "smoke": smoke, "num_samples": num_samples, "max_concurrent": max_concurrent,
-        "pack": pack,
+        "pack": pack, "sets": dict(sets or {}),
         "tracking_uri": tracking_uri, "address": address, "created": time.time(),
         "objective": {"metric": spec.objective.metric, "mode": spec.objective.mode},
         "provenance": provenance.collect(),

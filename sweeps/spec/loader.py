@@ -9,6 +9,7 @@ line that names the file and the dotted key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -56,11 +57,73 @@ _SEED_ELSEWHERE = "seeds run inside each trial; list them under the top-level se
 _CONFIG_ERRORS = (ValueError, ArithmeticError)
 
 
-def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
+#: ``run --set KEY=VALUE``: keys under these top-level sections set the spec's own values;
+#: any other key is a trial config key (set under ``trial``).
+SETTABLE_SECTIONS = ("search", "scheduler", "execution", "resources", "objective", "seeds")
+
+
+def apply_sets(data: object, sets: dict[str, Any], *, source: str) -> object:
+    """A copy of a spec tree with ``run --set KEY=VALUE`` applied (the file is never changed).
+
+    ``KEY`` is a trial config key (``optim.epochs``; set under ``trial``, where the file may
+    give it nested or dotted) or a dotted key under one of :data:`SETTABLE_SECTIONS`
+    (``execution.pack``, ``search.num_samples``, ``seeds``). The copy is then validated as any
+    spec is, so a bad value is one line naming its key.
+
+    Raises:
+        SpecError: A key the spec searches (set it in ``search_space`` instead), a key that is
+            neither, or a tree that is not a mapping.
+    """
+    if not sets:
+        return data
+    if not isinstance(data, dict):
+        return data  # parse_spec says what is wrong with it
+    tree = copy.deepcopy(data)
+    searched = tree.get("search_space")
+    for key, value in sets.items():
+        at = f"--set {key}"
+        head, _, rest = key.partition(".")
+        if head in SETTABLE_SECTIONS:
+            _set_nested(tree, key.split("."), value, source, at)
+            continue
+        if head in _TOP_KEYS:
+            raise SpecError(source, at, f"{head} cannot be set from the command line (settable: "
+                                        f"trial keys and keys under {', '.join(SETTABLE_SECTIONS)})")
+        if isinstance(searched, dict) and key in searched:
+            raise SpecError(source, at, "the spec searches this key; change its values in "
+                                        "search_space instead")
+        trial = tree.setdefault("trial", {})
+        if trial is None:
+            trial = tree["trial"] = {}
+        if not isinstance(trial, dict):
+            return tree  # parse_spec says what is wrong with the trial section
+        nested = trial.get(head) if rest else None
+        if isinstance(nested, dict) and key not in trial:
+            nested[rest] = value
+        else:
+            trial[key] = value
+    return tree
+
+
+def _set_nested(tree: dict[str, Any], path: list[str], value: object, source: str,
+                at: str) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise SpecError(source, at, f"{part} is not a section in this spec")
+        node = child
+    node[path[-1]] = value
+
+
+def load_spec(path: str | os.PathLike[str], sets: dict[str, Any] | None = None) -> SweepSpec:
     """Reads and validates a spec file.
 
     Args:
         path: The YAML file.
+        sets: ``run --set`` overrides (:func:`apply_sets`), applied before validation.
 
     Returns:
         The validated spec.
@@ -86,7 +149,7 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     # nesting; both are malformed input like any other.
     except (yaml.YAMLError, ValueError, RecursionError) as err:
         raise SpecError(source, "", f"YAML error: {type(err).__name__}: {err}") from err
-    return parse_spec(data, source=source)
+    return parse_spec(apply_sets(data, sets or {}, source=source), source=source)
 
 
 def parse_spec(data: object, *, source: str) -> SweepSpec:

@@ -158,12 +158,15 @@ def stored_spec(meta: dict[str, Any]) -> SweepSpec:
     Raises:
         UsageError: ``sweep.json`` holds no spec, or a spec this version cannot read.
     """
-    from sweeps.spec import parse_spec, yaml_numbers
+    from sweeps.spec import apply_sets, parse_spec, yaml_numbers
 
     if not isinstance(meta.get("spec_text"), str) or not isinstance(meta.get("spec_path"), str):
         raise UsageError(f"sweep {meta.get('name')!r}: {META_FILE} holds no spec to run it from")
     try:
-        spec = parse_spec(yaml_numbers.safe_load(meta["spec_text"]), source=meta["spec_path"])
+        source = meta["spec_path"]
+        data = apply_sets(yaml_numbers.safe_load(meta["spec_text"]), meta.get("sets") or {},
+                          source=source)
+        spec = parse_spec(data, source=source)
         if meta.get("smoke"):
             spec = spec.shrunk()
         return spec.with_overrides(num_samples=meta.get("num_samples"),
