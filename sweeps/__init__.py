@@ -39,7 +39,8 @@ def run(spec_or_path: str | os.PathLike[str] | SweepSpec, *, name: str | None = 
         storage: str | Path = DEFAULT_STORAGE, tracking_uri: str | None = None,
         address: str | None = None, pack: int | str | None = None, smoke: bool = False,
         num_samples: int | None = None, max_concurrent: int | None = None,
-        progress: bool = True, allow_same_name: bool = False) -> Sweep:
+        progress: bool = True, allow_same_name: bool = False,
+        sets: dict[str, Any] | None = None) -> Sweep:
     """Runs a sweep to its end with the driver ``mixup-sweep run`` uses; returns its handle.
 
     Args:
@@ -56,6 +57,8 @@ def run(spec_or_path: str | os.PathLike[str] | SweepSpec, *, name: str | None = 
         progress: Plain progress lines on stdout (a live panel on a terminal); False: silent.
         allow_same_name: Log beside a sweep of this name from another storage folder in the
             same tracking store (refused by default; each keeps its own runs).
+        sets: Overrides as ``run --set`` takes them, e.g. ``{"optim.epochs": 50,
+            "execution.pack": 4}`` (``sweeps.spec.apply_sets``); kept in ``sweep.json``.
 
     Returns:
         The sweep's :class:`~sweeps.sweep.Sweep`, built from the driver's memory: asking it for
@@ -69,13 +72,13 @@ def run(spec_or_path: str | os.PathLike[str] | SweepSpec, *, name: str | None = 
     from sweeps.tracking import resolve_tracking_uri
 
     path = str(spec_or_path.path if isinstance(spec_or_path, SweepSpec) else spec_or_path)
-    spec = load_spec(path)
+    spec = load_spec(path, sets)
     with _stream(progress) as stream:
         outcome = start_run(spec, path, storage=storage, name=name,
                             tracking_uri=resolve_tracking_uri(tracking_uri, Path.cwd()), address=address,
                             smoke=smoke, num_samples=num_samples,
                             max_concurrent=max_concurrent, pack=pack, stream=stream,
-                            allow_same_name=allow_same_name)
+                            allow_same_name=allow_same_name, sets=sets)
     return outcome.sweep
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sweeps.errors import UsageError, storage_fault, storage_refusal
 from sweeps.store import lock, parquet_io, tables
+from sweeps.store.key_summary import KeySummaries, summarise
 from sweeps.store.layout import (
     DEFAULT_STORAGE,
     FINAL_STATUSES,
@@ -296,7 +297,10 @@ class Sweep:
         uncertainty over the sweep's seeds (``<metric>_ci_low``, ``_ci_high``; for accuracies
         ``_seeds_at_least``, ``_seeds_at_most``: ``sweeps.store.tables.with_uncertainty``).
         ``where`` keeps the trials whose config (or a grid point merged into the trial) has
-        each given key at the given value (None: null, e.g. ``mixup.stop_epoch`` never).
+        each given key at the given value (None, ``"never"`` or ``"null"``: a missing value, e.g.
+        ``mixup.stop_epoch`` never; strings are read as the CLI's ``--where`` reads them).
+        ``config/mixup.stop_epoch`` is an ordered category whose last value is ``"never"``, so
+        a ``groupby`` keeps that group (use ``observed=True``).
         """
         metric = metric or self.objective[0]
         mode = mode or self.best_mode(metric)
@@ -313,8 +317,8 @@ class Sweep:
                 raise UsageError("--where " + " ".join(f"{k}={v}" for k, v in where.items())
                                  + ": no trial matches")
         try:
-            return tables.rank(trials, epochs, metric=metric, mode=mode, scope=scope, top=top,
-                               seeds=len(self.seeds))
+            return tables.with_never(tables.rank(trials, epochs, metric=metric, mode=mode,
+                                                 scope=scope, top=top, seeds=len(self.seeds)))
         except KeyError as err:
             raise UsageError(str(err.args[0])) from None
 
@@ -339,6 +343,33 @@ class Sweep:
 
         trials, _ = self.tables()
         return tables.marginals(trials, f"{LAST_PREFIX}{metric or self.objective[0]}")
+
+    def key_summary(self, metric: str | None = None,
+                    keys: list[str] | None = None) -> KeySummaries:
+        """The mean of ``metric`` (default: the objective) at each trial's chosen epoch for each
+        level of each searched key, over all other keys, with a 95% interval within the
+        metric's range and n (grid points, trials, seed runs): ``sweeps.store.key_summary``.
+        A sampled key (or one with many values) is binned on its scale; ``keys`` (default:
+        every searched key) picks and orders the keys.
+
+        Raises:
+            UsageError: A key that is not searched, or a metric the sweep does not report.
+        """
+        metric = metric or self.objective[0]
+        searched = self.searched_keys
+        wanted = list(dict.fromkeys(keys)) if keys else searched
+        for key in wanted:
+            if key not in searched:
+                raise UsageError(f"--by {key}: not a searched key of sweep {self.name!r} "
+                                 f"(searched: {', '.join(searched) or 'none'})")
+        trials, _ = self.tables()
+        if f"best/{metric}" not in trials.columns:
+            known = sorted(c[len("best/"):] for c in trials.columns if c.startswith("best/"))
+            raise UsageError(f"--metric {metric!r}: not a reported metric (known: "
+                             f"{', '.join(known)})")
+        kinds = self.space_kinds
+        return summarise(trials, keys={k: kinds.get(k) for k in wanted}, metric=metric,
+                         seeds=len(self.seeds))
 
     def export(self, out: str | Path) -> list[Path]:
         """Copies the trials table to ``out`` and the epochs table beside it (``*.epochs.parquet``

@@ -32,6 +32,12 @@ TIE_TOLERANCE = 1e-12
 #: Trials-table columns: how many grid points of the plan the trial stands for (itself and the
 #: points merged into it), and those merged points as JSON (None when there are none).
 STANDS_FOR = "stands_for"
+#: The switch-off epoch's column and its value for "Mixup is never switched off" (stored as a
+#: missing value; a category of its own in the DataFrames ``best`` returns, see :func:`with_never`).
+STOP_COLUMN = f"{CONFIG_PREFIX}mixup.stop_epoch"
+NEVER = "never"
+#: How a user may spell a missing value in ``where`` (the CLI's ``--where`` spellings).
+NULL_SPELLINGS = frozenset({NEVER, "null", "None", "none", "~", ""})
 MERGED = "merged"
 
 
@@ -100,12 +106,45 @@ def epoch_rows(records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
 
 
 def config_of(row: pd.Series) -> dict[str, Any]:
-    """The flat dotted-key config of a trials-table row, with pandas' missing values as None."""
+    """The flat dotted-key config of a trials-table row, with pandas' missing values (and the
+    switch-off epoch's ``never``) as None."""
     config = {}
     for column, value in row.items():
         if isinstance(column, str) and column.startswith(CONFIG_PREFIX):
-            config[column[len(CONFIG_PREFIX):]] = None if _missing(value) else _plain(value)
+            missing = _missing(value) or (column == STOP_COLUMN and value == NEVER)
+            config[column[len(CONFIG_PREFIX):]] = None if missing else _plain(value)
     return config
+
+
+def with_never(ranked: pd.DataFrame) -> pd.DataFrame:
+    """``ranked`` with the switch-off epoch as an ordered category: its epochs ascending, then
+    ``"never"`` (Mixup kept on), so a ``groupby`` over it keeps the "never" group (a missing
+    value would be dropped) and sorting puts it last."""
+    if STOP_COLUMN not in ranked.columns:
+        return ranked
+    column = ranked[STOP_COLUMN]
+    missing = column.map(_missing).astype(bool)
+    epochs = sorted({int(v) for v in column[~missing]})
+    values = [NEVER if gone else int(v) for v, gone in zip(column, missing, strict=True)]
+    out = ranked.copy()
+    out[STOP_COLUMN] = pd.Categorical(values, categories=[*epochs, NEVER], ordered=True)
+    return out
+
+
+def where_value(value: Any) -> Any:
+    """A ``where`` value as the CLI reads it: ``"never"``/``"null"`` are None, a string that
+    YAML reads as a number or boolean (``"1.0"``, ``"20"``, ``"true"``) is that value."""
+    if not isinstance(value, str):
+        return value
+    if value.strip() in NULL_SPELLINGS:
+        return None
+    from sweeps.spec import yaml_numbers
+
+    try:
+        parsed = yaml_numbers.safe_load(value)
+    except Exception:  # not YAML: compared as the string it is
+        return value
+    return parsed if isinstance(parsed, (int, float, bool)) else value
 
 
 def _missing(value: Any) -> bool:
@@ -253,7 +292,9 @@ def pareto(ranked: pd.DataFrame, objectives: list[tuple[str, str]]) -> pd.DataFr
 
 def where(trials: pd.DataFrame, wanted: dict[str, Any]) -> pd.DataFrame:
     """The trials whose config, or a grid point merged into them, has every ``wanted`` value
-    (None matches a missing value). An unknown key is a KeyError naming it."""
+    (None, or a CLI spelling such as ``"never"``, matches a missing value; ``"1.0"`` matches
+    1.0: :func:`where_value`). An unknown key is a KeyError naming it."""
+    wanted = {key: where_value(value) for key, value in wanted.items()}
     for key in wanted:
         if f"{CONFIG_PREFIX}{key}" not in trials.columns:
             known = sorted(c[len(CONFIG_PREFIX):] for c in trials.columns
@@ -303,7 +344,7 @@ def marginals(trials: pd.DataFrame, column: str) -> dict[str, list[tuple[Any, fl
         return out
     trials = _expanded(trials)  # a merged trial counts once for every grid point it stands for
     for config_col in [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]:
-        never = "never" if config_col == f"{CONFIG_PREFIX}mixup.stop_epoch" else "null"
+        never = NEVER if config_col == STOP_COLUMN else "null"
         keys = trials[config_col].map(lambda v, never=never: never if _missing(v) else _plain(v))
         if keys.nunique() < 2:
             continue

@@ -83,3 +83,20 @@ def test_csv_rows_agree_with_json_and_export_writes_csv(sweep):
     assert sorted(trials["trial_id"]) == sorted(parquet["trial_id"])
     bad = mixup_sweep("export", "grid", "--storage", "res", "--out", "x.txt", cwd=sweep)
     assert bad.returncode == 2 and ".parquet or .csv" in bad.stderr
+
+
+def test_never_is_a_group_of_its_own_and_where_takes_the_cli_spellings_in_python(sweep):
+    from sweeps.sweep import Sweep
+
+    handle = Sweep.load("grid", storage=sweep / "res")
+    ranked = handle.best(top=None)
+    stop = ranked["config/mixup.stop_epoch"]
+    assert list(stop.cat.categories) == [20, "never"] and stop.cat.ordered  # α = 0 ran at stop 20
+    means = ranked.groupby("config/mixup.stop_epoch", observed=True)["value"].mean()
+    assert "never" in means.index and means.notna().all()  # the group a NaN would have dropped
+    assert list(means.index) == sorted(means.index, key=lambda v: (v == "never", v))  # never last
+    for spelling in ("never", "null", None):
+        never = handle.best(top=None, where={"mixup.stop_epoch": spelling})
+        assert len(never) == 3, spelling  # as the CLI's --where mixup.stop_epoch=never
+    assert len(handle.best(top=None, where={"mixup.alpha": "1.0"})) == \
+        len(handle.best(top=None, where={"mixup.alpha": 1.0})) == 4
