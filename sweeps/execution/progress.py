@@ -7,7 +7,10 @@ a line when the trial counts change or the best value improves, otherwise at mos
 ``interval`` seconds, with no control codes. :func:`make_display` picks one.
 
 The ETA is the trial-epochs still to train over the rate at which this driver has seen them
-trained (a trial that has not started counts with the spec's epoch budget).
+trained (a trial that has not started counts with the spec's epoch budget). The rate is measured
+from the first trained epoch on (Ray's start-up and the first trials' set-up are not training),
+and no ETA is shown before :data:`ETA_AFTER` of the work is done and :data:`ETA_MIN_SECONDS`
+of training were seen: a first estimate from one burst of reports was off by 3-10x.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from sweeps.store.tables import order_key
 _ORDER = ("PENDING", "RUNNING", "PAUSED", "TERMINATED", "ERROR")
 _LABELS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused",
            "TERMINATED": "done", "ERROR": "errored"}
+#: The share of the sweep's trial-epochs trained before an ETA is shown.
+ETA_AFTER = 0.05
+#: Seconds of training seen (since the first trained epoch) before an ETA is shown.
+ETA_MIN_SECONDS = 3.0
 #: Set to 1 to get plain lines on a terminal too.
 PLAIN_ENV = "MIXUP_PLAIN_PROGRESS"
 
@@ -49,6 +56,8 @@ class ProgressLine:
         self._best_key: tuple[float, float, int, str] | None = None
         #: trial id -> [epoch, budget, name, settings, first epoch seen, running]
         self.trials: dict[str, list[Any]] = {}
+        #: (when, trial-epochs trained) at the first trained epoch this display saw
+        self._first_trained: tuple[float, int] | None = None
 
     # -- what the driver tells it
 
@@ -60,6 +69,8 @@ class ProgressLine:
             self.trials[trial_id] = [epoch, budget, name, settings or {}, epoch, True]
         else:
             entry[0], entry[1], entry[5] = max(entry[0], epoch), budget, True
+        if self._first_trained is None and epoch > self.trials[trial_id][4]:
+            self._first_trained = (time.monotonic(), epoch - self.trials[trial_id][4])
 
     def ended(self, trial_id: str) -> None:
         entry = self.trials.get(trial_id)
@@ -82,18 +93,27 @@ class ProgressLine:
 
     # -- derived
 
-    def eta(self) -> float | None:
-        """Seconds left at the rate trial-epochs were trained since this display started."""
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left at the rate trial-epochs were trained since the first trained epoch;
+        None until enough was trained to say (see the module docstring)."""
+        now = time.monotonic() if now is None else now
         done = sum(e[0] for e in self.trials.values())
         trained = sum(e[0] - e[4] for e in self.trials.values())
         left = sum(e[1] - e[0] for e in self.trials.values())
         left += max(0, self.total - len(self.trials)) * self.budget
-        elapsed = time.monotonic() - self.started
         if left <= 0:
             return 0.0 if done else None
-        if trained <= 0 or elapsed <= 0:
+        if trained <= 0:
             return None
-        return left / (trained / elapsed)
+        if self._first_trained is None:
+            self._first_trained = (now, trained)
+            return None
+        since, at_first = self._first_trained
+        elapsed, rate_epochs = now - since, trained - at_first
+        if (elapsed < ETA_MIN_SECONDS or rate_epochs <= 0
+                or trained < ETA_AFTER * (trained + left)):
+            return None
+        return left / (rate_epochs / elapsed)
 
     def best_name(self) -> str:
         if self.best is None:
