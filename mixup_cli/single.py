@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any
+import time
+from typing import Any, TextIO
 
 from mixup_cli.trial_io import build_trial_config
 from mixup_core.reproduce import TABLE_METRICS, RowSummary, reproduce
@@ -64,6 +65,33 @@ def _format_row(row: RowSummary, width: int) -> str:
     return f"{row.label:<{width}}  " + "  ".join(cells)
 
 
+class Progress:
+    """Progress lines on stderr for a long in-process run: one at each further tenth of the
+    work, with the time so far and, from the first tenth on, the time left at the rate since
+    the first logged epoch (so a slow start does not skew it)."""
+
+    def __init__(self, what: str, *, stream: TextIO | None = None, steps: int = 10) -> None:
+        self.what, self.stream, self.steps = what, stream, steps
+        self.started = time.monotonic()
+        self.first: tuple[float, int] | None = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (now, done)
+        step = min(self.steps, done * self.steps // max(1, total))
+        if step <= self.shown:
+            return
+        self.shown = step
+        since, at = self.first
+        left = ""
+        if done > at and now > since:
+            left = f", about {(total - done) / ((done - at) / (now - since)):.0f} s left"
+        print(f"{self.what}: {100 * done // max(1, total)}% of {total} trial-epochs, "
+              f"{now - self.started:.0f} s{left}", file=self.stream or sys.stderr, flush=True)
+
+
 def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
                      as_json: bool, packed: bool = True) -> int:
     base = build_trial_config(path, assignments)
@@ -74,7 +102,8 @@ def run_reproduction(path: str | None, assignments: list[str], *, seeds: int,
           f"{base.optim.epochs} epochs each)", flush=True)
     try:
         rows = reproduce(base, seeds=range(seeds), packed=packed,
-                         on_row=lambda row: print(_format_row(row, width), flush=True))
+                         on_row=lambda row: print(_format_row(row, width), flush=True),
+                         on_progress=Progress("reproduce"))
     except TrainingDiverged as err:
         print(f"mixup-sweep reproduce: training diverged: {err}", file=sys.stderr)
         return 1

@@ -64,6 +64,7 @@ def _summarise(label: str, overrides: dict[str, Any], finals: list[dict[str, flo
 def reproduce(
     base: TrialConfig, *, seeds: Sequence[int] = (0, 1, 2),
     on_row: Callable[[RowSummary], None] | None = None, packed: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[RowSummary]:
     """Trains every row of :func:`paper_rows` for each seed; returns mean and sample std per
     row. The table reports test metrics at the last epoch: nothing is chosen, so no
@@ -71,19 +72,38 @@ def reproduce(
 
     With ``packed`` (the default) and a packable base (the patch CNN, full batch), every row and
     seed trains as one :class:`~mixup_core.packed.Pack`; otherwise one run after another.
+    ``on_progress(done, total)`` is called at each logged epoch with the trial-epochs trained.
     """
     rows = paper_rows(base)
     configs = [[base.replace(seed=seed, **overrides) for seed in seeds] for _, overrides in rows]
+    total = sum(c.optim.epochs for row in configs for c in row)
     if packed and _packable(base):
         pack = Pack([c for row in configs for c in row])
-        results = pack.run()
+
+        def packed_progress(_member: Any, _metrics: Any) -> None:
+            if on_progress is not None:
+                on_progress(sum(m.epoch for m in pack.members), total)
+
+        results = pack.run(packed_progress)
         for member in pack.members:
             if member.status == "diverged":
                 raise TrainingDiverged(member.error)
         finals_of = [[r.final for r in results[i * len(seeds):(i + 1) * len(seeds)]]
                      for i in range(len(rows))]
     else:
-        finals_of = [[train(c).final for c in row] for row in configs]
+        finished = 0
+
+        def one_progress(epoch: int, _metrics: Any) -> None:
+            if on_progress is not None:
+                on_progress(finished + epoch, total)
+
+        finals_of = []
+        for row in configs:
+            finals = []
+            for config in row:
+                finals.append(train(config, on_log=one_progress).final)
+                finished += config.optim.epochs
+            finals_of.append(finals)
     summaries = []
     for (label, overrides), finals in zip(rows, finals_of, strict=True):
         summary = _summarise(label, overrides, finals, seeds)

@@ -169,7 +169,12 @@ def test_reproduce_prints_sample_stds_and_no_interval_for_two_seeds(
                  "--set", "log_every=2", "--set", "data.dim=40", "--set", "data.n_test=40",
                  "--set", "data.n_val=40", "--set", "data.n_train=20"])
     assert code == 0
-    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out.strip().splitlines()[-1])
+    progress = [line for line in captured.err.splitlines() if line.startswith("reproduce: ")]
+    total = 4 * 2 * len(rows)  # epochs x seeds x rows
+    assert progress and progress[-1].startswith(f"reproduce: 100% of {total} trial-epochs"), \
+        captured.err  # progress on stderr, ending at the whole
     for row in rows:
         values = row["per_seed"]["test/acc_common"]
         assert row["std"]["test/acc_common"] == pytest.approx(statistics.stdev(values))
