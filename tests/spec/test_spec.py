@@ -51,13 +51,13 @@ def error_of(tree: object) -> str:
 # --- valid specs ---------------------------------------------------------------------------------
 
 
-def test_tiny_demo_loads_as_a_grid_of_two_trials_with_two_seeds() -> None:
+def test_tiny_demo_loads_as_a_grid_of_two_trials_with_three_seeds() -> None:
     spec = load_spec(TINY)
-    assert spec.name == "tiny_demo"
-    assert spec.base.optim.epochs == 60 and spec.base.data.dim == 200 and spec.base.data.n_train == 60
+    assert spec.name == "tiny_demo"  # the paper's task at its defaults: where the effect shows
+    assert spec.base.optim.epochs == 1000 and spec.base.data.dim == 2000 and spec.base.data.n_train == 200
     assert spec.search_space == {"mixup.alpha": Dimension("grid", values=(0.0, 1.0))}
     assert spec.search.algorithm == "grid" and spec.search.num_samples == 1
-    assert spec.scheduler.kind == "fifo" and spec.seeds == (0, 1)
+    assert spec.scheduler.kind == "fifo" and spec.seeds == (0, 1, 2) and spec.pack == "auto"
     assert spec.grid_points() == [{"mixup.alpha": 0.0}, {"mixup.alpha": 1.0}]
     assert spec.trial_count() == 2
 
@@ -74,7 +74,7 @@ def test_plan_lists_every_grid_trial_and_only_the_changed_base_keys() -> None:
     plan = format_plan(load_spec(TINY))
     assert "tiny_demo" in plan and "Trials: 2" in plan
     assert "1. mixup.alpha=0.0" in plan and "2. mixup.alpha=1.0" in plan
-    assert "data.dim = 200" in plan and "optim.epochs = 60" in plan
+    assert "log_every = 50" in plan and "optim.epochs = " not in plan  # 1000 is the default
     assert "model.width" not in plan  # left at its default
 
 
