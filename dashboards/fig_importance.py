@@ -109,6 +109,10 @@ def _caption(at_best: ImportanceResult, at_last: ImportanceResult | None,
                 "of them (PED-ANOVA, Optuna's PedAnovaImportanceEvaluator), normalized to "
                 "shares")
         tail = "fANOVA (the default) splits the variance instead."
+    if at_best.subsampled:
+        what += (f" (fitted on a seeded subsample of {n} of the {at_best.population} trials: "
+                 "the estimator's cost grows with the trials, and a few thousand rank a "
+                 "handful of keys as well)")
     last = "" if at_last is None or at_last.n == n else f" ({at_last.n} trials)"
     low, high = (f"{p:g}" for p in INTERVAL_PERCENTILES)
     caption = (f"{what}, at each trial's best epoch (the objective) and at its last epoch{last}. "
@@ -141,7 +145,7 @@ def _bars(keys: list[str], at_best: ImportanceResult, at_last: ImportanceResult 
     offsets = [height / 2, -height / 2] if at_last is not None else [0.0]
     for (result, label, colour), offset in zip(targets, offsets, strict=True):
         ax.barh(y + offset, [result[k].share for k in order], height=height, color=colour,
-                label=f"{label} (n = {result.n})")
+                label=f"{label} ({result.rests_on})")
     # whiskers after every bar, so ax.containers[i] stays the i-th target's bars
     for (result, _, _), offset in zip(targets, offsets, strict=True):
         shares = np.asarray([result[k].share for k in order])
@@ -161,7 +165,7 @@ def _bars(keys: list[str], at_best: ImportanceResult, at_last: ImportanceResult 
     ax.set_xlabel(f"importance for {objective} ({name}, share)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    subtitle = f"{name} over n = {at_best.n} trials; " + (
+    subtitle = f"{name} over {at_best.rests_on}; " + (
         f"whiskers: {INTERVAL_PERCENTILES[0]:g}th–{INTERVAL_PERCENTILES[1]:g}th percentile over "
         f"{at_best.resamples} bootstrap resamples" if at_best.resamples
         else "no bootstrap interval")

@@ -51,17 +51,19 @@ def main_job_grid() -> pd.DataFrame:
 
 @pytest.mark.parametrize("method", ["fanova", "ped-anova"])
 def test_the_driver_ranks_first_and_the_inert_key_last(method: str) -> None:
-    result = importance(driven_trials(200), KEYS, "objective", "max", method=method,
+    result = importance(driven_trials(150), KEYS, "objective", "max", method=method,
                         resamples=5)
     assert result.method == method and result.reason is None
     assert result.ranking() == ["driver", "partner", "inert"], result
-    assert result.n == 200
+    assert result.n == result.population == 150 and not result.subsampled
     assert sum(e.share for e in result.keys) == pytest.approx(1.0)
 
 
 def test_every_share_has_an_interval_over_bootstrap_resamples() -> None:
-    result = importance(driven_trials(200), KEYS, "objective", "max", resamples=20, seed=3)
-    assert result.resamples == 20 and result.seed == 3
+    result = importance(driven_trials(150), KEYS, "objective", "max", resamples=20, seed=3)
+    distinct = len(driven_trials(150).drop(columns="objective").drop_duplicates())
+    assert result.resamples == min(20, importance_module.REFIT_BUDGET["fanova"] // distinct) >= 10
+    assert result.seed == 3
     for entry in result.keys:
         assert 0.0 <= entry.low <= entry.mean <= entry.high <= 1.0, entry
     # the driver's interval lies above the others': the ranking is not an accident of the draw
@@ -103,6 +105,24 @@ def test_resamples_are_cut_to_the_refit_budget_and_below_the_minimum_there_is_no
     result = importance(trials, KEYS, "objective", "max", resamples=20)
     assert result.resamples == 0 and result.resample_note is not None
     assert all(e.low == e.mean == e.high == e.share for e in result.keys)
+
+
+@pytest.mark.parametrize("method", ["fanova", "ped-anova"])
+def test_a_large_sweep_is_explained_from_a_seeded_subsample_that_says_so(method: str) -> None:
+    trials = driven_trials(3000)
+    result = importance(trials, KEYS, "objective", "max", method=method, resamples=5)
+    assert result.method == method and result.population == 3000
+    assert result.n == importance_module.MAX_FIT_TRIALS[method] and result.subsampled
+    assert result.rests_on == f"n = {result.n} of 3000 trials (a seeded subsample)"
+    assert result.ranking() == ["driver", "partner", "inert"], result
+    assert importance(trials, KEYS, "objective", "max", method=method, resamples=5) == result
+
+
+def test_ped_anova_is_judged_on_every_trial_not_on_the_subsample() -> None:
+    trials = driven_trials(3000, ceiling=1.0)  # ~1/3 tie at 1.0: far more than the top 10%
+    result = importance(trials, KEYS, "objective", "max", method="ped-anova", resamples=0)
+    assert result.fell_back and "of 3000 trials" in str(result.reason), result.reason
+    assert result.population == 3000 and result.n == importance_module.MAX_FIT_TRIALS["fanova"]
 
 
 def test_ped_anova_is_refused_when_its_top_quantile_holds_too_few_trials() -> None:
