@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sweeps.errors import SweepInterrupted, UsageError
+from sweeps.store import key_summary
 from sweeps.store.layout import CONFIG_PREFIX, DEFAULT_STORAGE, STD_SUFFIX, read_meta
 from sweeps.store.spread import format_spread, spread_note
 from sweeps.store.tables import STANDS_FOR, TIE_RULE, is_selection_on_test, optimistic_warning
@@ -150,10 +151,14 @@ def best_header(ranked: pd.DataFrame, *, metric: str, mode: str, scope: str,
 
 def config_cell(key: str, value: object) -> str:
     """A config value in a table: a missing one (None, NaN, NA) is ``never`` for
-    ``mixup.stop_epoch`` (Mixup is never switched off) and ``null`` for any other key."""
+    ``mixup.stop_epoch`` (Mixup is never switched off) and ``null`` for any other key; a float
+    has 4 significant digits (a sampled α of 0.30000000000000004 prints ``0.3``; JSON and CSV
+    keep every digit)."""
     if value is None or (not isinstance(value, (list, dict)) and bool(pd.isna(value))):
         return "never" if key == "mixup.stop_epoch" else "null"
-    return str(value)
+    if hasattr(value, "item") and not isinstance(value, (list, dict)):
+        value = value.item()  # numpy scalars print as the Python number they hold
+    return key_summary.format_number(value)
 
 
 def format_best(ranked: pd.DataFrame, *, metric: str, scope: str, seeds: int,
@@ -221,7 +226,7 @@ def _summarise(outcome: SweepOutcome, *, report: bool = True) -> int:
         print(f"\nBest configs by {metric} ({scope}):")
         print(format_best(ranked, metric=metric, scope=scope, seeds=len(sweep.seeds), mode=mode,
                           searched=sweep.searched_keys))
-    _print_marginals(sweep)
+    _print_key_summary(sweep)
     print(f"\nRecords: {outcome.directory} (trials.parquet, epochs.parquet, records.jsonl)")
     if report and outcome.trials:
         _report(sweep)
@@ -242,16 +247,57 @@ def _summarise(outcome: SweepOutcome, *, report: bool = True) -> int:
     return 1 if outcome.errored and outcome.errored == outcome.trials else 0
 
 
-def _print_marginals(sweep: Sweep) -> None:
-    metric = sweep.objective[0]
-    table = sweep.marginals(metric)
-    if not table:
+def _print_key_summary(sweep: Sweep) -> None:
+    """The end of ``run``: what ``best NAME --by all`` prints."""
+    try:
+        summaries = sweep.key_summary()
+    except UsageError as err:
+        print(f"no per-key summary: {err}")
         return
-    print(f"\nMean {metric} at the last epoch, by each searched key (over all other keys):")
-    width = max(len(k) for k in table)
-    for key, rows in table.items():
-        cells = " | ".join(f"{v} -> {m:.3f} ({n})" for v, m, n in rows)
-        print(f"  {key:<{width}}  {cells}")
+    if summaries.keys:
+        print("\n" + format_key_summary(summaries))
+
+
+def format_key_summary(summaries: key_summary.KeySummaries) -> str:
+    """``best NAME --by KEY``: per level of each key, the mean of the metric at each trial's
+    chosen epoch, its 95% interval and n (grid points, trials, seed runs), then one sentence
+    read off them; numbers with 4 significant digits."""
+    metric = summaries.metric
+    lines = [f"Mean {metric} at each trial's chosen epoch, per level of each searched key "
+             "(over all other keys); a sampled key in bins of equal counts on its scale.",
+             f"{key_summary.INTERVAL_METHOD}.",
+             "n: grid points (a merged trial counts once for each it stands for); trials: "
+             f"distinct trials; seed runs: trials × {summaries.seeds} seed(s).",
+             *key_summary.table_lines(summaries),
+             f"Reading: {summaries.sentence()}"]
+    return "\n".join(lines)
+
+
+def _best_by(sweep: Sweep, args: argparse.Namespace) -> int:
+    """``best NAME --by KEY``: the per-key summary instead of trials."""
+    if args.where or args.pareto:
+        raise UsageError("--by summarises every trial of the sweep; it does not combine with "
+                         + ("--where" if args.where else "--pareto"))
+    keys = None if "all" in args.by else list(args.by)
+    summaries = sweep.key_summary(args.metric, keys)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        print(json.dumps({"metric": summaries.metric, "column": summaries.column,
+                          "seeds": summaries.seeds, "interval": key_summary.INTERVAL_METHOD,
+                          "sentence": summaries.sentence(), "levels": summaries.records()}))
+    elif fmt == "csv":
+        import csv
+
+        rows = summaries.records()
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["key"],
+                                lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else json.dumps(v) if isinstance(v, list) else v
+                             for k, v in row.items()})
+    else:
+        print(format_key_summary(summaries))
+    return 0
 
 
 def parse_where(items: list[str]) -> dict[str, object]:
@@ -275,6 +321,8 @@ def best(args: argparse.Namespace) -> int:
 
     top = _positive(args.top, "--top")
     sweep = Sweep.load(args.name, storage=args.storage)
+    if args.by:
+        return _best_by(sweep, args)
     if args.pareto:
         ranked = sweep.pareto(scope=args.scope, source=args.source, where=parse_where(args.where))
         if args.format == "table" and not args.json:

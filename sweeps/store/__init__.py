@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sweeps.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from sweeps.store.key_summary import KeyLevel, KeySummaries, KeySummary, summarise
     from sweeps.store.layout import (
         BEST_PREFIX,
         CONFIG_PREFIX,
@@ -164,6 +165,10 @@ _EXPORTS = {
     "is_selection_on_test": "tables",
     "list_sweeps": "layout",
     "marginals": "tables",
+    "KeyLevel": "key_summary",
+    "KeySummaries": "key_summary",
+    "KeySummary": "key_summary",
+    "summarise": "key_summary",
     "optimistic_warning": "tables",
     "order_key": "tables",
     "package_versions": "provenance",
@@ -218,6 +223,9 @@ __all__ = [
     "TUNE_STATE_FILE",
     "ZERO_SPREAD",
     "DriverLock",
+    "KeyLevel",
+    "KeySummaries",
+    "KeySummary",
     "RecordLog",
     "Scope",
     "TrialRecord",
@@ -255,6 +263,7 @@ __all__ = [
     "spread_note",
     "storage_root",
     "stored_spec",
+    "summarise",
     "sweep_dir",
     "tables_current",
     "trial_rows",
