@@ -2,7 +2,9 @@
 
 A configuration is on the front when no other one is at least as good on both accuracies and
 better on one. ERM typically sits at high common- and chance rare-feature accuracy; the
-question is which Mixup settings move up without moving left.
+question is which Mixup settings move up without moving left. Where there is no trade-off to
+show (every configuration at one common accuracy, as on the main job where all reach 1.0, or a
+front of one point) the figure is left out and its note says why: the ranking says it all.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dashboards import facets
 from dashboards import labels as L
 from dashboards.section import Section, skipped
 from dashboards.sweep_data import ConfigGroup, Scope, SweepData
+from sweeps.store.key_summary import format_number
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 SCOPES: tuple[tuple[Scope, str], ...] = (("last", "at the last epoch"),
@@ -53,6 +56,34 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front)
 
 
+def _points(data: SweepData, scope: Scope) -> list[tuple[float, float]]:
+    """(common, rare) test accuracy of each configuration at its best or last epoch."""
+    return [(data.summary(g, L.COMMON, scope)[0], data.summary(g, L.RARE, scope)[0])
+            for g in data.groups]
+
+
+def degenerate(points: list[tuple[float, float]]) -> str | None:
+    """Why a front over ``points`` shows no trade-off (None when it does): no finite point,
+    every point sharing one coordinate, or one point (several at one place) beating all."""
+    finite = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
+    if not finite:
+        return "no configuration has both accuracies"
+    common, rare = {x for x, _ in finite}, {y for _, y in finite}
+    if len(common) == 1:
+        return (f"every configuration has {L.metric_name(L.COMMON)} "
+                f"{format_number(next(iter(common)))}")
+    if len(rare) == 1:
+        return (f"every configuration has {L.metric_name(L.RARE)} "
+                f"{format_number(next(iter(rare)))}")
+    front = {points[i] for i in pareto_front(points)}
+    if len(front) == 1:
+        x, y = next(iter(front))
+        return (f"one point ({L.metric_name(L.COMMON)} {format_number(x)}, "
+                f"{L.metric_name(L.RARE)} {format_number(y)}) beats every other configuration "
+                "on both")
+    return None
+
+
 def _marker(group: ConfigGroup, schemes: list[Any]) -> str:
     if group.kind == "ERM" or group.value(L.SCHEME) not in schemes:
         return "o"
@@ -64,12 +95,9 @@ def _panel(ax: Axes, data: SweepData, scope: Scope, layout: facets.Layout,
     """One point per configuration, drawn in one call per marker (not one per point): the
     figure stays cheap at 10,000 configurations."""
     groups = data.groups
-    points, errors = [], []
-    for g in groups:
-        common, common_std = data.summary(g, L.COMMON, scope)
-        rare, rare_std = data.summary(g, L.RARE, scope)
-        points.append((common, rare))
-        errors.append((common_std, rare_std))
+    points = _points(data, scope)
+    errors = [(data.summary(g, L.COMMON, scope)[1], data.summary(g, L.RARE, scope)[1])
+              for g in groups]
     front = pareto_front(points)
     on_front = set(front)
     segments, segment_colours = [], []
@@ -109,6 +137,12 @@ def accuracy_pareto(data: SweepData) -> Section:
     if not (data.has_metric(L.RARE) and data.has_metric(L.COMMON)):
         return skipped(slug, title, "This sweep's test set has no rare/common split "
                        "(no finite test/acc_rare and test/acc_common), so there is no front.")
+    reasons = {text: degenerate(_points(data, scope)) for scope, text in SCOPES}
+    if all(reasons.values()):
+        said = "; ".join(f"{text}, {reason}" for text, reason in reasons.items())
+        return skipped(slug, title, f"Left out: the front shows no trade-off ({said}), so "
+                       "the ranking by rare-feature accuracy (the best-configurations table) "
+                       "says everything it would.")
     layout = facets.choose_layout(data, hue=(L.STOP, L.ALPHA))
     colours = facets.hue_colours(data, layout)
     schemes = facets.key_values(facets.mixup_groups(data), L.SCHEME) if L.SCHEME in data.varying \
@@ -122,7 +156,10 @@ def accuracy_pareto(data: SweepData) -> Section:
     axes[0].set_ylabel(L.metric_name(L.RARE))
     _legend(fig, data, layout, colours, schemes)
     fig.suptitle(title, fontsize=11)
-    return Section(slug, title, _caption(data, fronts), fig)
+    caption = _caption(data, fronts) + "".join(
+        f" {text.capitalize()} the front shows no trade-off: {reason}."
+        for text, reason in reasons.items() if reason)
+    return Section(slug, title, caption, fig)
 
 
 def _legend(fig: Figure, data: SweepData, layout: facets.Layout, colours: dict[str, Any],

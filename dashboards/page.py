@@ -1,8 +1,11 @@
 """The report as one self-contained HTML page: inline CSS, figures as base64 PNG data URIs.
 
-It opens from disk with no server and no network: no script, no external stylesheet, font or
-image. Each ``<img>`` carries ``data-png`` (its PNG file beside the page) and ``width`` /
-``height`` (the PNG's pixel size), which the browser tests compare with what was rendered.
+It opens on the answer: the title, the answer box (``dashboards.answer``), then the figures and
+tables; what the sweep is (its description, trials, seeds, the metric glossary) and the list of
+every trial come last. It opens from disk with no server and no network: no script, no
+external stylesheet, font or image. Each ``<img>`` carries ``data-png`` (its PNG file beside
+the page) and ``width`` / ``height`` (the PNG's pixel size), which the browser tests compare
+with what was rendered.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dashboards import answer
 from dashboards import labels as L
 from dashboards.section import Section
 from dashboards.sweep_data import SweepData
@@ -35,8 +39,19 @@ th, td { border: 1px solid #d6d6d6; padding: 3px 7px; text-align: left; }
 th { background: #f2f4f7; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.erm td { background: #f7f7f7; }
+nav { margin-top: 1em; }
 nav a { margin-right: 1em; }
 details { margin-top: 1em; }
+#answer h2 { margin-top: 0.8em; }
+.answer-box { background: #f4f8fd; border: 1px solid #b9cde8; border-left: 5px solid #1f5fa8;
+              padding: 6px 16px 10px; max-width: 1300px; line-height: 1.45; }
+.answer-box .label { color: #0b3d7a; }
+.answer-box .num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.answer-box table.keys { background: #ffffff; }
+.answer-box table.keys caption { caption-side: top; text-align: left; font-size: 0.92em;
+                                 color: #333; padding-bottom: 4px; }
+.answer-box table.keys td { vertical-align: top; }
+.answer-box .level { font-weight: 600; }
 """
 
 
@@ -52,6 +67,8 @@ def png_size(png: Path) -> tuple[int, int]:
 
 
 def _facts(data: SweepData) -> str:
+    """What the sweep is: description, trials, objective, seeds, searched keys, the metrics'
+    glossary (placed after the answer and the figures)."""
     statuses = ", ".join(f"{n} {s.lower()}" for s, n in sorted(data.all_trials.items()))
     varying = ", ".join(f"{html.escape(L.key_name(k))} (<code>{html.escape(k)}</code>)"
                         for k in data.varying) or "none"
@@ -115,16 +132,23 @@ def _trial_index(data: SweepData) -> str:
 
 
 def render(data: SweepData, sections: Sequence[Section], pngs: dict[str, Path]) -> str:
-    """The whole page; ``pngs`` maps a section's slug to its PNG file."""
-    nav = "".join(f'<a href="#{s.slug}">{html.escape(s.title)}</a>' for s in sections)
+    """The whole page; ``pngs`` maps a section's slug to its PNG file. The answer box (the
+    section ``answer.SLUG``) comes first, then a menu of the other sections, the sections, and
+    the facts about the sweep."""
+    lead = [s for s in sections if s.slug == answer.SLUG]
+    rest = [s for s in sections if s.slug != answer.SLUG]
+    links = [*rest, Section("about", "About this sweep", "")]
+    nav = "".join(f'<a href="#{s.slug}">{html.escape(s.title)}</a>' for s in links)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    body = "".join(_section(s, pngs) for s in sections)
+    body = "".join(_section(s, pngs) for s in rest)
     title = f"Sweep report: {data.name}"
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{CSS}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{_facts(data)}<nav>{nav}</nav>{body}"
+        f"<h1>{html.escape(title)}</h1>{''.join(_section(s, pngs) for s in lead)}"
+        f"<nav>{nav}</nav>{body}"
+        f'<section id="about"><h2>About this sweep</h2>{_facts(data)}</section>'
         f"{_trial_index(data)}"
         f'<p class="facts">Generated {stamp} from the sweep\'s Parquet tables by '
         "<code>mixup-sweep report</code>.</p></body></html>\n"

@@ -4,27 +4,45 @@ Everything is drawn from the sweep's Parquet tables (MLflow need not be reachabl
 files are then logged as artifacts of the sweep's MLflow parent run, under ``report/``; if
 that fails, the report is still written and one warning line on stderr says why.
 
+The page opens with the answer box (``dashboards.answer``: the best configuration and its ties,
+the ERM baseline, the per-key means with intervals and one sentence read off them).
+
 Figures (``<out>/<slug>.png``):
 
+* ``key_means``: the mean objective per level of each searched key, with n and 95% intervals
+  (a sampled key in bins on its scale);
 * ``accuracy_curves``: rare- vs common-feature test accuracy over epochs per configuration;
 * ``rare_accuracy_heatmap``: rare-feature test accuracy over α × switch-off epoch, per scheme;
 * ``feature_alignment``: rare and common feature alignment, ERM vs Mixup vs switched-off Mixup;
 * ``parameter_importance``: importance of each searched parameter, with n and bootstrap
   intervals (PED-ANOVA where its top 10% is sound, else fANOVA);
-* ``pareto_front``: common- vs rare-feature test accuracy with the Pareto front;
+* ``pareto_front``: common- vs rare-feature test accuracy with the Pareto front (left out,
+  with a note, where the front is degenerate);
 
 plus the best-configs table (in the page, and every configuration in ``best_configs.csv``).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
-from dashboards import best_table, fig_curves, fig_heatmap, fig_importance, fig_pareto, page
+from dashboards import (
+    answer,
+    best_table,
+    fig_curves,
+    fig_heatmap,
+    fig_importance,
+    fig_marginals,
+    fig_pareto,
+    fig_sampled,
+    page,
+)
 from dashboards.section import Section
 from dashboards.sweep_data import SweepData, report_data
 
@@ -39,11 +57,13 @@ HTTP_TIMEOUT_S = 10
 
 #: The figures, in page order.
 FIGURES: tuple[Callable[[SweepData], Section], ...] = (
-    fig_curves.accuracy_curves, fig_heatmap.rare_heatmap, fig_curves.alignment_curves,
+    fig_marginals.key_means,
+    fig_curves.accuracy_curves, fig_heatmap.rare_heatmap, fig_sampled.search_slices,
+    fig_sampled.search_history, fig_curves.alignment_curves,
     fig_importance.parameter_importance, fig_pareto.accuracy_pareto,
 )
-FIGURE_SLUGS = ("accuracy_curves", "rare_accuracy_heatmap", "feature_alignment",
-                "parameter_importance", "pareto_front")
+FIGURE_SLUGS = ("key_means", "accuracy_curves", "rare_accuracy_heatmap", "search_slices",
+                "search_history", "feature_alignment", "parameter_importance", "pareto_front")
 
 
 class ReportNotLogged(RuntimeError):
@@ -72,26 +92,41 @@ class ReportPaths:
         return [self.html, *self.pngs, *([self.csv] if self.csv else [])]
 
 
-def write_report(data: SweepData, out: str | Path,
-                 importance: str = "auto") -> ReportPaths:
+#: ``progress(step, steps, what)``: what a report is drawing now.
+Progress = Callable[[int, int, str], None]
+
+
+def write_report(data: SweepData, out: str | Path, importance: str = "auto",
+                 progress: Progress | None = None) -> ReportPaths:
     """Draws every figure of ``data`` into ``out`` and writes the HTML page there.
 
     Args:
         data: The sweep, already loaded.
         out: The folder to write to (created if needed). PNGs of figures this sweep cannot
             show are removed, so a folder reused across runs holds no stale figure.
+        importance: ``auto``, ``fanova`` or ``ped-anova`` (the importance figure's estimator).
+        progress: Called as ``progress(step, steps, what)`` before each step (each figure,
+            the table, the page): ``mixup-sweep report`` prints a line on stderr for each.
     """
     folder = Path(out).expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / CSV_FILE
     # auto: PED-ANOVA where its top 10% is sound, else fANOVA (fig_importance refuses it then)
     method = "ped-anova" if importance == "auto" else importance
-    sections = [make(data, method) if make is fig_importance.parameter_importance
-                else make(data) for make in FIGURES]
-    sections.append(best_table.best_configs(data, csv))
+    steps: list[tuple[str, Callable[[], Section]]] = [
+        ("the answer", lambda: answer.answer_section(data))]
+    steps += [(slug.replace("_", " "), functools.partial(make, data, method)
+               if make is fig_importance.parameter_importance else functools.partial(make, data))
+              for slug, make in zip(FIGURE_SLUGS, FIGURES, strict=True)]
+    steps.append(("the best-configs table", lambda: best_table.best_configs(data, csv)))
     pngs: dict[str, Path] = {}
     notes = []
-    for section in sections:
+    sections = []
+    for number, (what, make_section) in enumerate(steps, start=1):
+        if progress is not None:
+            progress(number, len(steps) + 1, what)
+        section = make_section()
+        sections.append(section)
         target = folder / f"{section.slug}.png"
         if section.figure is not None:
             section.figure.savefig(target, dpi=DPI, facecolor="white")
@@ -100,6 +135,8 @@ def write_report(data: SweepData, out: str | Path,
         elif section.slug in FIGURE_SLUGS:
             target.unlink(missing_ok=True)
             notes.append(f"{section.title}: {section.note}")
+    if progress is not None:
+        progress(len(steps) + 1, len(steps) + 1, "the page")
     html_path = folder / HTML_FILE
     html_path.write_text(page.render(data, sections, pngs), encoding="utf-8")
     return ReportPaths(html=html_path, pngs=list(pngs.values()), csv=csv, notes=notes)
@@ -107,7 +144,7 @@ def write_report(data: SweepData, out: str | Path,
 
 def build_report(sweep: Sweep | str, *, storage: str | Path = "sweep_results",
                  out: str | Path | None = None, mlflow: bool = True,
-                 importance: str = "auto") -> ReportPaths:
+                 importance: str = "auto", progress: Progress | None = None) -> ReportPaths:
     """Builds the sweep's report and logs it to the sweep's MLflow parent run.
 
     Args:
@@ -117,6 +154,8 @@ def build_report(sweep: Sweep | str, *, storage: str | Path = "sweep_results",
         out: Where to write; default ``<storage>/<name>/report/``.
         mlflow: Log the files as artifacts of the parent run recorded in ``sweep.json``. A
             failure there is a one-line warning on stderr, never an error.
+        importance: The importance figure's estimator (``auto``, ``fanova``, ``ped-anova``).
+        progress: See :func:`write_report` (:func:`progress_lines` prints them).
 
     Returns:
         The paths of the HTML page, the PNG figures and the CSV table.
@@ -137,7 +176,7 @@ def build_report(sweep: Sweep | str, *, storage: str | Path = "sweep_results",
                          "pass --out DIR to write its report elsewhere while it runs")
     folder = Path(out) if out is not None else sweep.directory / "report"
     try:
-        report = write_report(data, folder, importance)
+        report = write_report(data, folder, importance, progress)
     except OSError as err:  # --out where nothing can be written, a full disk
         raise UsageError(f"{'--out ' + str(out) if out is not None else folder}: the report "
                          f"cannot be written there ({err.strerror or err})") from None
@@ -151,6 +190,17 @@ def build_report(sweep: Sweep | str, *, storage: str | Path = "sweep_results",
             print(f"warning: report not logged to MLflow ({err}); it is in {report.html.parent}",
                   file=sys.stderr, flush=True)
     return report
+
+
+def progress_lines(stream: TextIO | None = None) -> Progress:
+    """A :data:`Progress` that prints ``report: 3/10 parameter importance (1.2 s)`` lines."""
+    started = time.monotonic()
+
+    def show(step: int, steps: int, what: str) -> None:
+        print(f"report: {step}/{steps} {what} ({time.monotonic() - started:.1f} s)",
+              file=stream or sys.stderr, flush=True)
+
+    return show
 
 
 def log_report_to_mlflow(report: ReportPaths, *, tracking_uri: str, parent_run_id: str) -> None:

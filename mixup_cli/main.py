@@ -406,11 +406,12 @@ def _cmd_tracking(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from dashboards.report import build_report
+    from dashboards.report import build_report, progress_lines
     from sweeps.sweep import Sweep
 
     report = build_report(Sweep.load(args.name, storage=args.storage), out=args.out,
-                          mlflow=not args.no_mlflow, importance=args.importance)
+                          mlflow=not args.no_mlflow, importance=args.importance,
+                          progress=progress_lines())
     print(report.html)
     for note in report.notes:
         print(f"  skipped: {note}")

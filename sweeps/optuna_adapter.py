@@ -1,9 +1,9 @@
 """The Optuna adapter: the only module of the project that imports optuna.
 
-Three uses: the seeded TPE sampler of ``search.algorithm: optuna`` (handed to Ray Tune's
-``OptunaSearch`` by sweeps.execution.tuner), the journal-file study that packed Optuna sweeps ask
-whole packs of configs from (:class:`PackStudy`), and fANOVA parameter importance over a finished sweep's
-trials, replayed into an in-memory study (Ray Tune has no importance analysis, ray#25522).
+Two uses: the journal-file study that every ``search.algorithm: optuna`` sweep, packed or not,
+asks its configs from and tells its results to (:class:`JournalStudy`, driven by
+sweeps.execution.tuner's searcher), and fANOVA / PED-ANOVA parameter importance over a finished
+sweep's trials, replayed into an in-memory study (Ray Tune has no importance analysis, ray#25522).
 """
 
 from __future__ import annotations
@@ -15,16 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import optuna
     from optuna.distributions import BaseDistribution
-
-
-def tpe_sampler(seed: int) -> optuna.samplers.BaseSampler:
-    """A seeded TPE sampler, so an Optuna sweep proposes the same trials on every run."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _distribution(values: list[Any]) -> BaseDistribution:
@@ -137,13 +128,19 @@ def _search_distribution(kind: str, values: Sequence[Any], low: float | None,
     raise ValueError(f"{kind!r} cannot be searched by Optuna")  # grid: refused by the spec loader
 
 
-class PackStudy:
-    """The Optuna study of a packed ``search.algorithm: optuna`` sweep.
+class JournalStudy:
+    """The Optuna study of a ``search.algorithm: optuna`` sweep, packed or not.
 
     It lives in a journal file in the sweep folder (``optuna.journal``: ``resume`` reopens it,
     and ``optuna-dashboard optuna.journal`` shows it). :meth:`ask` hands out a whole pack's
-    configs at once; TPE's constant liar treats the members still training as if they had
-    scored worst, so one pack does not ask for one point ``n`` times.
+    configs at once (one for an unpacked trial); TPE's constant liar treats the trials still
+    training as if they had scored worst, so one pack does not ask for one point ``n`` times.
+    While a trial trains, :meth:`report` keeps its objective per epoch (Optuna's intermediate
+    values) and :meth:`annotate` its user attributes (our trial id, the chosen epoch's values).
+
+    Reports and attributes go through the storage by trial id (``BaseStorage``'s public
+    methods): ``optuna.trial.Trial`` would run the sampler's ``before_trial`` again for a trial
+    reopened after a resume.
     """
 
     def __init__(self, path: str, *, name: str,
@@ -156,24 +153,63 @@ class PackStudy:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.distributions = {key: _search_distribution(*dim) for key, dim in space.items()}
+        self._storage = JournalStorage(JournalFileBackend(path))
         self.study = optuna.create_study(
-            study_name=name, storage=JournalStorage(JournalFileBackend(path)),
+            study_name=name, storage=self._storage,
             sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
             directions=["maximize" if mode == "max" else "minimize" for mode in modes],
             load_if_exists=True)
+        self._study_id = self._storage.get_study_id_from_name(name)
+        self._single = len(modes) == 1
+        self._trial_ids: dict[int, int] = {}  # Optuna trial number -> its storage id
 
     def ask(self, n: int) -> list[tuple[int, dict[str, Any]]]:
         """``n`` new trials: (Optuna trial number, params) each."""
         asked = [self.study.ask(fixed_distributions=self.distributions) for _ in range(n)]
         return [(trial.number, dict(trial.params)) for trial in asked]
 
+    def running_attrs(self) -> list[dict[str, Any]]:
+        """The user attributes of the trials still running in the journal (what they had
+        reached when a driver was killed; a resumed sweep goes on from there)."""
+        import optuna
+
+        return [dict(t.user_attrs) for t in
+                self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
+
+    def _trial_id(self, number: int) -> int:
+        known = self._trial_ids.get(number)
+        if known is None:
+            known = self._trial_ids[number] = \
+                self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        return known
+
+    def report(self, number: int, epoch: int, value: float) -> None:
+        """Keeps trial ``number``'s objective at ``epoch`` (Optuna's intermediate value; a
+        multi-objective study has none, as Optuna's ``Trial.report`` refuses them). Not
+        finite values and finished trials are left out; an epoch reported again (a resumed
+        trial re-sends its last report) overwrites the same value."""
+        import optuna
+
+        if not self._single or not math.isfinite(value):
+            return
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            self._storage.set_trial_intermediate_value(self._trial_id(number), epoch, value)
+
+    def annotate(self, number: int, attrs: Mapping[str, Any]) -> None:
+        """Sets user attributes of trial ``number`` (JSON values); a finished trial keeps its own."""
+        import optuna
+
+        trial_id = self._trial_id(number)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            for key, value in attrs.items():
+                self._storage.set_trial_user_attr(trial_id, key, value)
+
     def tell(self, number: int, values: Sequence[float] | None) -> None:
         """Completes trial ``number`` with one value per objective; None or a NaN fails it (a
         diverged trial). A trial already finished (told before a resume) is left as it is."""
         import optuna
 
-        trial = self.study.trials[number]
-        if trial.state.is_finished():
+        if self._storage.get_trial(self._trial_id(number)).state.is_finished():
             return
         if values is None or not all(math.isfinite(v) for v in values):
             self.study.tell(number, state=optuna.trial.TrialState.FAIL)

@@ -36,7 +36,14 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         plan_trials,
         sample_value,
     )
-    from sweeps.execution.progress import PLAIN_ENV, LivePanel, ProgressLine, make_display
+    from sweeps.execution.progress import (
+        ETA_AFTER,
+        ETA_MIN_SECONDS,
+        PLAIN_ENV,
+        LivePanel,
+        ProgressLine,
+        make_display,
+    )
     from sweeps.execution.ray_patches import TESTED_RAY, check_ray, install, installed_ray
     from sweeps.execution.repair import repair_holes
     from sweeps.execution.scheduling import Rungs, may_cut
@@ -70,23 +77,23 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
 
 _EXPORTS = {
     "DriverSink": "sink",
+    "ETA_AFTER": "progress",
+    "ETA_MIN_SECONDS": "progress",
     "EventSink": "tuner",
     "FAILPOINT_ENV": "failpoints",
     "FAILPOINT_HOLD_S": "failpoints",
+    "FROM_KEY": "packing",
     "GRID_KEY": "trainables",
     "JOIN_TIMEOUT_S": "tuner",
     "LivePanel": "progress",
     "MAX_MEMBERS": "packing",
+    "MEMBER_KEY": "packing",
     "MEMORY_SHARE": "packing",
     "OPEN_SINKS": "sink",
     "OPTUNA_JOURNAL": "tuner",
     "OPTUNA_ROUNDS": "packing",
     "PACK_KEY": "packing",
-    "plan_split": "packing",
-    "pack_members": "packing",
     "PACK_LOST": "packing",
-    "MEMBER_KEY": "packing",
-    "FROM_KEY": "packing",
     "PLAIN_ENV": "progress",
     "PackSearcher": "tuner",
     "PackTrainable": "trainables",
@@ -103,7 +110,6 @@ _EXPORTS = {
     "VERBOSE_ENV": "tuner",
     "WARNING_KEY": "trainables",
     "aggregate": "seed_group",
-    "repair_holes": "repair",
     "can_resume": "tuner",
     "check_pack": "packing",
     "check_ray": "ray_patches",
@@ -116,11 +122,14 @@ _EXPORTS = {
     "may_cut": "scheduling",
     "member_states": "packing",
     "member_trial_id": "packing",
+    "pack_members": "packing",
     "pack_size": "packing",
     "pack_space": "tuner",
     "param_space": "tuner",
     "plan_packs": "packing",
+    "plan_split": "packing",
     "plan_trials": "packing",
+    "repair_holes": "repair",
     "resume_run": "driver",
     "resume_sweep": "tuner",
     "run_packs": "tuner",
@@ -134,6 +143,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ETA_AFTER",
+    "ETA_MIN_SECONDS",
     "FAILPOINT_ENV",
     "FAILPOINT_HOLD_S",
     "FROM_KEY",

@@ -31,7 +31,8 @@ from sweeps.execution.packing import PACK_KEY, member_trial_id, pack_members, pl
 from sweeps.execution.scheduling import may_cut
 from sweeps.execution.trainables import GRID_KEY, WARNING_KEY, make_trainable, trial_params
 from sweeps.spec import Dimension, SweepSpec
-from sweeps.store.layout import TUNE_DIR
+from sweeps.store.layout import STD_SUFFIX, TUNE_DIR
+from sweeps.store.tables import order_key
 
 #: ``1``: Ray's and MLflow's start-up messages are shown (``mixup-sweep run --verbose``).
 VERBOSE_ENV = "MIXUP_VERBOSE"
@@ -90,36 +91,45 @@ def pack_space(spec: SweepSpec, size: int) -> dict[str, Any]:
     return {PACK_KEY: tune.grid_search(plan_packs(spec, size))}
 
 
-def _searcher(spec: SweepSpec) -> Searcher | BasicVariantGenerator:
+def _tune_space(spec: SweepSpec, pack: int) -> dict[str, Any]:
+    """Tune's param space: none for Optuna (its searcher hands out whole configs, or packs of
+    them), else the grid and sampled keys (:func:`param_space`) or the planned packs."""
+    if spec.search.algorithm == "optuna":
+        return {}
+    return param_space(spec) if pack <= 1 else pack_space(spec, pack)
+
+
+def _searcher(spec: SweepSpec, sweep_dir: Path) -> Searcher | BasicVariantGenerator:
+    """An unpacked sweep's searcher: Optuna's study in the sweep folder (:class:`PackSearcher`
+    with packs of one), or Tune's random/grid generator."""
     s = spec.search
     if s.algorithm == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
-
-        from sweeps.optuna_adapter import tpe_sampler
-
-        objectives = spec.all_objectives
-        if len(objectives) > 1:  # Optuna's multi-objective TPE over every objective
-            optuna = OptunaSearch(metric=[o.metric for o in objectives],
-                                  mode=[o.mode for o in objectives], sampler=tpe_sampler(s.seed))
-        else:
-            optuna = OptunaSearch(metric=spec.objective.metric, mode=spec.objective.mode,
-                                  sampler=tpe_sampler(s.seed))
-        return ConcurrencyLimiter(optuna, max_concurrent=s.max_concurrent)
+        return ConcurrencyLimiter(PackSearcher(spec, 1, sweep_dir), max_concurrent=s.max_concurrent)
     return BasicVariantGenerator(max_concurrent=s.max_concurrent, random_state=s.seed)
 
 
-#: The Optuna study of a packed Optuna sweep, in the sweep folder.
+#: The Optuna study of an Optuna sweep, in the sweep folder.
 OPTUNA_JOURNAL = "optuna.journal"
+#: User attributes of each Optuna trial: our trial id, how many seeds it averages, and the epoch
+#: chosen so far (by the first objective, ``sweeps.store.tables.order_key``) with
+#: ``best/<metric>`` and ``best/<metric>_std`` there for the objectives and every test metric,
+#: the names of the trials table's columns.
+_TRIAL_ID_ATTR, _SEEDS_ATTR, _EPOCH_ATTR, _BEST_ATTR = "trial_id", "seeds", "best_epoch", "best/"
 
 
 class PackSearcher(Searcher):
-    """Optuna for packs: each Tune trial asks the study for a whole pack of configs, and each
-    member trial's result is told when it ends (the objective at its last report, as Ray Tune's
-    ``OptunaSearch`` tells an unpacked trial's; a diverged member fails its Optuna trial).
+    """Optuna for every Optuna sweep: each Tune trial asks the study for its config, or for a
+    whole pack of configs when ``size`` > 1, and each (member) trial's result is told when it
+    ends (the objective at its last report, as Ray Tune's ``OptunaSearch`` tells a trial's; a
+    diverged trial fails its Optuna trial).
 
-    The study lives in ``optuna.journal`` in the sweep folder (sweeps.optuna_adapter.PackStudy);
-    Tune checkpoints which Optuna trials each pack holds, so ``resume`` goes on with the same
-    study and the same pending trials.
+    The study lives in ``optuna.journal`` in the sweep folder (sweeps.optuna_adapter.JournalStudy),
+    packed or not, so ``optuna-dashboard`` opens every Optuna sweep. While a trial trains, its
+    objective per epoch is reported to its Optuna trial (intermediate values) and its user
+    attributes (``trial_id``, ``seeds``, ``best_epoch``, ``best/<metric>``) follow its chosen
+    epoch. Tune checkpoints which Optuna trials each Tune trial holds, so ``resume`` goes on
+    with the same study and the same pending trials; the chosen epochs so far are read back
+    from the journal.
     """
 
     def __init__(self, spec: SweepSpec, size: int, sweep_dir: Path) -> None:
@@ -127,6 +137,7 @@ class PackSearcher(Searcher):
         self._space = {key: (dim.kind, list(dim.values), dim.low, dim.high, dim.q)
                        for key, dim in spec.search_space.items()}
         self._size, self._total = size, spec.search.num_samples
+        self._seeds = len(spec.seeds)
         self._journal = str(sweep_dir.resolve() / OPTUNA_JOURNAL)
         self._name, self._seed = sweep_dir.resolve().name, spec.search.seed
         self._objectives = [o.metric for o in spec.all_objectives]
@@ -136,6 +147,8 @@ class PackSearcher(Searcher):
         #: member trial id -> each objective at its last report
         self._last: dict[str, dict[str, float]] = {}
         self._told: set[str] = set()
+        #: member trial id -> the order key of its chosen epoch so far (rebuilt from the journal)
+        self._chosen: dict[str, tuple[float, float, int, str]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_study": None}  # the study is reopened from its journal
@@ -143,15 +156,22 @@ class PackSearcher(Searcher):
     @property
     def study(self) -> Any:
         if self._study is None:
-            from sweeps.optuna_adapter import PackStudy
+            from sweeps.optuna_adapter import JournalStudy
 
-            self._study = PackStudy(self._journal, name=self._name, space=self._space,
-                                    modes=self._directions, seed=self._seed)
+            self._study = JournalStudy(self._journal, name=self._name, space=self._space,
+                                       modes=self._directions, seed=self._seed)
         return self._study
 
     def set_search_properties(self, metric: str | None, mode: str | None,
                               config: dict[str, Any], **spec: Any) -> bool:
         return True
+
+    def _members(self, trial_id: str) -> list[tuple[str, int]]:
+        """(our trial id, Optuna trial number) of each trial a Tune trial trains."""
+        numbers = self._packs.get(trial_id, [])
+        if self._size == 1:
+            return [(trial_id, n) for n in numbers]
+        return [(member_trial_id(trial_id, j), n) for j, n in enumerate(numbers)]
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if trial_id in self._packs:
@@ -161,37 +181,72 @@ class PackSearcher(Searcher):
             return Searcher.FINISHED  # type: ignore[return-value]  # Ray's sentinel string
         trials = self.study.ask(min(self._size, self._total - asked))
         self._packs[trial_id] = [number for number, _ in trials]
+        for member_id, number in self._members(trial_id):
+            self.study.annotate(number, {_TRIAL_ID_ATTR: member_id, _SEEDS_ATTR: self._seeds})
+        if self._size == 1:
+            return trials[0][1]
         return {PACK_KEY: [params for _, params in trials]}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self._size == 1:
+            self._observe(trial_id, 0, result)
+            return
         # Tune hands searchers the result flattened: "trials/<member>/<metric>", "finished/<member>"
+        rows: dict[str, dict[str, Any]] = {}
         finished = []
         for key, value in result.items():
             head, _, rest = key.partition("/")
             if head == "trials":
                 member_id, _, metric = rest.partition("/")
-                if metric in self._objectives:
-                    self._last.setdefault(member_id, {})[metric] = float(value)
+                rows.setdefault(member_id, {})[metric] = value
             elif head == "finished" and rest:
                 finished.append((rest, value[0]))
+        for member_id, row in rows.items():
+            self._observe(trial_id, int(member_id.rsplit("-", 1)[1]), row)
         for member_id, status in finished:
             self._tell(trial_id, member_id, status)
+
+    def _observe(self, trial_id: str, position: int, row: dict[str, Any]) -> None:
+        """One epoch of a (member) trial: its objectives' last values, the first objective as
+        the Optuna trial's intermediate value, and the user attributes of its chosen epoch when
+        this epoch is chosen over the ones before (the rule of the trials table's best epoch)."""
+        members = self._members(trial_id)
+        if position >= len(members) or members[position][0] in self._told:
+            return
+        member_id, number = members[position]
+        for metric in self._objectives:
+            if metric in row:
+                self._last.setdefault(member_id, {})[metric] = float(row[metric])
+        first, epoch = self._objectives[0], row.get("epoch")
+        value = _finite(row.get(first))
+        if epoch is None or value is None:
+            return
+        self.study.report(number, int(epoch), value)
+        key = order_key(value, _finite(row.get(first + STD_SUFFIX)), int(epoch), "",
+                        self._directions[0])
+        if member_id in self._chosen and self._chosen[member_id] <= key:
+            return
+        self._chosen[member_id] = key
+        shown = [m for m in row if m.removesuffix(STD_SUFFIX) in self._objectives
+                 or m.startswith("test/")]
+        attrs = {_BEST_ATTR + m: v for m in shown if (v := _finite(row[m])) is not None}
+        self.study.annotate(number, {_EPOCH_ATTR: int(epoch), **attrs})
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
         if result:
             self.on_trial_result(trial_id, result)
-        for j in range(len(self._packs.get(trial_id, []))):
-            self._tell(trial_id, member_trial_id(trial_id, j), "ERROR" if error else "TERMINATED")
+        for member_id, _ in self._members(trial_id):
+            self._tell(trial_id, member_id, "ERROR" if error else "TERMINATED")
 
     def _tell(self, trial_id: str, member_id: str, status: str) -> None:
-        if member_id in self._told or trial_id not in self._packs:
+        numbers = dict(self._members(trial_id))
+        if member_id in self._told or member_id not in numbers:
             return
-        number = self._packs[trial_id][int(member_id.rsplit("-", 1)[1])]
         last = self._last.get(member_id, {})
         values = None if status == "ERROR" or any(m not in last for m in self._objectives) \
             else [last[m] for m in self._objectives]
-        self.study.tell(number, values)
+        self.study.tell(numbers[member_id], values)
         self._told.add(member_id)
 
     def save(self, checkpoint_path: str) -> None:
@@ -204,6 +259,22 @@ class PackSearcher(Searcher):
         self._packs, self._last = state["packs"], state["last"]
         self._told = set(state["told"])
         self.study.fail_unclaimed({n for numbers in self._packs.values() for n in numbers})
+        # the journal, not the checkpoint, knows each trial's chosen epoch up to the kill
+        first, mode = self._objectives[0], self._directions[0]
+        for attrs in self.study.running_attrs():
+            value, epoch = _finite(attrs.get(_BEST_ATTR + first)), attrs.get(_EPOCH_ATTR)
+            if _TRIAL_ID_ATTR in attrs and value is not None and epoch is not None:
+                std = _finite(attrs.get(_BEST_ATTR + first + STD_SUFFIX))
+                self._chosen[attrs[_TRIAL_ID_ATTR]] = order_key(value, std, int(epoch), "", mode)
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (a missing metric, NaN)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 class SwitchOffAwareASHA(ASHAScheduler):
@@ -498,16 +569,12 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, factory: SinkFactory, *,
         tune_config = tune.TuneConfig(
             metric=spec.objective.metric if single else None,
             mode=spec.objective.mode if single else None,
-            search_alg=_searcher(spec), scheduler=_scheduler(spec),
+            search_alg=_searcher(spec, sweep_dir), scheduler=_scheduler(spec),
             num_samples=spec.search.num_samples, reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id)
-    if pack <= 1:
-        space = param_space(spec)
-    else:
-        space = {} if spec.search.algorithm == "optuna" else pack_space(spec, pack)
     tuner = tune.Tuner(
         make_trainable(spec, sweep_dir, pack),
-        param_space=space,
+        param_space=_tune_space(spec, pack),
         tune_config=tune_config,
         run_config=_run_config(spec, sweep_dir, factory),
     )
@@ -542,10 +609,8 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path, *, pack: int = 1,
     _prepare_tune()
     if packs is not None:
         space: dict[str, Any] = {PACK_KEY: tune.grid_search(packs)}
-    elif pack <= 1:
-        space = param_space(spec)
     else:
-        space = {} if spec.search.algorithm == "optuna" else pack_space(spec, pack)
+        space = _tune_space(spec, pack)
     tuner = tune.Tuner.restore(
         str((sweep_dir / name).resolve()),
         trainable=make_trainable(spec, sweep_dir, pack if packs is None else 2),

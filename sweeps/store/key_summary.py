@@ -138,8 +138,8 @@ class KeySummaries:
         return sentence(self, name=name, metric=metric)
 
     def records(self) -> list[dict[str, Any]]:
-        """One JSON-ready row per (key, level), full precision (see :func:`records`)."""
-        return records(self)
+        """One JSON-ready row per (key, level), full precision (see :func:`level_records`)."""
+        return level_records(self)
 
 
 # ----------------------------------------------------------------------------- computing
@@ -379,7 +379,7 @@ def sentence(summaries: KeySummaries, *, name: Callable[[str], str] = str,
             f"{name(last.key)} least ({_moves(last)}).")
 
 
-def records(summaries: KeySummaries) -> list[dict[str, Any]]:
+def level_records(summaries: KeySummaries) -> list[dict[str, Any]]:
     """One row per (key, level): ``key``, ``kind``, ``binned``, ``level`` (its label),
     ``value`` (the config value, null when missing, [low, high] for a bin), ``mean``,
     ``ci_low``, ``ci_high`` (null without an interval), ``points``, ``trials``,

@@ -150,8 +150,13 @@ def test_report_writes_every_figure_and_one_page_into_the_sweep_folder(
         main_like: tuple[Path, report.ReportPaths]) -> None:
     storage, paths = main_like
     assert paths.html == (storage / "main_like" / "report" / "report.html").resolve()
-    assert [p.stem for p in paths.pngs] == list(report.FIGURE_SLUGS)
-    assert paths.notes == []
+    # a grid: no slice plots or search history (the heatmap and per-key means show it); the
+    # main job's Pareto front shows no trade-off (every configuration at common accuracy 1.0)
+    skipped = {"search_slices", "search_history", "pareto_front"}
+    assert [p.stem for p in paths.pngs] == [s for s in report.FIGURE_SLUGS if s not in skipped]
+    assert len(paths.notes) == len(skipped)
+    assert any("A grid" in note for note in paths.notes)
+    assert any("no trade-off" in note for note in paths.notes)
     for png in paths.pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths.csv is not None and paths.csv.is_file()
@@ -212,7 +217,8 @@ def test_real_data_sweep_skips_feature_figures_with_a_note(tmp_path: Path) -> No
     drawn = {p.stem for p in paths.pngs}
     assert {"accuracy_curves", "rare_accuracy_heatmap", "parameter_importance"} <= drawn
     assert "feature_alignment" not in drawn and "pareto_front" not in drawn
-    assert len(paths.notes) == 2
+    assert "search_slices" not in drawn and "search_history" not in drawn  # a grid
+    assert len(paths.notes) == 4
     page = paths.html.read_text()
     assert "No feature-alignment metrics" in page
     assert "no rare/common split" in page
@@ -266,12 +272,14 @@ def test_importance_ranks_the_switch_off_epoch_first_when_it_drives_the_objectiv
         assert sum(bars.values()) == pytest.approx(1.0, abs=0.02)
 
 
-def test_continuous_search_is_drawn_as_a_scatter_not_a_heatmap(tmp_path: Path) -> None:
+def test_continuous_search_is_drawn_as_slices_not_a_heatmap(tmp_path: Path) -> None:
     points = [{"mixup.alpha": 0.1 + 0.2 * i, "mixup.stop_epoch": 10 + 3 * i} for i in range(14)]
     write_finished_sweep(tmp_path, "tpe", curve_trials(points, seeds=(0,)), seeds=(0,))
     paths = report.build_report("tpe", storage=tmp_path, mlflow=False)
-    assert "rare_accuracy_heatmap" in {p.stem for p in paths.pngs}
-    assert "Continuous search" in paths.html.read_text()
+    drawn = {p.stem for p in paths.pngs}
+    assert "rare_accuracy_heatmap" not in drawn  # 14 sampled values: not a grid's rows
+    assert {"search_slices", "search_history"} <= drawn
+    assert any("slice" in note for note in paths.notes), paths.notes
 
 
 def test_pareto_front_keeps_exactly_the_undominated_points() -> None:
@@ -328,7 +336,8 @@ def test_main_prints_the_page_and_the_skipped_figures(
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert lines[0].endswith("report.html")
-    assert sum(line.startswith("  skipped:") for line in lines) == 3
+    skipped = [line for line in lines if line.startswith("  skipped:")]
+    assert len(skipped) == 5  # no features, no rare split (Pareto), one key (importance), a grid (2)
 
 
 def test_importing_the_report_loads_neither_mlflow_nor_optuna() -> None:

@@ -143,7 +143,9 @@ def scans(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Counter[str]]:
             for owner, attr, what, how in patches:
                 mp.setattr(owner, attr, _counting(counter, what, getattr(owner, attr), **how))
             paths = report.build_report(name, storage=storage, mlflow=False)
-        assert len(paths.pngs) == len(report.FIGURE_SLUGS), paths.notes  # every figure drawn
+        # every figure but the heatmap, which a sampled search is not drawn as
+        drawn = {p.stem for p in paths.pngs}
+        assert drawn == set(report.FIGURE_SLUGS) - {"rare_accuracy_heatmap"}, paths.notes
         out[n] = counter.sites
     return out
 
