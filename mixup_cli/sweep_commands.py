@@ -233,8 +233,10 @@ def _summarise(outcome: SweepOutcome, *, report: bool = True) -> int:
     if outcome.tracking_uri.startswith(("http://", "https://")):  # a server: its UI is there
         print(f"MLflow:  {outcome.tracking_uri}  (open it in a browser)")
     else:
-        print(f"MLflow:  {outcome.tracking_uri}  -> open the UI with: "
-              f"mixup-sweep ui --tracking-uri {outcome.tracking_uri}")
+        default = sweep.storage.resolve() == Path(DEFAULT_STORAGE).resolve()
+        where = "" if default else f" --storage {sweep.storage}"
+        print(f"MLflow:  {outcome.tracking_uri}  -> open the UI on this sweep's runs, best "
+              f"first: mixup-sweep ui {name}{where}")
     if not outcome.mlflow_complete:
         print(f"warning: MLflow at {outcome.tracking_uri} did not answer; {outcome.unsynced} "
               "trial(s) are complete in the records and Parquet but not yet in MLflow. Replay "

@@ -216,6 +216,8 @@ def _log_best(tracker: SweepTracker, sweep: Sweep) -> None:
     tracker.set_best(trial_id=trial_id, name=run_name(sweep.records().trials[trial_id].config,
                                                       sweep.searched_keys),
                      metric=metric, value=float(row["value"]), epoch=int(row["epoch"]))
+    tracker.describe_best(row.to_dict(), metric=metric, trials=len(sweep.records().trials),
+                          seeds=len(sweep.seeds))
 
 
 def sync(name: str, *, storage: str | Path, tracking_uri: str | None = None,

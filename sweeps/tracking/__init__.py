@@ -1,6 +1,7 @@
 """The tracking wing: the MLflow mirror of a sweep. The client (tracker, the public API of
 MLflow), the bulk writer into a sqlite store (sqlite_batch, the only file that touches MLflow's
-tables) and replaying a trial from its record (sync).
+tables), replaying a trial from its record (sync) and what the UI shows of the answer as text:
+run names, descriptions, the runs table's view (answer, no MLflow).
 
 Imports the store and spec wings only.
 
@@ -15,6 +16,17 @@ from typing import TYPE_CHECKING
 from sweeps.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from sweeps.tracking.answer import (
+        NOTE,
+        SHARED_VIEW,
+        best_note,
+        chosen_note,
+        run_name,
+        runs_view,
+        trial_about,
+        view_key,
+        view_query,
+    )
     from sweeps.tracking.sqlite_batch import (
         TESTED_MLFLOW,
         TESTED_REVISIONS,
@@ -46,19 +58,23 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         absolute_uri,
         artifact_home,
         bounded_http,
+        check_uri,
         default_tracking_uri,
         log_artifacts,
         rebase_artifacts,
         resolve_tracking_uri,
-        run_name,
         tracking_unusable,
     )
 
 _EXPORTS = {
     "ARTIFACTS_DIR": "tracker",
     "CHECK_TIMEOUT_S": "tracker",
+    "CLASSIC_KIND": "tracker",
+    "EXPERIMENT_KIND": "tracker",
     "MAX_ERROR_CHARS": "tracker",
+    "NOTE": "answer",
     "RUN_STATUS": "tracker",
+    "SHARED_VIEW": "answer",
     "SUMMARY_PREFIXES": "tracker",
     "SqliteBatch": "sqlite_batch",
     "SweepTracker": "tracker",
@@ -78,19 +94,24 @@ _EXPORTS = {
     "TrialWrite": "tracker",
     "absolute_uri": "tracker",
     "artifact_home": "tracker",
+    "best_note": "answer",
     "bounded_http": "tracker",
+    "check_uri": "tracker",
+    "chosen_note": "answer",
     "default_tracking_uri": "tracker",
     "log_artifacts": "tracker",
     "rebase_artifacts": "tracker",
     "replay_trial": "sync",
     "resolve_tracking_uri": "tracker",
-    "run_name": "tracker",
-    "CLASSIC_KIND": "tracker",
-    "EXPERIMENT_KIND": "tracker",
+    "run_name": "answer",
+    "runs_view": "answer",
     "store_revision": "sqlite_batch",
     "tracking_unusable": "tracker",
+    "trial_about": "answer",
     "trial_summary": "sync",
     "trial_tags": "sync",
+    "view_key": "answer",
+    "view_query": "answer",
 }
 
 __all__ = [
@@ -99,7 +120,9 @@ __all__ = [
     "CLASSIC_KIND",
     "EXPERIMENT_KIND",
     "MAX_ERROR_CHARS",
+    "NOTE",
     "RUN_STATUS",
+    "SHARED_VIEW",
     "SUMMARY_PREFIXES",
     "TAG_CONFIG",
     "TAG_ERROR",
@@ -119,17 +142,24 @@ __all__ = [
     "TrialWrite",
     "absolute_uri",
     "artifact_home",
+    "best_note",
     "bounded_http",
+    "check_uri",
+    "chosen_note",
     "default_tracking_uri",
     "log_artifacts",
     "rebase_artifacts",
     "replay_trial",
     "resolve_tracking_uri",
     "run_name",
+    "runs_view",
     "store_revision",
     "tracking_unusable",
+    "trial_about",
     "trial_summary",
     "trial_tags",
+    "view_key",
+    "view_query",
 ]
 
 

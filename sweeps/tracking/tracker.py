@@ -8,10 +8,16 @@ avoids MLflow's schema-migration race between processes that open a fresh store 
 
 Runs are found again by their tags, so a resumed or restarted driver reattaches to its runs:
 
-* parent: ``mixup_sweeps.sweep=<name>``, ``mixup_sweeps.role=parent``; run name = sweep name.
+* parent: ``mixup_sweeps.sweep=<name>``, ``mixup_sweeps.role=parent``; run name = sweep name;
+  params = the sweep's settings and, once a trial has started, the config keys that are the
+  same in every trial (all but the searched ones) and the sweep-wide ``extra_params``.
 * child: ``mixup_sweeps.sweep``, ``mixup_sweeps.role=child``, ``mixup_sweeps.trial_id`` and
-  ``mlflow.parentRunId`` (what the UI nests by); run name = trial id; params = the flat dotted
-  config as strings, and ``mixup_sweeps.config_json`` = the same config with its types.
+  ``mlflow.parentRunId`` (what the UI nests by); run name = its searched settings (else its
+  trial id); params = the searched keys as strings (the keys that vary across trials; every
+  config key when the tracker is not told the searched keys), and
+  ``mixup_sweeps.config_json`` = the whole config with its types.
+* descriptions (``mlflow.note.content``, sweeps.tracking.answer): a child's says what it
+  stands for and, once it has ended, its chosen epoch; the parent's the sweep's answer.
 
 Epoch metrics are logged with step = epoch (one ``log_batch`` request per report through
 MLflow's API; in a sqlite store whose schema revision the bulk writer was tested against, a
@@ -44,8 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeps.errors import TrackingUnavailable
+from sweeps.errors import TrackingUnavailable, UsageError
 from sweeps.store.layout import BEST_PREFIX, CONFIG_PREFIX, LAST_PREFIX
+from sweeps.tracking import answer
+from sweeps.tracking.answer import NOTE, run_name
 from sweeps.tracking.sqlite_batch import SqliteBatch, TrialPlan
 
 if TYPE_CHECKING:
@@ -93,12 +101,47 @@ def default_tracking_uri(cwd: Path) -> str:
         (MLflow 3.17 refuses the old ``./mlruns`` file store).
     """
     given = os.environ.get("MLFLOW_TRACKING_URI")
-    return absolute_uri(given, cwd) if given else f"sqlite:///{Path(cwd).resolve() / 'mlflow.db'}"
+    if not given:
+        return f"sqlite:///{Path(cwd).resolve() / 'mlflow.db'}"
+    check_uri(given, cwd, flag="$MLFLOW_TRACKING_URI")
+    return absolute_uri(given, cwd)
 
 
-def resolve_tracking_uri(given: str | None, cwd: Path) -> str:
-    """The URI a command uses: ``given`` made absolute, else :func:`default_tracking_uri`."""
-    return absolute_uri(given, cwd) if given else default_tracking_uri(cwd)
+def resolve_tracking_uri(given: str | None, cwd: Path, *, flag: str = "--tracking-uri") -> str:
+    """The URI a command uses: ``given`` made absolute, else :func:`default_tracking_uri`.
+
+    Raises:
+        UsageError: ``given`` (or ``$MLFLOW_TRACKING_URI``) is a plain path, not a URI; one
+            line naming ``flag`` and the URI it likely means (:func:`check_uri`).
+    """
+    if not given:
+        return default_tracking_uri(cwd)
+    check_uri(given, cwd, flag=flag)
+    return absolute_uri(given, cwd)
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def check_uri(uri: str, cwd: Path, *, flag: str) -> None:
+    """Refuses a tracking URI that is a plain path (``./mlflow.db``, ``mlruns``), which MLflow
+    would take for its old file store and fail on with a long traceback.
+
+    Raises:
+        UsageError: ``<flag> <uri>: not a URI; did you mean sqlite:///<absolute path>?`` (for
+            a folder, its ``mlflow.db``; ``file://`` for a folder that is a file store).
+    """
+    if _SCHEME.match(uri):
+        return
+    path = (Path(cwd) / Path(uri).expanduser()).resolve()
+    if path.is_dir() and (path.name == "mlruns" or any(path.glob("*/meta.yaml"))
+                          or (path / "meta.yaml").is_file()):
+        meant = f"file://{path} (MLflow's old file store; MLflow 3 writes sqlite:///...)"
+    elif path.is_dir():
+        meant = f"sqlite:///{path / 'mlflow.db'}"
+    else:
+        meant = f"sqlite:///{path}"
+    raise UsageError(f"{flag} {uri}: not a URI; did you mean {meant}?")
 
 
 @dataclass(frozen=True)
@@ -136,11 +179,16 @@ class SweepTracker:
                  name_keys: Sequence[str] = (), batched: bool | None = None,
                  sweep_id: str | None = None) -> None:
         _quoted(sweep_name)  # refuse a name we could not search for, before anything is logged
-        #: The config keys a child run logs as params (None: all); the whole config is its
-        #: ``mixup_sweeps.config`` tag either way. ``extra_params`` are logged with them.
+        #: The config keys a child run logs as params when the searched keys (``name_keys``)
+        #: are not given (None: all); the whole config is its ``mixup_sweeps.config_json`` tag.
         self.param_keys = None if param_keys is None else frozenset(param_keys)
+        #: Sweep-wide params (e.g. the seeds): on the parent run when the searched keys are
+        #: known, else on every child run.
         self.extra_params = _params(extra_params or {})
-        #: The searched keys a child run is named by (``α=1 same off@500``; none: its trial id).
+        #: The searched keys: they name a child run (``α=1 same off@500``; none: its trial id)
+        #: and are its params; the other config keys are the same in every trial and are
+        #: logged once, on the parent run (a key whose value differs from it there is a
+        #: child's param too). None given: a child run logs every key of ``param_keys``.
         self.name_keys = list(name_keys)
         self.tracking_uri = tracking_uri
         self.sweep_name = sweep_name
@@ -150,6 +198,13 @@ class SweepTracker:
         self._experiment_id: str | None = None
         self._parent_id: str | None = None
         self._runs: dict[str, str] = {}  # trial id -> child run id
+        #: The objective (metric, mode), read from the parent's params (``spec.objective.*``):
+        #: a child's description names the epoch chosen on it.
+        self._objective: tuple[str, str] | None = None
+        self._sweep_note = ""  # the parent's description as the sweep began (its spec's)
+        self._parent_params: dict[str, str] = {}  # what the parent run has logged
+        self._base_logged = False  # the constant config keys are on the parent run
+        self._about: dict[str, tuple[str, int]] = {}  # trial id -> (its description, seeds)
         self._last_step: dict[str, int | None] = {}  # run id -> last epoch logged (None: none)
         #: :meth:`write_trials` writes a sqlite store in one transaction (None: not decided yet,
         #: see :attr:`batched`); ``batched=False`` keeps to MLflow's API.
@@ -216,13 +271,39 @@ class SweepTracker:
         """The sweep's experiment id if the store has it (nothing is created)."""
         return self._find_experiment()
 
+    def runs_page(self, *, metric: str, mode: str, metrics: Sequence[str] = ()) -> str | None:
+        """The path in MLflow's UI (``/#/experiments/<id>/runs?...``) of the sweep's child runs,
+        flat (not nested under the parent run) and sorted by ``best/<metric>``, each trial's
+        value at its chosen epoch, best first; None when the store has no experiment for it.
+
+        The view (filter, order, and as columns ``best/<metric>``, its std, ``best_epoch``,
+        ``metrics`` and the searched keys) is saved as an experiment tag the UI opens it from
+        (``viewStateShareKey``, sweeps.tracking.answer); where that tag cannot be written, the
+        URL itself carries the filter and the order, and MLflow picks the columns.
+        """
+        experiment = self._find_experiment()
+        if experiment is None:
+            return None
+        view = answer.runs_view(self._filter("child"), metric=metric, mode=mode,
+                                metrics=metrics, params=self.name_keys)
+        key = answer.view_key(view)
+        try:
+            self._client.set_experiment_tag(experiment, answer.SHARED_VIEW + key,
+                                            json.dumps(view))
+        except Exception:  # e.g. no EDIT permission on a server: the URL alone still sorts
+            return f"/#/experiments/{experiment}/runs?{answer.view_query(view)}"
+        return f"/#/experiments/{experiment}/runs?{answer.view_query(view, key)}"
+
     def start_sweep(self, *, params: Mapping[str, Any], tags: Mapping[str, str],
                     parent_run_id: str | None = None) -> str:
         """Opens the sweep's parent run, or reopens the one a previous driver left.
 
         Args:
             params: The sweep's settings as flat dotted keys; values are logged as ``str()``.
-            tags: Extra tags (git commit, spec path...), set again on every start.
+                ``spec.objective.metric`` and ``spec.objective.mode`` name the objective a
+                child's description gives its chosen epoch by.
+            tags: Extra tags (git commit, spec path...), set again on every start;
+                ``mlflow.note.content`` (the description) ends the sweep's answer.
             parent_run_id: The parent recorded by a previous driver; if it no longer exists, the
                 parent is looked up by its tags, and a new one made if there is none.
 
@@ -240,11 +321,17 @@ class SweepTracker:
         if run is None:
             self._parent_id = self._create_run(self.sweep_name, all_tags)
             self._log_batch(self._parent_id, params=flat)
+            self._parent_params = dict(flat)
         else:
             self._parent_id = run.info.run_id
             self._log_batch(self._parent_id, params=_unlogged(run, flat), tags=all_tags)
             if run.info.status != "RUNNING":
                 self._reopen(self._parent_id)
+            self._parent_params = {**run.data.params, **flat}
+        if "spec.objective.metric" in flat:
+            self._objective = (flat["spec.objective.metric"],
+                               flat.get("spec.objective.mode", "max"))
+        self._sweep_note = all_tags.get(NOTE, "")
         return self._parent_id
 
     def set_best(self, *, trial_id: str, name: str, metric: str, value: float,
@@ -256,6 +343,25 @@ class SweepTracker:
                         tags={"mixup_sweeps.best_trial": trial_id,
                               "mixup_sweeps.best_settings": name or trial_id,
                               "mixup_sweeps.best_epoch": str(epoch)})
+
+    def describe_best(self, best: Mapping[str, Any], *, metric: str, trials: int,
+                      seeds: int) -> None:
+        """Writes the sweep's answer as the parent run's description (its overview in MLflow's
+        UI): the best trial in words, the objective with its spread at the chosen epoch, the
+        test metrics there and how many trials tie, then the spec's description.
+
+        Args:
+            best: The first row of ``Sweep.best`` (``trial_id``, ``epoch``, ``value``, ``ties``,
+                ``config/<key>``, the metrics at that epoch and their ``_std``).
+            metric: The objective the row is ranked by.
+            trials: How many trials the sweep ran.
+            seeds: How many seeds each value is a mean over.
+        """
+        mode = self._objective[1] if self._objective and self._objective[0] == metric else "max"
+        note = answer.best_note(best, metric=metric, mode=mode, keys=self.name_keys,
+                                trials=trials, seeds=seeds, sweep_name=self.sweep_name,
+                                description=self._sweep_note)
+        self._log_batch(self._require_parent(), tags={NOTE: note[:_MAX_TAG_CHARS]})
 
     def finish_sweep(self, status: str) -> None:
         """Ends the parent run; child runs still RUNNING (trials never finished) become KILLED.
@@ -317,12 +423,31 @@ class SweepTracker:
         if len(config_json) > _MAX_TAG_CHARS:
             raise ValueError(f"trial {trial_id}: config JSON has {len(config_json)} characters; "
                              f"MLflow keeps at most {_MAX_TAG_CHARS} in a tag")
+        about = answer.trial_about(flat, self.name_keys, *_merged(tags))
+        self._about[trial_id] = (about, _seed_count(tags, self.extra_params))
         all_tags = {**_strings(tags), TAG_SWEEP: self.sweep_name, TAG_ROLE: "child",
                     TAG_TRIAL: trial_id, TAG_STATUS: "RUNNING", TAG_CONFIG: config_json,
-                    TAG_PARENT: parent_id, **self._id_tag()}
-        if self.param_keys is not None:
-            flat = {k: v for k, v in flat.items() if k in self.param_keys}
-        return all_tags, {**_params(flat), **self.extra_params}
+                    TAG_PARENT: parent_id, NOTE: about, **self._id_tag()}
+        if not self.name_keys:
+            if self.param_keys is not None:
+                flat = {k: v for k, v in flat.items() if k in self.param_keys}
+            return all_tags, {**_params(flat), **self.extra_params}
+        self._log_base(parent_id, flat)
+        return all_tags, {k: v for k, v in _params(flat).items()
+                          if k in self.name_keys or self._parent_params.get(k, v) != v}
+
+    def _log_base(self, parent_id: str, config: Mapping[str, Any]) -> None:
+        """Logs on the parent run, once, the config keys every trial shares (all but the
+        searched ones and ``seed``: a trial averages the sweep's seeds) and the sweep-wide
+        params. A key the parent already has keeps its value."""
+        if self._base_logged:
+            return
+        base = {**_params({k: v for k, v in config.items()
+                           if k not in self.name_keys and k != "seed"}), **self.extra_params}
+        new = {k: v for k, v in base.items() if k not in self._parent_params}
+        self._log_batch(parent_id, params=new)
+        self._parent_params |= new
+        self._base_logged = True
 
     def write_trial(self, trial_id: str, *,
                     start: tuple[Mapping[str, Any], Mapping[str, str], bool] | None = None,
@@ -407,9 +532,7 @@ class SweepTracker:
         if write.finish is not None:
             status, summary, error = write.finish
             mlflow_status = _mlflow_status(status)
-            tags |= {TAG_STATUS: status.upper(), TAG_SUMMARY_KEYS: json.dumps(sorted(summary))}
-            if error is not None:
-                tags[TAG_ERROR] = error[:MAX_ERROR_CHARS]
+            tags |= self._finish_tags(trial_id, status, summary, error)
             rows.append((0, _finite(summary)))
         return TrialPlan(trial_id, run_id, create, params, rows, tags, mlflow_status, last)
 
@@ -512,11 +635,24 @@ class SweepTracker:
         """
         mlflow_status = _mlflow_status(status)
         run_id = self._attached(trial_id)
+        tags = self._finish_tags(trial_id, status, summary, error)
+        self._log_batch(run_id, metrics=_finite(summary), tags=tags)
+        self._terminate(run_id, mlflow_status)
+
+    def _finish_tags(self, trial_id: str, status: str, summary: Mapping[str, float],
+                     error: str | None) -> dict[str, str]:
+        """The status and error tags of an ending trial, and its description: what it stands
+        for (as its start wrote it) and the epoch chosen on the objective, with the values."""
         tags = {TAG_STATUS: status.upper(), TAG_SUMMARY_KEYS: json.dumps(sorted(summary))}
         if error is not None:
             tags[TAG_ERROR] = error[:MAX_ERROR_CHARS]
-        self._log_batch(run_id, metrics=_finite(summary), tags=tags)
-        self._terminate(run_id, mlflow_status)
+        if trial_id in self._about:
+            about, seeds = self._about[trial_id]
+            metric = self._objective[0] if self._objective else None
+            ended = answer.chosen_note(_finite(summary), status=status, metric=metric,
+                                       seeds=seeds)
+            tags[NOTE] = f"{about}\n\n{ended}"[:_MAX_TAG_CHARS]
+        return tags
 
     # ------------------------------------------------------------------------ reading back
 
@@ -920,42 +1056,37 @@ def _strings(tags: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items()}
 
 
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 #: The experiment tag MLflow's UI reads to pick its view: a sweep is "custom model development"
 #: (the classic runs table), not GenAI (traces, an assistant panel, runs as "Evaluations").
 EXPERIMENT_KIND = "mlflow.experimentKind"
 CLASSIC_KIND = "custom_model_development"
 
 
-def run_name(config: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """A child run's name from its searched settings, e.g. ``α=1 same off@500``: α, the label
-    scheme, ``off@E`` (``never off``) for the switch-off epoch, ``key=value`` for other keys.
-    A trial in which Mixup never mixes (α = 0, or switched off at epoch 0) is ``ERM``: its
-    α, scheme and switch-off do not matter (they are merged away), the other keys still show."""
-    erm = (config.get("mixup.alpha") == 0 or config.get("mixup.stop_epoch") == 0) and any(
-        key in _MIXUP_ONLY for key in keys)  # only where a Mixup setting is what tells trials apart
-    parts = ["ERM"] if erm else []
-    for key in keys:
-        if erm and key in _MIXUP_ONLY:
+def _merged(tags: Mapping[str, str]) -> tuple[list[dict[str, Any]], int | None]:
+    """The grid points merged into a trial and how many it stands for, from the tags the
+    driver gives it (``mixup_sweeps.merged``, cut at 4,000 characters; ``stands_for``)."""
+    try:
+        points = json.loads(tags.get("mixup_sweeps.merged", "[]"))
+    except json.JSONDecodeError:  # cut short: the count still says how many
+        points = []
+    try:
+        count = int(tags.get("mixup_sweeps.stands_for", ""))
+    except ValueError:
+        count = None
+    return [p for p in points if isinstance(p, dict)] if isinstance(points, list) else [], count
+
+
+def _seed_count(tags: Mapping[str, str], extra_params: Mapping[str, str]) -> int:
+    """How many seeds a trial's values are means over (``mixup_sweeps.seeds``, or the
+    ``seeds`` param); 0 when unknown."""
+    for text in (tags.get("mixup_sweeps.seeds"), extra_params.get("seeds")):
+        try:
+            seeds = json.loads(text or "")
+        except json.JSONDecodeError:
             continue
-        value = config.get(key)
-        if key == "mixup.alpha":
-            parts.append(f"α={_short(value)}")
-        elif key == "mixup.label_scheme":
-            parts.append(str(value))
-        elif key == "mixup.stop_epoch":
-            parts.append("never off" if value is None else f"off@{value}")
-        else:
-            parts.append(f"{key.rsplit('.', 1)[-1]}={_short(value)}")
-    return " ".join(parts)[:_MAX_PARAM_CHARS]
-
-
-#: Keys that mean nothing once Mixup never mixes (see mixup_core.config.trains_as).
-_MIXUP_ONLY = frozenset({"mixup.alpha", "mixup.label_scheme", "mixup.label_param",
-                         "mixup.stop_epoch", "mixup.stop_mode", "mixup.fold"})
+        if isinstance(seeds, list):
+            return len(seeds)
+    return 0
 
 
 def _params(values: Mapping[str, Any]) -> dict[str, str]:

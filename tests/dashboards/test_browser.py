@@ -4,7 +4,9 @@ One sweep is run with the real CLI (Ray, MLflow on sqlite, Parquet), its report 
 logged to the parent run, and a real browser checks what a user would see: every figure
 rendered at its size and not blank, the trial ids and metric names on the page; then the
 MLflow UI (a React app, served by ``mlflow server``) with the trials nested under the sweep's
-parent run, a trial's metrics, the parallel-coordinates comparison, and the logged report.
+parent run, a trial's metrics, the parallel-coordinates comparison, and the logged report; the
+page ``mixup-sweep ui NAME`` opens (the trials flat, in the order of ``best``) and the answer on
+the parent run's overview.
 
 Screenshots go to ``test-artifacts/browser/`` (git-ignored; CI keeps the folder). Chromium
 must be installed (Debian: ``apt-get install -y chromium``): without it these tests fail.
@@ -13,6 +15,7 @@ must be installed (Debian: ``apt-get install -y chromium``): without it these te
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import urllib.parse
@@ -25,9 +28,10 @@ import pytest
 from PIL import Image
 
 from dashboards.report import ReportPaths, build_report
+from sweeps.sweep import Sweep
 from tests.browser import Chromium
-from tests.conftest import start_mlflow_server, stop_group
-from tests.sweep_helpers import mixup_sweep, sweep_runs, write_spec
+from tests.conftest import free_port, start_mlflow_server, stop_group, wait_until
+from tests.sweep_helpers import CLI, cli_env, mixup_sweep, sweep_runs, write_spec
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 SWEEP = "browser_demo"
@@ -206,3 +210,99 @@ def test_mlflow_ui_shows_the_report_logged_on_the_parent_run(browser: Chromium, 
     browser.wait_for(names)
     browser.screenshot(ARTIFACTS / "mlflow_report_artifacts.png",
                        clip={"x": 0, "y": 0, "width": 1700, "height": 1100})
+
+
+# ------------------------------------------------------------------- MLflow on the answer
+
+#: The runs table's rows in the order shown: run id, name, and the objective's cell.
+ROWS = """(() => {
+    const rows = sel => Array.from(document.querySelectorAll(sel + ' .ag-row'))
+        .sort((a, b) => a.getAttribute('row-index') - b.getAttribute('row-index'));
+    const names = Object.fromEntries(rows('.ag-pinned-left-cols-container').map(r => [
+        r.getAttribute('row-id'),
+        // the cell shows the run's colour chip ("#8396a5") above its name
+        r.querySelector('[col-id="attributes.`Run Name`"]').innerText.trim().split('\\n').pop()]));
+    return rows('.ag-center-cols-container').map(r => ({
+        id: r.getAttribute('row-id'), name: names[r.getAttribute('row-id')],
+        value: r.querySelector('[col-id="metrics.`best/val/acc_rare`"]').innerText.trim()}));
+})()"""
+
+
+def test_children_carry_only_the_searched_params_and_describe_themselves(sweep: RealSweep) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(sweep.tracking_uri)
+    parent = client.get_run(sweep.parent_run_id)
+    for run_id, name in sweep.names.items():
+        run = client.get_run(run_id)
+        assert set(run.data.params) == {"mixup.alpha", "mixup.stop_epoch"}, name
+        note = run.data.tags["mlflow.note.content"]
+        assert f"Chosen epoch {int(run.data.metrics['best_epoch'])}: its best val/acc_rare" in note
+        assert "- test/acc_rare: " in note
+    erm = next(run_id for run_id, name in sweep.names.items() if name == "ERM")
+    assert client.get_run(erm).data.tags["mlflow.note.content"].startswith(
+        "ERM (Mixup never mixes: α = 0). Stands for 2 grid points that train alike: "
+        "switch-off epoch ∈ {10, never}, α = 0.")
+    # what every trial shares is on the parent, once
+    assert parent.data.params["data.dim"] == "200" and parent.data.params["seeds"] == "[0, 1]"
+    assert "mixup.alpha" not in parent.data.params and "seed" not in parent.data.params
+
+
+def test_the_parent_runs_overview_opens_on_the_answer(browser: Chromium, mlflow_ui: str,
+                                                     sweep: RealSweep) -> None:
+    [best] = Sweep.load(SWEEP, storage=sweep.storage).best(top=1).to_dict("records")
+    browser.goto(f"{mlflow_ui}/#/experiments/{sweep.experiment_id}/runs/{sweep.parent_run_id}")
+    browser.wait_for("document.body.innerText.includes('Best of 3 trials')")
+    text = _page_text(browser)
+    name = sweep.names[sweep.trials[best["trial_id"]]]
+    assert (f"Best of 3 trials by val/acc_rare (max): {name}, trial {best['trial_id']} at its "
+            f"chosen epoch {best['epoch']}: val/acc_rare {best['value']:.4f}") in text
+    assert f"test/acc_rare {best['test/acc_rare']:.4f}" in text  # before "Show more"
+    browser.screenshot(ARTIFACTS / "mlflow_parent_answer.png",
+                       clip={"x": 0, "y": 0, "width": 1700, "height": 1100})
+
+
+def test_mlflow_ui_name_opens_the_trials_flat_in_the_order_of_best(
+        browser: Chromium, sweep: RealSweep, tmp_path: Path) -> None:
+    port = free_port()
+    ui = subprocess.Popen([*CLI, "ui", SWEEP, "--storage", "res", "--port", str(port)],
+                          cwd=sweep.storage.parent, env=cli_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert ui.stdout is not None
+        assert select.select([ui.stdout], [], [], SERVER_START_S)[0], "ui printed no URL"
+        line = ui.stdout.readline().decode()
+        url = line.split(": ", 1)[1].split(" (Ctrl-C")[0]
+        assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/{sweep.experiment_id}/"
+                              "runs?viewStateShareKey="), line
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout=SERVER_START_S, what="the UI's server answering", every=0.3)
+        browser.goto(url)
+        browser.wait_for("document.body.innerText.includes('3 matching runs')")
+        browser.wait_for("document.querySelectorAll('.ag-center-cols-container .ag-row')"
+                         ".length === 3")
+        rows = browser.evaluate(ROWS)
+        shot = browser.screenshot(tmp_path / "mlflow_landing.png")
+        (ARTIFACTS / "mlflow_landing.png").write_bytes(shot.read_bytes())
+        print(f"MLflow landing page: {shot}")
+    finally:
+        stop_group(ui)
+    assert _distinct_colours(shot) >= MIN_COLOURS
+    # flat: every trial is a row of its own without expanding anything, the parent is none
+    assert sorted(r["id"] for r in rows) == sorted(sweep.trials.values())
+    assert {r["id"]: r["name"] for r in rows} == sweep.names
+    # in the order of `best`: its values, best first; tied values (if any) in either order
+    ranked = Sweep.load(SWEEP, storage=sweep.storage).best(top=None)
+    assert [float(r["value"]) for r in rows] == pytest.approx(list(ranked["value"]), abs=1e-12)
+    for row, trial_id, value in zip(rows, ranked["trial_id"], ranked["value"], strict=True):
+        ties = set(ranked.loc[(ranked["value"] - value).abs() <= 1e-12, "trial_id"])
+        assert row["id"] == sweep.trials[trial_id] or row["id"] in {sweep.trials[t] for t in ties}
+    assert "Sort: best/val/acc_rare" in _page_text(browser)
+

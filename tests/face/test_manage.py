@@ -127,7 +127,9 @@ def test_run_ends_with_the_report_and_the_answer_on_the_parent_run_and_a_copy_ke
     assert f"Report:  {report}" in out.stdout and report.is_file()
     uri = f"sqlite:///{lab / 'mlflow.db'}"
     parent, _ = sweep_runs(uri, "answer")
-    assert parent.data.tags["mlflow.note.content"] == "α = 0 against α = 1 on a small task"
+    note = parent.data.tags["mlflow.note.content"]  # the overview opens on the answer
+    assert note.startswith("**Best of 2 trials by val/acc_rare (max): "), note
+    assert note.endswith("\n\nα = 0 against α = 1 on a small task"), note
     [top] = json.loads(mixup_sweep("best", "answer", "--storage", "res", "--json", "--top", "1",
                                    cwd=lab).stdout.strip().splitlines()[-1])
     assert parent.data.tags["mixup_sweeps.best_trial"] == top["trial_id"]
@@ -143,6 +145,8 @@ def test_run_ends_with_the_report_and_the_answer_on_the_parent_run_and_a_copy_ke
     shutil.rmtree(lab)  # anything that still points at the original would recreate it
     out = mixup_sweep("report", "answer", "--storage", "res", cwd=copy)
     assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
+    steps = [line for line in out.stderr.splitlines() if line.startswith("report: ")]
+    assert len(steps) >= 5 and steps[-1].startswith(f"report: {len(steps)}/{len(steps)} the page")
     assert not lab.exists()
     uri = f"sqlite:///{copy / 'mlflow.db'}"
     parent, children = sweep_runs(uri, "answer")

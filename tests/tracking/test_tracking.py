@@ -24,6 +24,7 @@ from sweeps.errors import TrackingUnavailable
 from sweeps.tracking import SweepTracker, TrialWrite, default_tracking_uri
 from sweeps.tracking.sqlite_batch import TESTED_REVISIONS, SqliteBatch, store_revision
 from tests.conftest import free_port, start_mlflow_server, stop_group
+from tests.tracking.conftest import copy_sqlite
 
 EPOCHS = (10, 20, 30)
 #: Trial id -> how it ends (None: never finished, a leftover that finish_sweep kills).
@@ -108,24 +109,7 @@ def _assert_sweep_recorded(uri: str, name: str, parent_id: str) -> None:
 # ---------------------------------------------------------------------------- stores and servers
 
 
-def _copy_sqlite(source: Path, target: Path) -> None:
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-
-
-@pytest.fixture(scope="session")
-def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty sqlite store with MLflow's schema; creating one takes ~6 s, copying it none."""
-    path = tmp_path_factory.mktemp("migrated") / "mlflow.db"
-    SweepTracker(f"sqlite:///{path}", sweep_name="schema").check()
-    return path
-
-
-@pytest.fixture
-def sqlite_uri(migrated_store: Path, tmp_path: Path) -> str:
-    target = tmp_path / "mlflow.db"
-    _copy_sqlite(migrated_store, target)
-    return f"sqlite:///{target}"
+# migrated_store and sqlite_uri: tests/tracking/conftest.py
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +117,7 @@ def mlflow_server(migrated_store: Path, tmp_path_factory: pytest.TempPathFactory
     """A real ``mlflow server`` on a free local port, in its own process group; yields its URI."""
     workdir = tmp_path_factory.mktemp("mlflow_server")  # also where it would put artifacts
     database = workdir / "srv.db"
-    _copy_sqlite(migrated_store, database)  # pre-migrated: the server starts seconds sooner
+    copy_sqlite(migrated_store, database)  # pre-migrated: the server starts seconds sooner
     server, uri = start_mlflow_server(f"sqlite:///{database}", workdir, timeout=60)
     try:
         yield uri
@@ -272,7 +256,7 @@ def test_a_batched_pass_writes_what_mlflows_api_writes(migrated_store: Path,
                                                        tmp_path: Path) -> None:
     uris, contents = {}, {}
     for batched in (False, True):
-        _copy_sqlite(migrated_store, tmp_path / f"{batched}.db")
+        copy_sqlite(migrated_store, tmp_path / f"{batched}.db")
         uri = uris[batched] = f"sqlite:///{tmp_path / f'{batched}.db'}"
         tracker = SweepTracker(uri, sweep_name="same", batched=batched)
         parent = tracker.start_sweep(params=SPEC_PARAMS, tags={})
