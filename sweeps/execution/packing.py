@@ -116,15 +116,28 @@ def plan_split(records: Iterable[TrialRecord]) -> list[list[dict[str, Any]]]:
     return packs
 
 
+#: Searched keys that can decide whether a trial packs (its model, its data, its batches).
+PACKING_KEYS = ("model.", "data.", "optim.batch_size", "device", "precision")
+
+
 def check_pack(spec: SweepSpec, size: int) -> None:
-    """SpecError naming ``execution.pack`` when ``spec`` cannot run with packs of ``size``."""
+    """SpecError naming ``execution.pack`` when ``spec`` cannot run with packs of ``size``:
+    its base config, or one of its grid points, or a sampled key that decides packing."""
     if size <= 1:
         return
     key = "execution.pack"
+    deciding = {k: dim for k, dim in spec.search_space.items() if k.startswith(PACKING_KEYS)}
     try:
         check_packable(spec.base)
+        for name, dim in deciding.items():
+            for value in dim.values if dim.kind in ("grid", "choice") else ():
+                check_packable(spec.base.replace(**{name: value}))
     except ConfigError as err:
         raise SpecError(spec.path, key, str(err)) from None
+    sampled = [k for k, dim in deciding.items() if dim.kind not in ("grid", "choice")]
+    if sampled:
+        raise SpecError(spec.path, key, f"{sampled[0]} is sampled and decides whether a trial "
+                                        "packs; search it on a grid to pack")
 
 
 def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float,

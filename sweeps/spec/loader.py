@@ -216,7 +216,7 @@ def parse_pack(r: _Reader, value: object, key: str = "execution.pack") -> int | 
 
 def _parse_execution(r: _Reader, value: object) -> tuple[int | str, int]:
     raw = r.section(value, "execution", ("pack", "retries"))
-    return (parse_pack(r, raw.get("pack", 1)),
+    return (parse_pack(r, raw.get("pack", "auto")),
             r.integer(raw.get("retries", 2), "execution.retries", minimum=0, maximum=MAX_RETRIES))
 
 

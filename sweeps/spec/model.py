@@ -116,7 +116,7 @@ class SweepSpec:
     seeds: tuple[int, ...]
     smoke: dict[str, Any]  # dotted trial overrides that shrunk() applies
     #: ``execution.pack``: trials per Ray Tune trial ("auto", or 1 = one trial per Ray trial).
-    pack: int | str = 1
+    pack: int | str = "auto"
     #: ``execution.retries``: how often a Ray Tune trial whose process or node died is tried
     #: again from its state file; a pack that fails once more is split (sweeps.execution.packing).
     retries: int = 2

@@ -16,6 +16,18 @@ def _describe_dimension(dim: Dimension) -> str:
     return f"{dim.kind} [{dim.low}, {dim.high}{closing}{step}"
 
 
+def _unpackable(spec: SweepSpec) -> str | None:
+    """Why ``pack: auto`` trains this spec's trials one per Ray trial (None: it packs)."""
+    from mixup_core.errors import ConfigError
+    from mixup_core.packed import check_packable
+
+    try:
+        check_packable(spec.base)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
 def _assignments(values: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in values.items())
 
@@ -50,9 +62,12 @@ def format_plan(spec: SweepSpec) -> str:
     asha = (f" (grace_period {sched.grace_period}, max_t {sched.max_t}, "
             f"reduction_factor {sched.reduction_factor})") if sched.kind == "asha" else ""
     lines.append(f"Scheduler: {sched.kind}{asha}")
-    per = "pack" if spec.pack != 1 else "trial"
+    unpackable = _unpackable(spec) if spec.pack == "auto" else None
+    per = "pack" if spec.pack != 1 and unpackable is None else "trial"
     lines.append(f"Resources per {per}: {spec.resources.cpu} CPU, {spec.resources.gpu} GPU")
-    if spec.pack != 1:
+    if unpackable is not None:
+        lines.append(f"Execution: pack auto -> one trial per Ray trial: {unpackable}")
+    elif spec.pack != 1:
         lines.append(f"Execution: pack {spec.pack} (trials per Ray trial; auto: one pack per "
                      "free CPU/GPU slot)")
     lines.append(f"Seeds per trial: {', '.join(str(seed) for seed in spec.seeds)}")

@@ -198,7 +198,7 @@ def test_a_tracking_server_that_stays_down_leaves_everything_in_parquet_for_sync
 
 
 def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
-    spec = long_spec(tmp_path, "driverless")
+    spec = long_spec(tmp_path, "driverless", execution={"pack": 1})  # one trial per Ray trial
     [hit] = kill_while_held(lambda env: start_on(cluster, spec, tmp_path, env=env),
                             tmp_path / "failpoints", at_epochs=(400,), timeout=300)
     held = RecordLog(tmp_path / "res" / "driverless").trials[hit["trial_id"]]

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from sweeps.execution.progress import LivePanel, ProgressLine, make_display
 from tests.sweep_helpers import CLI, cli_env, mixup_sweep, write_spec
 
@@ -74,16 +76,22 @@ def test_a_pipe_gets_plain_lines_with_the_eta_and_the_best_settings(tmp_path: Pa
     assert "INFO" not in out.stdout + out.stderr and "Token authentication" not in out.stderr
 
 
-def test_make_display_picks_by_the_stream_and_the_eta_follows_the_rate() -> None:
+def test_make_display_picks_by_the_stream_and_the_eta_follows_the_rate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sweeps.execution.progress as progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
     assert type(make_display(metric="m", mode="max", total=2, stream=io.StringIO())) is (
         ProgressLine)
     line = ProgressLine(metric="m", mode="max", total=3, stream=io.StringIO(), budget=100)
     line.trial("a", epoch=0, budget=100, name="α=1")
     assert line.eta() is None  # nothing trained yet: no rate
-    line.started -= 10.0  # 10 s ago
-    line.trial("a", epoch=50, budget=100, name="α=1")  # 50 trial-epochs in 10 s
+    line.trial("a", epoch=10, budget=100, name="α=1")  # the first trained epochs
+    clock[0] += 10.0
+    line.trial("a", epoch=60, budget=100, name="α=1")  # 50 trial-epochs in 10 s since then
     eta = line.eta()
-    assert eta is not None and abs(eta - (50 + 2 * 100) / 5.0) < 0.5
-    line.offer("a", 50, 0.9)
-    assert "(α=1 @ epoch 50)" in line.render()
+    assert eta is not None and abs(eta - (40 + 2 * 100) / 5.0) < 1e-6
+    line.offer("a", 60, 0.9)
+    assert "(α=1 @ epoch 60)" in line.render()
     assert issubclass(LivePanel, ProgressLine)

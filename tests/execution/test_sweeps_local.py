@@ -126,7 +126,8 @@ def test_a_killed_driver_resumes_to_exactly_the_planned_trials(tmp_path):
         trial={"data": {"dim": 400, "n_train": 60, "n_test": 200}, "optim.epochs": 1500,
                "log_every": 20},
         search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
-        search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1])
+        search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1],
+        execution={"pack": 1})  # one trial per Ray trial (packs: tests/execution/test_packed_sweeps.py)
     [hit] = run_and_kill(spec, tmp_path, at_epochs=(200,))
     before = RecordLog(tmp_path / "res" / "killed").trials
     held = before[hit["trial_id"]]
