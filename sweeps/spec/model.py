@@ -165,7 +165,8 @@ class SweepSpec:
         """The ``--smoke`` version: ``smoke`` overrides, at most 20 epochs, 2 samples, 1 seed.
 
         Grid dimensions keep their first two values; ASHA's ``max_t`` and ``grace_period`` are
-        clipped to the new epoch count; no GPU is requested (a smoke run must work anywhere).
+        clipped to the new epoch count; no GPU and at most one CPU per trial is requested (a
+        smoke run must work anywhere, and its trials run side by side on a laptop).
         """
         from sweeps.spec.loader import _smoke_base
 
@@ -177,7 +178,7 @@ class SweepSpec:
                  if dim.kind == "grid" else dim for key, dim in self.search_space.items()}
         search = dataclasses.replace(
             self.search, num_samples=min(self.search.num_samples, SMOKE_SAMPLES))
-        resources = dataclasses.replace(self.resources, gpu=0.0)
+        resources = dataclasses.replace(self.resources, gpu=0.0, cpu=min(self.resources.cpu, 1.0))
         return dataclasses.replace(self, base=base, search_space=space, search=search,
                                    scheduler=scheduler, seeds=self.seeds[:1], resources=resources)
 
