@@ -39,6 +39,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from mixup_core.autograd_pack import AutogradGroup, autograd_packable
+from mixup_core.autograd_pack import data_key as autograd_data_key
+from mixup_core.autograd_pack import group_key as autograd_group_key
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import TaskData, build_data
 from mixup_core.errors import ConfigError
@@ -55,7 +58,11 @@ Status = Literal["running", "done", "stopped", "diverged"]
 
 
 def check_packable(config: TrialConfig) -> None:
-    """Raises ConfigError (naming the key) unless ``config`` can be a member of a pack."""
+    """Raises ConfigError (naming the key) unless ``config`` can be a member of a pack: an image
+    model in the autograd engine (:mod:`mixup_core.autograd_pack`), or the patch CNN with
+    full-batch GD in the closed-form engine (this module)."""
+    if autograd_packable(config) is None:
+        return
     if config.model.name != "patch_cnn" or config.data.is_image:
         raise ConfigError(f"execution.pack: only the patch CNN on the feature-noise task packs; "
                           f"model.name {config.model.name!r} with data.name "
@@ -505,9 +512,19 @@ class Pack:
         ]
         datasets: dict[str, TaskData] = {}
         grouped: dict[tuple[Any, ...], tuple[TaskData, list[Member], list[Tensor]]] = {}
+        images: dict[tuple[Any, ...], tuple[list[Member], list[TaskData]]] = {}
         for member in self.members:
             c = member.config
             data_key = repr((sorted(dataclasses.asdict(c.data).items()), c.seed))
+            if autograd_packable(c) is None:  # the autograd engine stacks and moves its data
+                if data_key not in datasets:
+                    datasets[data_key] = build_data(c.data, c.seed)
+                data = datasets[data_key]
+                entry_images = images.setdefault(
+                    ("autograd", autograd_group_key(c), autograd_data_key(data)), ([], []))
+                entry_images[0].append(member)
+                entry_images[1].append(data)
+                continue
             if data_key not in datasets:
                 datasets[data_key] = build_data(c.data, c.seed).to(self.device)
             data = datasets[data_key]
@@ -517,9 +534,12 @@ class Pack:
             entry = grouped.setdefault(key, (data, [], []))
             entry[1].append(member)
             entry[2].append(model.weight.detach())
-        self.groups = [_Group(data, members, weights, key[3], self.device,
-                              gram=use_gram(data) if gram is None else gram)
-                       for key, (data, members, weights) in grouped.items()]
+        self.groups: list[_Group | AutogradGroup] = [
+            _Group(data, members, weights, key[3], self.device,
+                   gram=use_gram(data) if gram is None else gram)
+            for key, (data, members, weights) in grouped.items()]
+        self.groups += [AutogradGroup(members, self.device, data=data)
+                        for members, data in images.values()]
 
     @property
     def running(self) -> list[Member]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from mixup_core.autograd_pack import autograd_packable
 from mixup_core.errors import ConfigError
 from mixup_core.packed import check_packable, member_bytes
 from sweeps.errors import SpecError
@@ -40,6 +41,13 @@ from sweeps.store.records import TrialRecord
 PACK_KEY = "pack"
 #: At most this many members (trials × seeds) in one pack.
 MAX_MEMBERS = 1024
+#: Why ``pack: auto`` trains image trials one per Ray trial on CPUs (``pack: N`` packs them).
+IMAGE_PACKS_ON_CPU = ("on a CPU a pack of image trials trains no faster than one trial after "
+                      "another (benchmarks/packed_images.py: 0.44-1.39x per member-step), so "
+                      "auto packs them on GPUs only; pack: N packs them anyway")
+#: ``pack: auto`` on GPUs: members per pack of image trials (each its own weights, activations
+#: and data; the one-step memory probe of a CUDA device is not written yet).
+MAX_IMAGE_MEMBERS = 24
 #: ``pack: auto``: the packs that run at once may hold this share of the cluster's memory.
 MEMORY_SHARE = 0.5
 #: ``pack: auto`` with Optuna: each CPU (GPU) slot trains this many packs one after another, so
@@ -151,15 +159,18 @@ def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float
         check_pack(spec, 2)
     except SpecError:
         return 1  # auto never packs what cannot be packed
+    images = autograd_packable(spec.base) is None
+    if images and not (spec.resources.gpu > 0 and gpus > 0):
+        return 1  # on a CPU an image pack's step is no faster (IMAGE_PACKS_ON_CPU)
     if spec.resources.gpu > 0 and gpus > 0:
-        slots = max(1, int(gpus // spec.resources.gpu))
+        slots = max(1, int(gpus // max(1.0, spec.resources.gpu)))  # a pack takes whole GPUs
     else:
         slots = max(1, int(cpus // max(spec.resources.cpu, 1e-9)))
     # Optuna learns from finished trials: its packs are sized for OPTUNA_ROUNDS per slot
     rounds = OPTUNA_ROUNDS if spec.search.algorithm == "optuna" else 1
     size = math.ceil(spec.trial_count() / (slots * rounds))
-    members = MAX_MEMBERS
-    if memory > 0:
+    members = MAX_IMAGE_MEMBERS if images else MAX_MEMBERS
+    if memory > 0 and not images:
         members = min(members, int(MEMORY_SHARE * memory / slots // member_bytes(spec.base)))
     return max(1, min(size, members // len(spec.seeds)))
 

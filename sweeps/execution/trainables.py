@@ -331,8 +331,10 @@ def make_trainable(spec: SweepSpec, sweep_dir: Path, pack: int = 1) -> Any:
     else:
         trainable = tune.with_parameters(SweepTrainable, base=base, seeds=list(spec.seeds),
                                          states=states)
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    return tune.with_resources(trainable, resources)
+    gpu = spec.resources.gpu
+    if pack > 1 and 0 < gpu < 1:
+        gpu = 1.0  # a pack fills its device: whole GPUs (fractions stay valid for pack: 1)
+    return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": gpu})
 
 
 # ---------------------------------------------------------------------------- ASHA for packs

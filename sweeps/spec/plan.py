@@ -18,6 +18,7 @@ def _describe_dimension(dim: Dimension) -> str:
 
 def _unpackable(spec: SweepSpec) -> str | None:
     """Why ``pack: auto`` trains this spec's trials one per Ray trial (None: it packs)."""
+    from mixup_core.autograd_pack import autograd_packable
     from mixup_core.errors import ConfigError
     from mixup_core.packed import check_packable
 
@@ -25,6 +26,10 @@ def _unpackable(spec: SweepSpec) -> str | None:
         check_packable(spec.base)
     except ConfigError as err:
         return str(err)
+    if autograd_packable(spec.base) is None and spec.resources.gpu <= 0:
+        return ("image trials on CPUs: a pack of them trains no faster than one trial after "
+                "another (benchmarks/packed_images.py), so auto packs them on GPUs only; "
+                "pack: N packs them anyway")
     return None
 
 

@@ -263,3 +263,27 @@ def test_a_model_that_mixes_channels_is_refused_by_the_grouped_layout(
     with pytest.raises(ValueError, match="mixes channels"):
         AutogradGroup(members([config(), config(seed=1)]), CPU, layout="grouped")
     AutogradGroup(members([config(), config(seed=1)]), CPU, layout="vmap")  # vmap runs it
+
+
+# -- both engines in one Pack: the one loop over members
+
+
+def test_a_pack_holds_both_engines_and_each_member_follows_its_unpacked_run() -> None:
+    from mixup_core.packed import Pack
+
+    patch = TrialConfig().replace(**{"data.dim": 60, "data.n_train": 24, "data.n_test": 30,
+                                     "data.n_val": 30, "optim.epochs": 2, "log_every": 1,
+                                     "device": "cpu"})
+    images = [config(seed=0), config(seed=1, **{"mixup.alpha": 0.0, "optim.lr": 0.05})]
+    pack = Pack([patch, *images], device="cpu")
+    assert sorted(type(g).__name__ for g in pack.groups) == ["AutogradGroup", "_Group"]
+    results = pack.run()
+    for c, result in zip(images, results[1:], strict=True):
+        assert_close_histories(result.history, unpacked(c), TOLERANCE["small_cnn"])
+    alone = Trainer(patch).run()  # the closed-form engine: tests/core/test_packed.py's tolerance
+    assert [r["epoch"] for r in results[0].history] == [r["epoch"] for r in alone.history]
+    assert results[0].final["test/acc"] == pytest.approx(alone.final["test/acc"], abs=1e-6)
+    state = pack.state_dict()  # the pack's state file holds both kinds of member
+    resumed = Pack([patch, *images], device="cpu")
+    resumed.load_state_dict(state)
+    assert [m.status for m in resumed.members] == ["done"] * 3

@@ -141,6 +141,34 @@ def test_auto_packs_one_per_slot_within_the_member_cap_and_the_memory(tmp_path: 
     assert pack_size(spec, "auto", cpus=1, gpus=0) == min(40, MAX_MEMBERS // 2)
 
 
+def test_auto_packs_image_trials_on_gpus_only_and_a_pack_asks_for_whole_gpus(
+        tmp_path: Path) -> None:
+    from ray import tune
+
+    from sweeps.execution.packing import MAX_IMAGE_MEMBERS, pack_size
+    from sweeps.execution.trainables import make_trainable
+    from sweeps.spec import load_spec
+
+    images = {"data": {"name": "digits"}, "model.name": "small_cnn", "optim.batch_size": 64,
+              "optim.epochs": 2, "log_every": 1}
+    space = {"mixup.alpha": {"kind": "grid", "values": [round(0.1 * i, 1) for i in range(60)]}}
+    cpu = load_spec(write_spec(tmp_path, "cpu", trial=images, seeds=[0, 1], search_space=space))
+    assert pack_size(cpu, "auto", cpus=16, gpus=0) == 1  # a CPU pack of images is no faster
+    assert pack_size(cpu, 4, cpus=16, gpus=0) == 4  # the user's number packs them anyway
+    gpu = load_spec(write_spec(tmp_path, "gpu", trial=images, seeds=[0, 1], search_space=space,
+                               resources={"cpu": 2, "gpu": 0.5}))
+    # 2 GPUs: one pack per whole GPU, 60 trials x 2 seeds capped at MAX_IMAGE_MEMBERS members
+    assert pack_size(gpu, "auto", cpus=16, gpus=2) == MAX_IMAGE_MEMBERS // 2
+
+    def gpus_asked(pack: int) -> float:
+        request = make_trainable(gpu, tmp_path, pack=pack).default_resource_request({})
+        assert isinstance(request, tune.PlacementGroupFactory)
+        return float(request.required_resources.get("GPU", 0.0))
+
+    assert gpus_asked(4) == 1.0  # a pack fills its device: whole GPUs
+    assert gpus_asked(1) == 0.5  # a fraction stays valid for pack: 1
+
+
 def test_asha_judges_every_member_of_a_pack_at_each_rung(tmp_path: Path) -> None:
     from sweeps.execution.scheduling import Rungs
 
