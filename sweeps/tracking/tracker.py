@@ -54,7 +54,7 @@ from sweeps.errors import TrackingUnavailable, UsageError
 from sweeps.store.layout import BEST_PREFIX, CONFIG_PREFIX, LAST_PREFIX
 from sweeps.tracking import answer
 from sweeps.tracking.answer import NOTE, run_name
-from sweeps.tracking.sqlite_batch import SqliteBatch, TrialPlan
+from sweeps.tracking.sqlite_batch import SqliteBatch, TrialPlan, seed_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -753,6 +753,7 @@ class SweepTracker:
         if self._mlflow is None:
             from mlflow.tracking import MlflowClient
 
+            seed_store(self.tracking_uri)  # a new sqlite store: copied, not migrated (~0.9 s)
             self._mlflow = MlflowClient(tracking_uri=self.tracking_uri)
         return self._mlflow
 
