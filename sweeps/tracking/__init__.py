@@ -28,10 +28,12 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         view_query,
     )
     from sweeps.tracking.sqlite_batch import (
+        CACHE_ENV,
         TESTED_MLFLOW,
         TESTED_REVISIONS,
         SqliteBatch,
         TrialPlan,
+        seed_store,
         store_revision,
     )
     from sweeps.tracking.sync import replay_trial, trial_summary, trial_tags
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
 
 _EXPORTS = {
     "ARTIFACTS_DIR": "tracker",
+    "CACHE_ENV": "sqlite_batch",
     "CHECK_TIMEOUT_S": "tracker",
     "CLASSIC_KIND": "tracker",
     "EXPERIMENT_KIND": "tracker",
@@ -105,6 +108,7 @@ _EXPORTS = {
     "resolve_tracking_uri": "tracker",
     "run_name": "answer",
     "runs_view": "answer",
+    "seed_store": "sqlite_batch",
     "store_revision": "sqlite_batch",
     "tracking_unusable": "tracker",
     "trial_about": "answer",
@@ -116,6 +120,7 @@ _EXPORTS = {
 
 __all__ = [
     "ARTIFACTS_DIR",
+    "CACHE_ENV",
     "CHECK_TIMEOUT_S",
     "CLASSIC_KIND",
     "EXPERIMENT_KIND",
@@ -153,6 +158,7 @@ __all__ = [
     "resolve_tracking_uri",
     "run_name",
     "runs_view",
+    "seed_store",
     "store_revision",
     "tracking_unusable",
     "trial_about",
