@@ -36,14 +36,13 @@ from dashboards.sweep_data import (
     SweepData,
     value_order,
 )
+from sweeps.store.key_summary import SAMPLED_KINDS  # drawn from a range: never an axis
 from sweeps.store.layout import STD_SUFFIX
 from sweeps.store.tables import MERGED
 
 #: With the dimension kinds unknown (a sweep recorded before they were), a key with more values
 #: than this is taken for a sampled one.
 MAX_CELLS = 12
-#: Dimension kinds that draw values from a range: never a heatmap axis.
-SAMPLED_KINDS = frozenset({"uniform", "loguniform", "quniform", "randint"})
 SCOPES: tuple[tuple[Scope, str], ...] = (("last", "at the last epoch"),
                                          ("best", "at the best epoch"))
 CHANCE_COLOUR = "#d62728"
