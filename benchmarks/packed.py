@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 
 import torch
+from _reference import Trainer  # the unpacked oracle (tests/core/reference_trainer.py)
 
 from mixup_core import TrialConfig
-from mixup_core.packed import Pack
-from mixup_core.training import Trainer
+from mixup_core.training import Pack
 
 
 def step_flops(config: TrialConfig, gram: bool) -> float:

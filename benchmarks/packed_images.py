@@ -1,8 +1,8 @@
 """Packed image trials (the autograd engine) against the unpacked Trainer, epoch by epoch.
 
 For each pack size B it trains B members of one architecture as one
-:class:`~mixup_core.autograd_pack.AutogradGroup` and, in the same process and in alternating
-rounds, one unpacked :class:`~mixup_core.training.Trainer` of the first member's config. Members
+:class:`~mixup_core.training.autograd.AutogradGroup` and, in the same process and in alternating
+rounds, one unpacked reference trainer (tests/core/reference_trainer.py) of the first member's config. Members
 differ as a sweep's do: learning rate, α and label scheme, and seeds 0..2 (each seed its own data
 set, initial weights, order, crops and mixing). Every run is the digits recipe: minibatch SGD with
 momentum 0.9 and weight decay 5e-4, Mixup on, random crops; training only (no evaluation).
@@ -41,16 +41,16 @@ import time
 from collections.abc import Callable
 
 import torch
+from _reference import Trainer  # the unpacked oracle (tests/core/reference_trainer.py)
 
 from mixup_core import TrialConfig
-from mixup_core.autograd_pack import AutogradGroup
 from mixup_core.data import TaskData, build_data
 from mixup_core.data.base import ImageSpec
 from mixup_core.data.cifar import CIFAR10_MEAN, CIFAR10_STD
-from mixup_core.packed import Member
 from mixup_core.schemes import make_label_scheme
 from mixup_core.seeding import Stream, make_generator
-from mixup_core.training import Trainer
+from mixup_core.training.autograd import AutogradGroup
+from mixup_core.training.member import Member
 
 RECIPE = {"optim.batch_size": 64, "optim.lr": 0.1, "optim.momentum": 0.9,
           "optim.weight_decay": 5e-4, "optim.epochs": 10_000, "log_every": 10_000,

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from mixup_core.config import flatten_nested, from_flat
-from sweeps.execution.seed_group import SeedGroup
+from mixup_core.training import Pack
 
 TRIAL = {"data": {"dim": 200, "n_train": 60, "n_test": 200}, "optim.epochs": 40, "log_every": 10}
 
@@ -41,9 +41,7 @@ def in_process(trials: int) -> float:
     start = time.perf_counter()
     for i in range(trials):
         config = from_flat({**flatten_nested(TRIAL), "mixup.alpha": round(0.1 * (i + 1), 2)})
-        group = SeedGroup(config, [0])
-        while not group.done:
-            group.advance()
+        Pack([config]).run()  # one trial of one seed: a pack of one, as a sweep trains it
     return time.perf_counter() - start
 
 

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from mixup_cli.trial_io import build_trial_config
 from mixup_core.reproduce import TABLE_METRICS, RowSummary, reproduce
-from mixup_core.training import METRIC_NAMES, Trainer, TrainingDiverged
+from mixup_core.training import METRIC_NAMES, Pack, TrainingDiverged
 from sweeps.store.spread import format_spread, interval, spread_note
 
 _COLUMNS = ("epoch", *METRIC_NAMES)
@@ -41,14 +41,13 @@ class MetricsTable:
 
 def run_single_trial(path: str | None, assignments: list[str], *, as_json: bool) -> int:
     config = build_trial_config(path, assignments)
-    trainer = Trainer(config)
+    pack = Pack([config])  # one trial of one seed: a pack of one
     table = MetricsTable()
-    print(f"device {trainer.device}; {config.epochs_to_train} epochs; seed {config.seed}")
+    print(f"device {pack.device}; {config.epochs_to_train} epochs; seed {config.seed}")
     print(table.header(), flush=True)
-    try:
-        result = trainer.run(lambda epoch, metrics: print(table.row(metrics), flush=True))
-    except TrainingDiverged as err:
-        print(f"mixup-sweep train: training diverged: {err}", file=sys.stderr)
+    result = pack.run(lambda _member, metrics: print(table.row(metrics), flush=True))[0]
+    if pack.members[0].status == "diverged":
+        print(f"mixup-sweep train: training diverged: {pack.members[0].error}", file=sys.stderr)
         return 1
     if as_json:
         print(json.dumps(result.final, sort_keys=True))

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from mixup_core.schemes import LABEL_SCHEMES as LABEL_SCHEMES
     from mixup_core.schemes import LabelScheme as LabelScheme
     from mixup_core.schemes import make_label_scheme as make_label_scheme
-    from mixup_core.training import Trainer as Trainer
+    from mixup_core.training import Pack as Pack
     from mixup_core.training import TrainingDiverged as TrainingDiverged
     from mixup_core.training import TrialResult as TrialResult
     from mixup_core.training import train as train
@@ -50,7 +50,7 @@ _EXPORTS = {
     "MixupConfig": "config",
     "ModelConfig": "config",
     "OptimConfig": "config",
-    "Trainer": "training",
+    "Pack": "training",
     "TrainingDiverged": "training",
     "TrialConfig": "config",
     "TrialResult": "training",

@@ -1,7 +1,7 @@
 """Which precision the patch CNN's GEMMs run in (``precision: auto | float32 | bfloat16``).
 
 ``bfloat16`` means bfloat16 copies of the GEMMs' operands (filters and data; in a pack's Gram
-form the coefficients and the Gram matrix, mixup_core.packed), float32 accumulation inside
+form the coefficients and the Gram matrix, mixup_core.training.closed_form), float32 accumulation inside
 them, float32 master weights and everything else in float32. ``auto`` picks bfloat16 where the
 hardware runs it natively: a CUDA device with bfloat16 tensor cores (compute capability 8.0 and
 later), or a CPU with AVX512-BF16 or AMX-BF16 instructions (oneDNN uses them; ``/proc/cpuinfo``

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixup_core.config import TrialConfig
-from mixup_core.errors import ConfigError
-from mixup_core.packed import Pack, check_packable
 from mixup_core.schemes import LABEL_SCHEMES
-from mixup_core.training import TrainingDiverged, train
+from mixup_core.training import Pack, TrainingDiverged, train
 
 #: The metrics the table summarises, in column order.
 TABLE_METRICS = ("test/acc_common", "test/acc_rare", "features/rare_alignment")
@@ -70,14 +68,14 @@ def reproduce(
     row. The table reports test metrics at the last epoch: nothing is chosen, so no
     validation data is needed.
 
-    With ``packed`` (the default) and a packable base (the patch CNN, full batch), every row and
-    seed trains as one :class:`~mixup_core.packed.Pack`; otherwise one run after another.
+    With ``packed`` (the default) every row and seed trains as one
+    :class:`~mixup_core.training.Pack`; otherwise one pack of one after another.
     ``on_progress(done, total)`` is called at each logged epoch with the trial-epochs trained.
     """
     rows = paper_rows(base)
     configs = [[base.replace(seed=seed, **overrides) for seed in seeds] for _, overrides in rows]
     total = sum(c.optim.epochs for row in configs for c in row)
-    if packed and _packable(base):
+    if packed:
         pack = Pack([c for row in configs for c in row])
 
         def packed_progress(_member: Any, _metrics: Any) -> None:
@@ -111,11 +109,3 @@ def reproduce(
         if on_row is not None:
             on_row(summary)
     return summaries
-
-
-def _packable(config: TrialConfig) -> bool:
-    try:
-        check_packable(config)
-    except ConfigError:
-        return False
-    return True

@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.execution.failpoints import FAILPOINT_ENV, FAILPOINT_HOLD_S, failpoint
     from sweeps.execution.packing import (
         FROM_KEY,
-        IMAGE_PACKS_ON_CPU,
         MAX_IMAGE_MEMBERS,
         MAX_MEMBERS,
         MEMBER_KEY,
@@ -28,8 +27,6 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         OPTUNA_ROUNDS,
         PACK_KEY,
         PACK_LOST,
-        PACKING_KEYS,
-        check_pack,
         member_states,
         member_trial_id,
         pack_members,
@@ -50,7 +47,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.execution.ray_patches import TESTED_RAY, check_ray, install, installed_ray
     from sweeps.execution.repair import repair_holes
     from sweeps.execution.scheduling import Rungs, may_cut
-    from sweeps.execution.seed_group import SeedGroup, aggregate
+    from sweeps.execution.seed_group import aggregate
     from sweeps.execution.sink import OPEN_SINKS, REPORTED, DriverSink, SinkFactory
     from sweeps.execution.trainables import (
         GRID_KEY,
@@ -87,7 +84,6 @@ _EXPORTS = {
     "FAILPOINT_HOLD_S": "failpoints",
     "FROM_KEY": "packing",
     "GRID_KEY": "trainables",
-    "IMAGE_PACKS_ON_CPU": "packing",
     "JOIN_TIMEOUT_S": "tuner",
     "LivePanel": "progress",
     "MAX_IMAGE_MEMBERS": "packing",
@@ -97,7 +93,6 @@ _EXPORTS = {
     "OPEN_SINKS": "sink",
     "OPTUNA_JOURNAL": "tuner",
     "OPTUNA_ROUNDS": "packing",
-    "PACKING_KEYS": "packing",
     "PACK_KEY": "packing",
     "PACK_LOST": "packing",
     "PLAIN_ENV": "progress",
@@ -107,7 +102,6 @@ _EXPORTS = {
     "REPORTED": "sink",
     "RUNGS_FILE": "trainables",
     "Rungs": "scheduling",
-    "SeedGroup": "seed_group",
     "SinkFactory": "sink",
     "SweepOutcome": "driver",
     "SweepTrainable": "trainables",
@@ -117,7 +111,6 @@ _EXPORTS = {
     "WARNING_KEY": "trainables",
     "aggregate": "seed_group",
     "can_resume": "tuner",
-    "check_pack": "packing",
     "check_ray": "ray_patches",
     "connect": "tuner",
     "failpoint": "failpoints",
@@ -155,7 +148,6 @@ __all__ = [
     "FAILPOINT_HOLD_S",
     "FROM_KEY",
     "GRID_KEY",
-    "IMAGE_PACKS_ON_CPU",
     "JOIN_TIMEOUT_S",
     "MAX_IMAGE_MEMBERS",
     "MAX_MEMBERS",
@@ -164,7 +156,6 @@ __all__ = [
     "OPEN_SINKS",
     "OPTUNA_JOURNAL",
     "OPTUNA_ROUNDS",
-    "PACKING_KEYS",
     "PACK_KEY",
     "PACK_LOST",
     "PLAIN_ENV",
@@ -180,14 +171,12 @@ __all__ = [
     "PackTrainable",
     "ProgressLine",
     "Rungs",
-    "SeedGroup",
     "SinkFactory",
     "SweepOutcome",
     "SweepTrainable",
     "SwitchOffAwareASHA",
     "aggregate",
     "can_resume",
-    "check_pack",
     "check_ray",
     "connect",
     "failpoint",

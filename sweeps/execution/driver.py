@@ -335,8 +335,6 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     meta["seeds"] = list(resolved.seeds)
     meta["trials_planned"] = resolved.trial_count()
     meta["objectives"] = [{"metric": o.metric, "mode": o.mode} for o in resolved.all_objectives]
-    if resolved.pack != "auto":
-        packing.check_pack(resolved, int(resolved.pack))  # one line, before anything is written
     check_available(resolved.base.data)  # missing data: one line, before anything is written
     directory = writable_storage(storage) / sweep_name
     if (directory / META_FILE).exists():

@@ -3,7 +3,7 @@
 A user trial is one config over the spec's seeds, and it stays the unit of records, MLflow,
 Parquet, ``best``, the report and the progress line. With ``pack: N > 1`` the driver groups the
 sweep's trials, in plan order, into packs of N; one Tune trial trains one pack as a single
-:class:`mixup_core.packed.Pack` of N × seeds members, and reports every member trial's epochs.
+:class:`mixup_core.training.Pack` of N × seeds members, and reports every member trial's epochs.
 The trial id of member j of the Tune trial ``T`` is ``T-jj`` (``abc12_00003-07``).
 
 Grid and random search pack; random search draws its sampled keys up front from
@@ -17,7 +17,7 @@ on the driver's node); a cut trial is STOPPED and leaves its pack.
 ``pack: auto`` sizes packs so that every free CPU (or GPU) gets one pack (Optuna:
 :data:`OPTUNA_ROUNDS` packs one after another), capped by :data:`MAX_MEMBERS` members per pack
 and by memory: the packs running at once may hold :data:`MEMORY_SHARE` of the cluster's memory,
-at :func:`mixup_core.packed.member_bytes` per member (2.2 MB on the default task), estimated
+at :func:`mixup_core.training.closed_form.member_bytes` per member (2.2 MB on the default task), estimated
 from the spec's base trial.
 """
 
@@ -30,21 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from mixup_core.autograd_pack import autograd_packable
-from mixup_core.errors import ConfigError
-from mixup_core.packed import check_packable, member_bytes
-from sweeps.errors import SpecError
+from mixup_core.training.autograd import autograd_packable
+from mixup_core.training.closed_form import member_bytes
 from sweeps.spec import Dimension, SweepSpec
+from sweeps.spec.plan import unpacked_reason
 from sweeps.store.records import TrialRecord
 
 #: The Tune config key holding a pack's member trials.
 PACK_KEY = "pack"
 #: At most this many members (trials × seeds) in one pack.
 MAX_MEMBERS = 1024
-#: Why ``pack: auto`` trains image trials one per Ray trial on CPUs (``pack: N`` packs them).
-IMAGE_PACKS_ON_CPU = ("on a CPU a pack of image trials trains no faster than one trial after "
-                      "another (benchmarks/packed_images.py: 0.44-1.39x per member-step), so "
-                      "auto packs them on GPUs only; pack: N packs them anyway")
 #: ``pack: auto`` on GPUs: members per pack of image trials (each its own weights, activations
 #: and data; the one-step memory probe of a CUDA device is not written yet).
 MAX_IMAGE_MEMBERS = 24
@@ -124,30 +119,6 @@ def plan_split(records: Iterable[TrialRecord]) -> list[list[dict[str, Any]]]:
     return packs
 
 
-#: Searched keys that can decide whether a trial packs (its model, its data, its batches).
-PACKING_KEYS = ("model.", "data.", "optim.batch_size", "device", "precision")
-
-
-def check_pack(spec: SweepSpec, size: int) -> None:
-    """SpecError naming ``execution.pack`` when ``spec`` cannot run with packs of ``size``:
-    its base config, or one of its grid points, or a sampled key that decides packing."""
-    if size <= 1:
-        return
-    key = "execution.pack"
-    deciding = {k: dim for k, dim in spec.search_space.items() if k.startswith(PACKING_KEYS)}
-    try:
-        check_packable(spec.base)
-        for name, dim in deciding.items():
-            for value in dim.values if dim.kind in ("grid", "choice") else ():
-                check_packable(spec.base.replace(**{name: value}))
-    except ConfigError as err:
-        raise SpecError(spec.path, key, str(err)) from None
-    sampled = [k for k, dim in deciding.items() if dim.kind not in ("grid", "choice")]
-    if sampled:
-        raise SpecError(spec.path, key, f"{sampled[0]} is sampled and decides whether a trial "
-                                        "packs; search it on a grid to pack")
-
-
 def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float,
               memory: float = 0.0) -> int:
     """Trials per pack: ``requested``, or for ``auto`` one pack per free CPU (GPU) slot, within
@@ -155,13 +126,9 @@ def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float
     :data:`MEMORY_SHARE` of it for the packs that run at once."""
     if requested != "auto":
         return int(requested)
-    try:
-        check_pack(spec, 2)
-    except SpecError:
-        return 1  # auto never packs what cannot be packed
+    if unpacked_reason(spec, gpus=gpus) is not None:
+        return 1
     images = autograd_packable(spec.base) is None
-    if images and not (spec.resources.gpu > 0 and gpus > 0):
-        return 1  # on a CPU an image pack's step is no faster (IMAGE_PACKS_ON_CPU)
     if spec.resources.gpu > 0 and gpus > 0:
         slots = max(1, int(gpus // max(1.0, spec.resources.gpu)))  # a pack takes whole GPUs
     else:

@@ -75,10 +75,8 @@ def _histories(state: dict[str, Any] | None, record: TrialRecord,
     if state is None:
         return None
     try:
-        if record.pack is None:
-            trainers = state["group"]["trainers"]
-        else:  # member trial j of the pack (its ids are in the state) trains members j·S … j·S+S-1
-            trainers = member_states(state, record.pack, record.trial_id, seeds)
+        # a trial of pack: 1 is a pack of one, its state file under its own id
+        trainers = member_states(state, record.pack or record.trial_id, record.trial_id, seeds)
         histories = [list(t["history"]) for t in trainers]
     except (TypeError, KeyError, ValueError):
         return None

@@ -1,4 +1,4 @@
-"""The Ray Tune trainables: one trial over its seeds, or one pack of trials; failpoints for tests.
+"""The Ray Tune trainables: a pack of trials, or one trial as a pack of one; failpoints for tests.
 
 Trials run in Ray's worker processes; each keeps its state file in the sweep folder
 (``trial_states/``), which is what a retried or resumed trial goes on from.
@@ -18,11 +18,11 @@ import torch
 from ray import tune
 
 from mixup_core.config import from_flat, to_flat
-from mixup_core.packed import Pack
+from mixup_core.training import Pack, TrainingDiverged
 from sweeps.execution.failpoints import failpoint
-from sweeps.execution.packing import PACK_KEY, member_states, pack_members
+from sweeps.execution.packing import MEMBER_KEY, PACK_KEY, member_states, pack_members
 from sweeps.execution.scheduling import Rungs
-from sweeps.execution.seed_group import SeedGroup, aggregate
+from sweeps.execution.seed_group import aggregate
 from sweeps.spec import SweepSpec
 from sweeps.store.layout import TRIAL_STATES
 
@@ -132,55 +132,24 @@ class _StateFileTrainable(tune.Trainable):
         """Unused (no Tune checkpoints are asked for); the state file is the checkpoint."""
 
 
-class SweepTrainable(_StateFileTrainable):
-    """One config over the spec's seeds; one ``step`` = every seed to its next logging epoch.
-
-    A class trainable (not a function) so that reusing an actor for the next trial is our own
-    ``reset_config``, which rebuilds the seed group.
-
-    Each trial keeps its own state file, ``<sweep>/trial_states/<trial_id>.pt``, replaced
-    atomically after every step together with the report of that step; Tune's own checkpoints
-    are not used. Tune deletes a trial's old checkpoints as soon as newer ones are registered but
-    writes its experiment state only now and then, so a driver killed in between left that state
-    pointing at a deleted checkpoint and ``resume`` failed the trial ("Could not recover from
-    checkpoint"). A trial that is retried (its node died) or resumed (its driver died) finds its
-    file wherever it restarts, and first re-sends the last report it saved: the driver may not
-    have received it, and records and MLflow keep one value per epoch, so nothing is lost or
-    duplicated.
-    """
-
-    def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
-              seeds: list[int], states: str) -> None:
-        self._base, self._seeds, self._states = base, seeds, Path(states)
-        self._place()
-        self._build(config)
-
-    def _build(self, params: dict[str, Any]) -> None:
-        config = from_flat({**self._base, **trial_params(params)})
-        self._group = SeedGroup(config, self._seeds, device=self._device)
-        if not self._restore(lambda state: self._group.load_state_dict(state["group"])):
-            self._group = SeedGroup(config, self._seeds, device=self._device)
-
-    def step(self) -> dict[str, Any]:
-        if (report := self._resend()) is not None:  # restarted: the last saved report first
-            return report
-        failpoint("step", node_id=self._node_id, trial_id=self.trial_id, epoch=self._group.epoch)
-        metrics = self._group.advance()
-        report = {**metrics, "node_id": self._node_id, "trial/device": self._device,
-                  "trial/compute_seconds": self._group.compute_seconds, "done": self._group.done}
-        self._save(report, {"group": self._group.state_dict()})
-        return report
-
-
 class PackTrainable(_StateFileTrainable):
     """One pack of the user's trials (:mod:`sweeps.execution.packing`) as one :class:`Pack`.
 
     Member trial j of the pack trains the spec's seeds as members j·S … j·S+S-1. One ``step``
     trains the pack until at least one member trial has logged an epoch with all its seeds (or
-    has ended), and reports ``trials`` (trial id -> metrics aggregated over seeds, as a
-    SeedGroup reports them) and ``finished`` (trial id -> [status, error]). A seed that diverges
-    ends its trial as ERROR and takes its other seeds out of the pack; the other trials go on.
-    State files and re-sent reports work as in :class:`SweepTrainable`, per pack.
+    has ended), and reports ``trials`` (trial id -> metrics aggregated over seeds, as
+    :func:`~sweeps.execution.seed_group.aggregate` makes them) and ``finished`` (trial id ->
+    [status, error]). A seed that diverges ends its trial as ERROR and takes its other seeds out
+    of the pack; the other trials go on.
+    Each pack keeps its own state file, ``<sweep>/trial_states/<trial_id>.pt``, replaced
+    atomically after every step together with the report of that step; Tune's own checkpoints
+    are not used. Tune deletes a trial's old checkpoints as soon as newer ones are registered but
+    writes its experiment state only now and then, so a driver killed in between left that state
+    pointing at a deleted checkpoint and ``resume`` failed the trial ("Could not recover from
+    checkpoint"). A pack that is retried (its node died) or resumed (its driver died) finds its
+    file wherever it restarts, and first re-sends the last report it saved: the driver may not
+    have received it, and records and MLflow keep one value per epoch, so nothing is lost or
+    duplicated.
     """
 
     def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
@@ -302,20 +271,57 @@ class PackTrainable(_StateFileTrainable):
                 finished[trial_id] = ["STOPPED", None]
                 self._open.remove(j)
 
-    def step(self) -> dict[str, Any]:
-        if (report := self._resend()) is not None:  # restarted: the last saved report first
-            return report
+    def _advance(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Trains until a member trial has logged an epoch with all its seeds, or has ended:
+        (trial id -> aggregated metrics, trial id -> [status, error])."""
         failpoint("step", node_id=self._node_id, trial_id=self.trial_id,
-                   epoch=max((m.epoch for m in self._pack.members), default=0))
+                  epoch=max((m.epoch for m in self._pack.members), default=0))
         trials: dict[str, Any] = {}
         finished: dict[str, Any] = {}
         while not trials and not finished and not self._pack.done:
             self._collect(trials, finished)
+        return trials, finished
+
+    def _state(self) -> dict[str, Any]:
+        return {"pack": self._pack.state_dict(), "open": self._open, "ids": self._ids}
+
+    def step(self) -> dict[str, Any]:
+        if (report := self._resend()) is not None:  # restarted: the last saved report first
+            return report
+        trials, finished = self._advance()
         report = {"trials": trials, "finished": finished, "node_id": self._node_id,
                   "trial/device": self._device, "done": self._pack.done,
                   "epoch": max((m.epoch for m in self._pack.members), default=0)}
-        self._save(report, {"pack": self._pack.state_dict(), "open": self._open,
-                            "ids": self._ids})
+        self._save(report, self._state())
+        return report
+
+
+class SweepTrainable(PackTrainable):
+    """One trial per Ray trial (``pack: 1``): a pack of one trial whose members are its seeds.
+
+    It trains like any pack, but reports the trial's own metrics (no ``trials`` map), so Tune's
+    searchers and schedulers (ASHA) judge it as one trial, and a seed that diverges fails the
+    trial (TrainingDiverged, naming the epoch). A class trainable (not a function) so that
+    reusing an actor for the next trial is our own ``reset_config``.
+    """
+
+    def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
+              seeds: list[int], states: str) -> None:
+        super().setup(config, base=base, seeds=seeds, states=states)
+
+    def _build(self, params: dict[str, Any]) -> None:
+        super()._build({PACK_KEY: [{**trial_params(params), MEMBER_KEY: self.trial_id}]})
+
+    def step(self) -> dict[str, Any]:
+        if (report := self._resend()) is not None:  # restarted: the last saved report first
+            return report
+        trials, finished = self._advance()
+        status, error = finished.get(self.trial_id, (None, None))
+        if status == "ERROR":
+            raise TrainingDiverged(str(error).removeprefix("TrainingDiverged: "))
+        report = {**trials[self.trial_id], "node_id": self._node_id,
+                  "trial/device": self._device, "done": self._pack.done}
+        self._save(report, self._state())
         return report
 
 

@@ -43,7 +43,13 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         SweepSpec,
     )
     from sweeps.spec.names import MAX_NAME_CHARS, NAME_RULE, check_name, name_problem
-    from sweeps.spec.plan import format_plan
+    from sweeps.spec.plan import (
+        IMAGE_PACKS_ON_CPU,
+        PACKING_KEYS,
+        format_plan,
+        is_image_trial,
+        unpacked_reason,
+    )
     from sweeps.spec.yaml_numbers import NumberSafeLoader, safe_load
 
 _EXPORTS = {
@@ -52,6 +58,7 @@ _EXPORTS = {
     "Dimension": "model",
     "DimensionKind": "model",
     "GridTrial": "model",
+    "IMAGE_PACKS_ON_CPU": "plan",
     "MAX_NAME_CHARS": "names",
     "MAX_PACK": "loader",
     "MAX_RETRIES": "loader",
@@ -60,6 +67,7 @@ _EXPORTS = {
     "NAME_RULE": "names",
     "NumberSafeLoader": "yaml_numbers",
     "Objective": "model",
+    "PACKING_KEYS": "plan",
     "Resources": "model",
     "SETTABLE_SECTIONS": "loader",
     "SMOKE_EPOCHS": "model",
@@ -72,20 +80,24 @@ _EXPORTS = {
     "apply_sets": "loader",
     "check_name": "names",
     "format_plan": "plan",
+    "is_image_trial": "plan",
     "load_spec": "loader",
     "name_problem": "names",
     "parse_pack": "loader",
     "parse_spec": "loader",
     "safe_load": "yaml_numbers",
+    "unpacked_reason": "plan",
 }
 
 __all__ = [
     "DEFAULT_OBJECTIVE",
+    "IMAGE_PACKS_ON_CPU",
     "MAX_NAME_CHARS",
     "MAX_PACK",
     "MAX_RETRIES",
     "MAX_TRIALS",
     "NAME_RULE",
+    "PACKING_KEYS",
     "SETTABLE_SECTIONS",
     "SMOKE_EPOCHS",
     "SMOKE_GRID_VALUES",
@@ -106,11 +118,13 @@ __all__ = [
     "apply_sets",
     "check_name",
     "format_plan",
+    "is_image_trial",
     "load_spec",
     "name_problem",
     "parse_pack",
     "parse_spec",
     "safe_load",
+    "unpacked_reason",
 ]
 
 

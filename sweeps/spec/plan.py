@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mixup_core.catalog import MODEL_INPUTS
 from mixup_core.config import TrialConfig, to_flat
 from sweeps.spec.model import Dimension, GridTrial, SweepSpec
 
@@ -16,21 +17,34 @@ def _describe_dimension(dim: Dimension) -> str:
     return f"{dim.kind} [{dim.low}, {dim.high}{closing}{step}"
 
 
-def _unpackable(spec: SweepSpec) -> str | None:
-    """Why ``pack: auto`` trains this spec's trials one per Ray trial (None: it packs)."""
-    from mixup_core.autograd_pack import autograd_packable
-    from mixup_core.errors import ConfigError
-    from mixup_core.packed import check_packable
+#: Why ``pack: auto`` trains image trials one per Ray trial on CPUs (``pack: N`` packs them).
+IMAGE_PACKS_ON_CPU = ("on a CPU a pack of image trials trains no faster than one trial after "
+                      "another (benchmarks/packed_images.py: 0.44-1.39x per member-step), so "
+                      "auto packs them on GPUs only; pack: N packs them anyway")
+#: Searched keys that decide which members of a pack share one computation (a group): its
+#: model, its data, its batches.
+PACKING_KEYS = ("model.", "data.", "optim.batch_size", "device", "precision")
 
-    try:
-        check_packable(spec.base)
-    except ConfigError as err:
-        return str(err)
-    if autograd_packable(spec.base) is None and spec.resources.gpu <= 0:
-        return ("image trials on CPUs: a pack of them trains no faster than one trial after "
-                "another (benchmarks/packed_images.py), so auto packs them on GPUs only; "
-                "pack: N packs them anyway")
+
+def unpacked_reason(spec: SweepSpec, *, gpus: float) -> str | None:
+    """Why ``pack: auto`` trains ``spec``'s trials one per Ray trial (None: it packs them).
+
+    Every trial can be a member of a pack; auto leaves two cases alone: a key of
+    :data:`PACKING_KEYS` that is sampled (each trial its own model, data or batch shape, so
+    members would share no computation) and image trials without GPUs (IMAGE_PACKS_ON_CPU)."""
+    sampled = [k for k, dim in spec.search_space.items()
+               if k.startswith(PACKING_KEYS) and dim.kind not in ("grid", "choice")]
+    if sampled:
+        return (f"{sampled[0]} is sampled and decides what a trial's computation is, so packed "
+                "trials would share nothing; search it on a grid to pack")
+    if is_image_trial(spec.base) and not (spec.resources.gpu > 0 and gpus > 0):
+        return IMAGE_PACKS_ON_CPU
     return None
+
+
+def is_image_trial(config: TrialConfig) -> bool:
+    """Whether ``config`` trains in the autograd engine (an image model on image data)."""
+    return MODEL_INPUTS.get(config.model.name) == "images" and config.data.is_image
 
 
 def _assignments(values: dict[str, Any]) -> str:
@@ -67,7 +81,9 @@ def format_plan(spec: SweepSpec) -> str:
     asha = (f" (grace_period {sched.grace_period}, max_t {sched.max_t}, "
             f"reduction_factor {sched.reduction_factor})") if sched.kind == "asha" else ""
     lines.append(f"Scheduler: {sched.kind}{asha}")
-    unpackable = _unpackable(spec) if spec.pack == "auto" else None
+    unpackable = None
+    if spec.pack == "auto":
+        unpackable = unpacked_reason(spec, gpus=1.0 if spec.resources.gpu > 0 else 0.0)
     per = "pack" if spec.pack != 1 and unpackable is None else "trial"
     lines.append(f"Resources per {per}: {spec.resources.cpu} CPU, {spec.resources.gpu} GPU")
     if unpackable is not None:

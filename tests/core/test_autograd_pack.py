@@ -27,13 +27,14 @@ import torch
 from torch import nn
 
 from mixup_core import TrialConfig
-from mixup_core import autograd_pack as engine
-from mixup_core.autograd_pack import AutogradGroup, autograd_packable, data_key, group_key
 from mixup_core.data import build_data
-from mixup_core.packed import Member
 from mixup_core.schemes import LABEL_SCHEMES, make_label_scheme
 from mixup_core.seeding import Stream, make_generator
-from mixup_core.training import Metrics, Trainer
+from mixup_core.training import Metrics
+from mixup_core.training import autograd as engine
+from mixup_core.training.autograd import AutogradGroup, autograd_packable, data_key, group_key
+from mixup_core.training.member import Member
+from tests.core.reference_trainer import Trainer
 
 DIGITS = {"data.name": "digits", "model.name": "small_cnn", "model.channels": 8,
           "optim.batch_size": 128, "optim.lr": 0.1, "optim.epochs": 2, "log_every": 1,
@@ -59,7 +60,7 @@ def members(configs: list[TrialConfig]) -> list[Member]:
 
 
 def advance(group: AutogradGroup, histories: dict[int, list[Metrics]]) -> None:
-    """One epoch of ``group`` logged as mixup_core.packed.Pack logs it (every member logs at
+    """One epoch of ``group`` logged as mixup_core.training.Pack logs it (every member logs at
     every epoch here), rows appended to ``histories`` by member index; members that reached
     their budget leave."""
     loss = group.step().tolist()
@@ -269,14 +270,14 @@ def test_a_model_that_mixes_channels_is_refused_by_the_grouped_layout(
 
 
 def test_a_pack_holds_both_engines_and_each_member_follows_its_unpacked_run() -> None:
-    from mixup_core.packed import Pack
+    from mixup_core.training import Pack
 
     patch = TrialConfig().replace(**{"data.dim": 60, "data.n_train": 24, "data.n_test": 30,
                                      "data.n_val": 30, "optim.epochs": 2, "log_every": 1,
                                      "device": "cpu"})
     images = [config(seed=0), config(seed=1, **{"mixup.alpha": 0.0, "optim.lr": 0.05})]
     pack = Pack([patch, *images], device="cpu")
-    assert sorted(type(g).__name__ for g in pack.groups) == ["AutogradGroup", "_Group"]
+    assert sorted(type(g).__name__ for g in pack.groups) == ["AutogradGroup", "ClosedFormGroup"]
     results = pack.run()
     for c, result in zip(images, results[1:], strict=True):
         assert_close_histories(result.history, unpacked(c), TOLERANCE["small_cnn"])

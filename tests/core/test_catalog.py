@@ -17,7 +17,8 @@ from mixup_core.data import DATASETS, IMAGE_SOURCES
 from mixup_core.models import MODEL_INPUTS, MODELS
 from mixup_core.registry import Registry
 from mixup_core.schemes import LABEL_SCHEMES
-from mixup_core.training import METRIC_NAMES, Trainer
+from mixup_core.training import METRIC_NAMES
+from tests.core.reference_trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "numpy", "sklearn")

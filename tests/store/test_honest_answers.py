@@ -23,13 +23,13 @@ from dashboards.best_table import best_frame
 from dashboards.sweep_data import report_data
 from mixup_cli.main import main
 from mixup_core.config import TrialConfig, to_flat, trains_as
-from mixup_core.training import Trainer
 from sweeps import load_sweep
 from sweeps.execution.progress import ProgressLine
 from sweeps.execution.seed_group import aggregate
 from sweeps.spec import load_spec, parse_spec
 from sweeps.store import parquet_io, spread, tables
 from sweeps.store.records import TrialRecord
+from tests.core.reference_trainer import Trainer
 from tests.sweep_helpers import write_finished_sweep
 
 SPECS = Path(__file__).resolve().parents[2] / "sweeps" / "specs"

@@ -1,5 +1,8 @@
-"""The training loop: one trial of one seed, steppable, checkpointable, free of I/O.
+"""The reference trainer: one trial of one seed, written the textbook way (the test oracle).
 
+The platform trains every trial as a member of a pack (mixup_core.training); this is the
+unpacked trainer it replaced, kept as the oracle the packed engines are checked against
+(tests/core/test_packed.py, test_autograd_pack.py) and as the baseline of benchmarks/.
 :class:`Trainer` trains until the next logging epoch (``advance``) and hands back the metrics;
 the caller (the CLI, Ray Tune, a benchmark) decides what to print, report or store. Its
 ``state_dict`` holds weights, optimiser state, epoch, history and every generator state, so a
@@ -17,13 +20,11 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from mixup_core.catalog import METRIC_NAMES as METRIC_NAMES  # every metric a trial reports
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import TaskData, build_data
 from mixup_core.data.device_batches import make_inputs
@@ -43,31 +44,9 @@ from mixup_core.precision import patch_cnn_gemm_dtype
 from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.schemes import make_label_scheme
 from mixup_core.seeding import Stream, make_generator
+from mixup_core.training import Metrics, TrainingDiverged, TrialResult, resolve_device
 
-Metrics = dict[str, float]
 LogCallback = Callable[[int, Metrics], None]
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite; the message names the epoch."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-@dataclass
-class TrialResult:
-    """What a finished trial leaves: its config, every logged epoch and the final metrics."""
-
-    config: dict[str, Any]
-    history: list[Metrics]
-    final: Metrics
-    epochs_trained: int
-    seconds: float
-    device: str = "cpu"
 
 
 class Trainer:

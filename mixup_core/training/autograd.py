@@ -3,13 +3,13 @@
 An :class:`AutogradGroup` holds the weights of every member stacked along a leading member axis
 (one tensor per parameter, shape (B, *shape), named as in the model's ``state_dict``), and
 trains them all with one forward, one backward and one optimiser update per minibatch. Each
-member keeps everything :class:`~mixup_core.training.Trainer` gives a trial: its seed (initial
-weights from its INIT stream, its own data set, minibatch order, augmentation and mixing drawn
-from its own generators in the Trainer's order), α, label scheme and parameter, fold, switch-off
-epoch and stop mode, learning rate and schedule, momentum, weight decay, epoch budget, its own
-BatchNorm statistics and its own evaluation. Members must share what shapes the computation:
-the architecture, the data set's name and tensor shapes and the batch size (:func:`group_key`,
-:func:`data_key`).
+member keeps everything the reference trainer (tests/core/reference_trainer.py) gives a trial:
+its seed (initial weights from its INIT stream, its own data set, minibatch order, augmentation
+and mixing drawn from its own generators in the reference trainer's order), α, label scheme and
+parameter, fold, switch-off epoch and stop mode, learning rate and schedule, momentum, weight
+decay, epoch budget, its own BatchNorm statistics and its own evaluation. Members must share
+what shapes the computation: the architecture, the data set's name and tensor shapes and the
+batch size (:func:`group_key`, :func:`data_key`).
 
 Two layouts run the same stacked weights (``layout``):
 
@@ -24,8 +24,8 @@ Two layouts run the same stacked weights (``layout``):
   member's running statistics in place.
 
 Measured on this 2-core CPU (float32, one torch thread, training epochs of B members that differ
-in learning rate against one unpacked Trainer in the same process, medians of interleaved rounds;
-the ratio is the pack's images per second over the unpacked trainer's, i.e. how much faster B
+in learning rate against one reference trainer in the same process, medians of interleaved
+rounds; the ratio is the pack's images per second over the unpacked trainer's, i.e. how much faster B
 trainings run packed than one after another):
 
 ========================================  ===  =======  ==========  ====
@@ -48,7 +48,7 @@ convolutions without those copies and is the choice for both models (:data:`LAYO
 the fallback for models the grouped layout cannot run. Channels-last activations (``CL``) are
 faster on the CPU but sum the weight gradients in another order, and ``preact_resnet18`` then
 drifts 1e-3 from the unpacked run within two epochs (accuracies differ); they are used where the
-Trainer uses them (bfloat16 on CUDA). On a CPU packing does not make the arithmetic faster: one
+reference trainer uses them (bfloat16 on CUDA). On a CPU packing does not make the arithmetic faster: one
 small network already keeps a core busy. The table's default malloc also makes every activation
 above glibc's mmap threshold (32 MB at most; a pack's are B times a trial's) a fresh mapping
 whose pages fault in at each step: 45% of a packed MNIST-5k epoch at B = 16. With the heap kept
@@ -58,13 +58,13 @@ accelerators that one small network leaves idle (not measured here: no device wa
 
 In float32 the forward of either layout is bitwise the unpacked model's on the same inputs; the
 backward's sums and the optimiser's roundings differ by about 1e-7 relative per step
-(tests/core/test_autograd_pack.py states the tolerance against the Trainer).
+(tests/core/test_autograd_pack.py states the tolerance against the reference trainer).
 
 Optimiser arithmetic is torch.optim.SGD's (weight decay added to the gradient, the momentum
 buffer set to the first gradient, dampening 0, no Nesterov) as tensor operations over the
 member axis with per-member learning rate, momentum and weight decay: one loop over parameter
 tensors, none over members. Only the random draws (minibatch order, crops, Mixup plans) loop
-over members, each from its own CPU generator, as the Trainer draws them.
+over members, each from its own CPU generator, as the reference trainer draws them.
 """
 
 from __future__ import annotations
@@ -95,10 +95,10 @@ from mixup_core.models import build_model
 from mixup_core.models.contract import ClosedFormLoss, HasFilters, MixesLinearly
 from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.seeding import Stream, make_generator
-from mixup_core.training import Metrics
+from mixup_core.training.metrics import Metrics, rows, split_columns
 
 if TYPE_CHECKING:
-    from mixup_core.packed import Member
+    from mixup_core.training.member import Member
 
 Layout = Literal["grouped", "vmap"]
 
@@ -111,7 +111,7 @@ def autograd_packable(config: TrialConfig) -> str | None:
     """None when ``config`` can be a member of an :class:`AutogradGroup`, else one line why."""
     if MODEL_INPUTS.get(config.model.name) != "images" or not config.data.is_image:
         return (f"model.name {config.model.name!r} on data.name {config.data.name!r} trains in "
-                f"the closed-form engine (mixup_core.packed), not the autograd engine")
+                f"the closed-form engine (mixup_core.training.closed_form), not the autograd engine")
     return None
 
 
@@ -272,9 +272,9 @@ class AutogradGroup:
         self.reduced_precision = False  # the probe of the grouped layout runs in float32
         self.channels_last = False
         self._build_models(distinct[0])
-        # bfloat16 autocast on CUDA, as the Trainer runs image models there
+        # bfloat16 autocast on CUDA, as the reference trainer runs image models there
         self.reduced_precision = self.device.type == "cuda" and first.precision == "auto"
-        # channels-last activations where the Trainer uses them (bfloat16 on CUDA); on the CPU
+        # channels-last activations where the reference trainer uses them (bfloat16 on CUDA); on the CPU
         # they make grouped convolutions faster but sum weight gradients in another order
         self.channels_last = self.reduced_precision
         self.last_mixing: list[bool] = []
@@ -327,7 +327,7 @@ class AutogradGroup:
         self.padding, self.flip = spec.crop_padding, spec.flip
 
     def _build_models(self, data: TaskData) -> None:
-        """Each member's model as the Trainer builds it (from its INIT stream; builders read
+        """Each member's model as the reference trainer builds it (from its INIT stream; builders read
         only the data's shapes and classes, which members share), stacked."""
         models = []
         for member in self.members:
@@ -420,7 +420,7 @@ class AutogradGroup:
 
     def _augment(self, x: Tensor) -> Tensor:
         """Each member's random crop and flip of its uint8 batch (B, n, C, H, W), drawn from its
-        augment stream as the Trainer draws them; the identity where it does not augment."""
+        augment stream as the reference trainer draws them; the identity where it does not augment."""
         n = x.shape[1]
         plans = []
         for member, augments in zip(self.members, self.augments, strict=True):
@@ -435,7 +435,7 @@ class AutogradGroup:
         return apply_crop_flip(x.flatten(0, 1), plan, padding=self.padding).view_as(x)
 
     def _mix(self, x: Tensor, targets: Tensor, mixing: list[bool]) -> tuple[Tensor, Tensor]:
-        """Each mixing member's Mixup of its batch, drawn from its mix stream as the Trainer
+        """Each mixing member's Mixup of its batch, drawn from its mix stream as the reference trainer
         draws it; λ = 1 with the identity partner (exactly the clean batch) where it does not."""
         b, n = x.shape[:2]
         lams, partners, gs = [], [], []
@@ -532,7 +532,7 @@ class AutogradGroup:
 
     @torch.no_grad()
     def evaluate(self, which: Sequence[int]) -> list[Metrics]:
-        """The Trainer's ``evaluate`` metrics for the members at positions ``which``."""
+        """The reference trainer's ``evaluate`` metrics for the members at positions ``which``."""
         which = list(which)
         if not which:
             return []
@@ -542,25 +542,14 @@ class AutogradGroup:
         columns: dict[str, Tensor] = {}
         for split in ("train", "val", "test"):
             logits = self._eval_logits(self.splits[f"x_{split}"], u, subset)
-            y = self.splits[f"y_{split}"][u]  # (B', N)
-            correct = (logits.argmax(dim=-1) == y).float()
-            if split == "train":
-                columns["train/acc"] = correct.mean(dim=1)
-                continue
-            rare = self.splits[f"rare_{split}"][u].float()
-            picked = F.log_softmax(logits, dim=-1).gather(2, y.unsqueeze(2)).squeeze(2)
-            columns[f"{split}/loss"] = -picked.mean(dim=1)
-            columns[f"{split}/acc"] = correct.mean(dim=1)
-            for name, mask in (("acc_common", 1 - rare), ("acc_rare", rare)):
-                columns[f"{split}/{name}"] = (correct * mask).sum(1) / mask.sum(1)  # NaN: none
-        names = list(columns)
-        values = torch.stack([columns[name] for name in names], dim=1).tolist()
-        return [dict(zip(names, row, strict=True)) for row in values]
+            columns |= split_columns(split, logits, self.splits[f"y_{split}"][u],
+                                     self.splits[f"rare_{split}"][u])
+        return rows(columns)
 
     def _eval_logits(self, x: Tensor, u: Tensor, which: Tensor | None) -> Tensor:
         """Logits (B', N, K) of the members ``which`` (all: None) on the stored images ``x``
         (U, N, C, H, W) of their data sets ``u``, un-augmented, about EVAL_CHUNK images per
-        forward (the Trainer's chunk)."""
+        forward (the reference trainer's chunk)."""
         chunk = max(1, math.ceil(EVAL_CHUNK / len(u)))
         parts = []
         for start in range(0, x.shape[1], chunk):
@@ -601,7 +590,7 @@ class AutogradGroup:
     @torch.no_grad()
     def load_member_state(self, j: int, state: dict[str, Any]) -> None:
         """Restores member ``j`` from :meth:`member_state` (its generators, epoch and history
-        live on its :class:`~mixup_core.packed.Member`, restored by the pack)."""
+        live on its :class:`~mixup_core.training.member.Member`, restored by the pack)."""
         stacked = {**self.params, **self.buffers}
         if set(state.get("model", {})) != set(stacked):
             raise ValueError("checkpoint holds no weights of this architecture (another model, "

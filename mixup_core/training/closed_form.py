@@ -1,76 +1,45 @@
-"""Packed training: many patch-CNN trials (one config with one seed each) as one computation.
+"""The closed-form engine: patch-CNN members of a pack, trained without autograd.
 
-A :class:`Pack` holds B *members*. Members whose data config and seed agree share one data set,
-and members that also agree on the filter shape (K·m rows, power q, GEMM precision) form a
-*group* (:class:`_Group`): the pre-activations of all its members are one (nP, B·K·m) matrix
-and its step is a few tensor operations over all of them. Where n·P <= d (the default task) a
-group trains in the *Gram form*, W = s·W₀ + Cᵀ X, whose step is one (nP)² GEMM per member
-instead of two nP·d ones; elsewhere in the *direct form*, one GEMM for the pre-activations,
-``X Wᵀ``, and one for the weight gradient, ``Rᵀ X``. Everything else that may differ between
-members is a per-member tensor or Python value: α, label scheme and parameter, fold, switch-off
-epoch and stop mode (the mixing plan of each member, λ = 1 and the identity partner when it
-does not mix), learning rate and schedule, momentum, weight decay, epoch budget, log interval.
+Members whose data config and seed agree share one data set, and members that also agree on
+the filter shape (K·m rows, power q, GEMM precision) and the batch size form a group
+(:class:`ClosedFormGroup`): the pre-activations of all its members are one (nP, B·K·m) matrix
+and its step is a few tensor operations over all of them, with the patch CNN's gradient in
+closed form. Where n·P <= d (the default task) a full-batch group trains in the *Gram form*,
+W = s·W₀ + Cᵀ X, whose step is one (nP)² GEMM per member instead of two nP·d ones; elsewhere
+in the *direct form*, one GEMM for the pre-activations, ``X Wᵀ``, and one for the weight
+gradient, ``Rᵀ X``. Minibatch SGD trains in the direct form, each member on its own
+minibatches (drawn from its batches stream as the reference trainer draws them) as one batched
+GEMM over the member axis. Everything else that may differ between members is a per-member
+tensor or Python value: α, label scheme and parameter, fold, switch-off epoch and stop mode
+(the mixing plan of each member, λ = 1 and the identity partner when it does not mix), learning
+rate and schedule, momentum, weight decay, epoch budget, log interval.
 
-Each member draws from the same seeded streams as :class:`~mixup_core.training.Trainer` (data,
-initial filters, mixing), in the same order, so in float32 a member follows the unpacked
-trainer's arithmetic except for the order of floating-point sums (inside the GEMMs, and in the
-Gram form the products of X summed before those of W; tests/core/test_packed.py states the
-tolerance). A member that reaches its budget, is stopped (:meth:`Pack.stop`) or
-diverges leaves its group; the others go on untouched (GEMM rows are independent).
+In float32 a member follows the unpacked patch CNN's arithmetic except for the order of
+floating-point sums (inside the GEMMs, and in the Gram form the products of X summed before
+those of W; tests/core/test_packed.py states the tolerance).
 
 ``precision: bfloat16`` runs the GEMMs on bfloat16 copies of their operands (filters and data;
 C and G in the Gram form), with float32 accumulation inside the GEMM, float32 master weights
 and everything else in float32; ``auto`` does so where the hardware has native bfloat16
 (mixup_core.precision).
-
-Only full-batch GD of the patch CNN packs (minibatches would give each member its own batches,
-so there would be no shared GEMM); :func:`check_packable` says why a config cannot.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from mixup_core.autograd_pack import AutogradGroup, autograd_packable
-from mixup_core.autograd_pack import data_key as autograd_data_key
-from mixup_core.autograd_pack import group_key as autograd_group_key
-from mixup_core.config import TrialConfig, to_flat
-from mixup_core.data import TaskData, build_data
-from mixup_core.errors import ConfigError
+from mixup_core.config import TrialConfig
+from mixup_core.data import TaskData
 from mixup_core.mixing import MixPlan, sample_mix_plan, soft_targets
-from mixup_core.models import build_model
-from mixup_core.models.patch_cnn import PatchCNN
 from mixup_core.precision import patch_cnn_gemm_dtype
 from mixup_core.schedule import learning_rate, mixup_active
-from mixup_core.schemes import LabelScheme, make_label_scheme
 from mixup_core.seeding import Stream, make_generator
-from mixup_core.training import Metrics, TrialResult, resolve_device
-
-Status = Literal["running", "done", "stopped", "diverged"]
-
-
-def check_packable(config: TrialConfig) -> None:
-    """Raises ConfigError (naming the key) unless ``config`` can be a member of a pack: an image
-    model in the autograd engine (:mod:`mixup_core.autograd_pack`), or the patch CNN with
-    full-batch GD in the closed-form engine (this module)."""
-    if autograd_packable(config) is None:
-        return
-    if config.model.name != "patch_cnn" or config.data.is_image:
-        raise ConfigError(f"execution.pack: only the patch CNN on the feature-noise task packs; "
-                          f"model.name {config.model.name!r} with data.name "
-                          f"{config.data.name!r} runs one trial per Ray trial (pack: 1)")
-    if config.optim.batch_size is not None and config.optim.batch_size < config.data.n_train:
-        raise ConfigError(f"optim.batch_size: packed members train full batch (null or >= "
-                          f"data.n_train = {config.data.n_train}); use pack: 1 for minibatch SGD, "
-                          f"got {config.optim.batch_size}")
+from mixup_core.training.member import Member
+from mixup_core.training.metrics import Metrics, rows, split_columns
 
 
 def gemm_dtype(config: TrialConfig, device: torch.device) -> torch.dtype:
@@ -101,37 +70,9 @@ def member_bytes(config: TrialConfig) -> int:
     return 4 * km * (3 * d.dim + 11 * rows + 2 * eval_rows)
 
 
-@dataclass
-class Member:
-    """One trial config with one seed inside a pack (its position in the pack is ``index``)."""
-
-    index: int
-    config: TrialConfig
-    scheme: LabelScheme
-    generators: dict[str, torch.Generator]
-    epoch: int = 0
-    seconds: float = 0.0
-    history: list[Metrics] = field(default_factory=list)
-    status: Status = "running"
-    error: str | None = None
-    loss_sum: float = 0.0  # train/loss summed over the epochs since the last log
-    loss_epochs: int = 0
-
-    @property
-    def budget(self) -> int:
-        return self.config.epochs_to_train
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    def result(self, device: torch.device) -> TrialResult:
-        return TrialResult(config=to_flat(self.config), history=list(self.history),
-                           final=dict(self.history[-1]) if self.history else {},
-                           epochs_trained=self.epoch, seconds=self.seconds, device=str(device))
 
 
-class _Group:
+class ClosedFormGroup:
     """Members that share a data set and a filter shape: their whole step as one computation.
 
     The pre-activations of all members are one (nP, B·K·m) matrix ``Z`` (row i·P + p is patch p
@@ -159,6 +100,14 @@ class _Group:
         self.k, self.m, self.q = data.num_classes, first.model.width, first.model.power
         n, p, d = data.x_train.shape
         self.n, self.p, self.d, self.km = n, p, d, self.k * first.model.width
+        size = first.optim.batch_size
+        #: Minibatch size (None: full batch); minibatches train in the direct form.
+        self.batch_size = None if size is None or size >= n else size
+        if self.batch_size is not None:
+            gram = False
+            for member in members:
+                member.generators.setdefault(
+                    "batches", make_generator(member.config.seed, Stream.BATCHES))
         self.gram = gram
         self.x = data.x_train.reshape(n * p, d)
         b = len(members)
@@ -235,7 +184,9 @@ class _Group:
             self._members_view(self.z0), self._per_member(self.scale)).view_as(z)
 
     def step(self) -> Tensor:
-        """One full-batch GD epoch of every member; returns each member's objective (B,)."""
+        """One epoch of every member; returns each member's mean objective (B,)."""
+        if self.batch_size is not None:
+            return self._minibatch_epoch()
         members, n, p, km = self.members, self.n, self.p, self.km
         b = len(members)
         mixing = [mixup_active(m.config, m.epoch) for m in members]
@@ -313,6 +264,85 @@ class _Group:
             member.epoch += 1
         self.last_mixing = mixing
         return loss
+
+    def _plans(self, size: int, mixing: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+        """Each member's mixing plan of a batch of ``size`` points as (B, size) tensors λ,
+        partner and label weight g, drawn from its mix stream; λ = 1, the identity partner and
+        g = 1 (exactly the clean batch) where it does not mix."""
+        ones, identity = torch.ones(size), torch.arange(size)
+        lams, partners, gs = [], [], []
+        for member, mixes in zip(self.members, mixing, strict=True):
+            if mixes:
+                mix = member.config.mixup
+                plan = sample_mix_plan(size, alpha=mix.alpha, scheme=member.scheme,
+                                       fold=mix.fold, generator=member.generators["mix"])
+                lams.append(plan.lam)
+                partners.append(plan.partner)
+                gs.append(plan.label_weight)
+            else:
+                lams.append(ones)
+                partners.append(identity)
+                gs.append(ones)
+        lam, partner, g = (torch.stack(t).to(self.device) for t in (lams, partners, gs))
+        return lam, partner, g
+
+    def _minibatch_epoch(self) -> Tensor:
+        """One epoch of minibatch SGD of every member, each on its own minibatches; returns
+        each member's mean objective over the epoch's batches (B,).
+
+        Member b's batch is X[order_b] (s, P, d); the step is the batched GEMM of every
+        member's batch with its filters (B, s·P, d) x (B, d, Km), the closed-form gradient of
+        the patch CNN, and the batched GEMM of the pre-activation gradients with the batch."""
+        members, p, k, m, km = self.members, self.p, self.k, self.m, self.km
+        b, n, size = len(members), self.n, self.batch_size
+        assert size is not None
+        mixing = [mixup_active(mb.config, mb.epoch) for mb in members]
+        orders = torch.stack([torch.randperm(n, generator=mb.generators["batches"])
+                              for mb in members]).to(self.device)
+        patches = self.x_low.view(n, p, self.d)
+        total = torch.zeros(b, device=self.device)
+        batches = orders.split(size, dim=1)
+        for index in batches:  # (B, s)
+            s = index.shape[1]
+            x = patches[index].view(b, s * p, self.d)
+            weight = self._members_view(self.state)  # (B, Km, d), float32
+            z = self._bmm(x, weight.transpose(1, 2)).view(b, s, p, km)
+            targets = self.targets[index]  # (B, s, K)
+            if any(mixing):
+                lam, partner, g = self._plans(s, mixing)
+                lam_z = lam.view(b, s, 1, 1)
+                z = torch.lerp(z.gather(1, partner.view(b, s, 1, 1).expand_as(z)), z, lam_z)
+                targets = torch.lerp(targets.gather(1, partner.view(b, s, 1).expand_as(targets)),
+                                     targets, g.view(b, s, 1))
+            relu = torch.relu(z)
+            if self.q == 1:
+                act, slope = relu, (z > 0).to(z.dtype)
+            else:
+                slope = relu if self.q == 2 else relu.pow(self.q - 1)  # σ'(z) / q
+                act = slope * relu
+            logits = act.view(b, s, p, k, m).sum(dim=-1).sum(dim=2)  # (B, s, K)
+            log_probs = torch.log_softmax(logits, dim=-1)
+            total += -(targets * log_probs).sum(-1).mean(-1)
+            grad_logits = (log_probs.exp() - targets).mul_(self.q / s)  # (B, s, K), times q
+            grad_z = slope.view(b, s, p, k, m).mul_(grad_logits.view(b, s, 1, k, 1))
+            grad_z = grad_z.view(b, s, p, km)
+            if any(mixing):
+                # z̃_i = λ_i z_i + (1-λ_i) z_π(i): (1-λ_i)·grad_i goes back to point π(i)
+                back = grad_z * (1 - lam_z)
+                grad_z = grad_z.mul_(lam_z).scatter_add_(
+                    1, partner.view(b, s, 1, 1).expand_as(back), back)
+            grad = self._bmm(grad_z.view(b, s * p, km).transpose(1, 2), x)  # (B, Km, d)
+            self._sgd(grad.reshape(b * km, self.d))
+        for member in members:
+            member.epoch += 1
+        self.last_mixing = mixing
+        return total / len(batches)
+
+    def _bmm(self, a: Tensor, b: Tensor) -> Tensor:
+        """Batched ``a @ b`` in the group's precision (float32 accumulation), as float32."""
+        if self.dtype == torch.float32:
+            return torch.bmm(a, b)
+        return torch.bmm(a.to(self.dtype), b.to(self.dtype)).float()
 
     def _sgd(self, grad: Tensor) -> None:
         """torch.optim.SGD's update (dampening 0, no Nesterov) with per-member settings.
@@ -412,17 +442,8 @@ class _Group:
             start += size
             logits = torch.relu(z).pow(self.q).sum(dim=-1).sum(dim=1)  # (N, B', K)
             y = {"train": d.y_train, "val": d.y_val, "test": d.y_test}[split]
-            correct = (logits.argmax(dim=-1) == y.view(-1, 1)).float()  # (N, B')
-            if split == "train":
-                columns["train/acc"] = correct.mean(dim=0)
-                continue
-            rare = d.rare_val if split == "val" else d.rare_test
-            log_probs = torch.log_softmax(logits, dim=-1)
-            picked = log_probs.gather(2, y.view(-1, 1, 1).expand(-1, b, 1)).squeeze(2)
-            columns[f"{split}/loss"] = -picked.mean(dim=0)
-            columns[f"{split}/acc"] = correct.mean(dim=0)
-            columns[f"{split}/acc_common"] = correct[~rare].mean(dim=0)  # NaN when empty
-            columns[f"{split}/acc_rare"] = correct[rare].mean(dim=0)
+            rare = {"train": d.rare_train, "val": d.rare_val, "test": d.rare_test}[split]
+            columns |= split_columns(split, logits.transpose(0, 1), y, rare)
         if diag is not None:
             for name, offset in (("common", 0), ("rare", k)):
                 inner = diag[offset:offset + k].view(k, b, k, m)  # <v_k, w_{k', r}>
@@ -441,9 +462,7 @@ class _Group:
                 total = torch.where(finite, best, torch.zeros_like(best)).sum(dim=0)
                 columns["features/noise_memorization"] = torch.where(
                     count > 0, total / count.clamp_min(1), torch.zeros_like(total))
-        names = list(columns)
-        values = torch.stack([columns[name].float() for name in names], dim=1).tolist()
-        return [dict(zip(names, row, strict=True)) for row in values]
+        return rows(columns)
 
     def weight(self, which: Sequence[int] | None = None) -> Tensor:
         """The float32 filters W (B', K·m, d) of the members at positions ``which`` (all: None)."""
@@ -486,161 +505,3 @@ class _Group:
             self.scale[j], self.scale_buf[j] = float(state["scale"]), float(state["scale_buf"])
 
 
-LogCallback = Callable[[Member, Metrics], None]
-
-
-class Pack:
-    """B members trained together; see the module docstring.
-
-    ``advance`` trains every running member one epoch and returns the members that logged at it
-    with their metrics (the unpacked trainer's ``advance`` metrics, ``epoch`` included).
-    """
-
-    def __init__(self, configs: Iterable[TrialConfig], *,
-                 device: torch.device | str | None = None, gram: bool | None = None) -> None:
-        configs = list(configs)
-        if not configs:
-            raise ValueError("a pack needs at least one member")
-        for config in configs:
-            check_packable(config)
-        self.device = (resolve_device(configs[0].device) if device is None
-                       else torch.device(device))
-        self.members = [
-            Member(i, c, make_label_scheme(c.mixup.label_scheme, c.mixup.label_param),
-                   {"mix": make_generator(c.seed, Stream.MIX)})
-            for i, c in enumerate(configs)
-        ]
-        datasets: dict[str, TaskData] = {}
-        grouped: dict[tuple[Any, ...], tuple[TaskData, list[Member], list[Tensor]]] = {}
-        images: dict[tuple[Any, ...], tuple[list[Member], list[TaskData]]] = {}
-        for member in self.members:
-            c = member.config
-            data_key = repr((sorted(dataclasses.asdict(c.data).items()), c.seed))
-            if autograd_packable(c) is None:  # the autograd engine stacks and moves its data
-                if data_key not in datasets:
-                    datasets[data_key] = build_data(c.data, c.seed)
-                data = datasets[data_key]
-                entry_images = images.setdefault(
-                    ("autograd", autograd_group_key(c), autograd_data_key(data)), ([], []))
-                entry_images[0].append(member)
-                entry_images[1].append(data)
-                continue
-            if data_key not in datasets:
-                datasets[data_key] = build_data(c.data, c.seed).to(self.device)
-            data = datasets[data_key]
-            model = build_model(c.model, data, make_generator(c.seed, Stream.INIT))
-            assert isinstance(model, PatchCNN)
-            key = (data_key, c.model.width, c.model.power, gemm_dtype(c, self.device))
-            entry = grouped.setdefault(key, (data, [], []))
-            entry[1].append(member)
-            entry[2].append(model.weight.detach())
-        self.groups: list[_Group | AutogradGroup] = [
-            _Group(data, members, weights, key[3], self.device,
-                   gram=use_gram(data) if gram is None else gram)
-            for key, (data, members, weights) in grouped.items()]
-        self.groups += [AutogradGroup(members, self.device, data=data)
-                        for members, data in images.values()]
-
-    @property
-    def running(self) -> list[Member]:
-        return [m for m in self.members if m.running]
-
-    @property
-    def done(self) -> bool:
-        return not self.running
-
-    def stop(self, index: int, status: Status = "stopped") -> None:
-        """Takes member ``index`` out of training (an ASHA cut); the others go on."""
-        member = self.members[index]
-        if member.running:
-            member.status = status
-        self._prune()
-
-    def _prune(self) -> None:
-        for group in self.groups:
-            keep = [m.running for m in group.members]
-            if not all(keep):
-                group.keep(keep)
-        self.groups = [g for g in self.groups if g.members]
-
-    def advance(self) -> list[tuple[Member, Metrics]]:
-        """One epoch for every running member; the members that logged, with their metrics."""
-        logged: list[tuple[Member, Metrics]] = []
-        for group in self.groups:
-            start = time.perf_counter()
-            loss = group.step().tolist()
-            mixing = group.last_mixing
-            which = []
-            for i, member in enumerate(group.members):
-                member.loss_sum += loss[i]
-                member.loss_epochs += 1
-                if member.epoch % member.config.log_every == 0 or member.epoch >= member.budget:
-                    which.append(i)
-            evaluated = group.evaluate(which) if which else []
-            share = (time.perf_counter() - start) / len(group.members)
-            for member in group.members:
-                member.seconds += share
-            for i, metrics in zip(which, evaluated, strict=True):
-                member = group.members[i]
-                last_loss = member.loss_sum / member.loss_epochs
-                member.loss_sum, member.loss_epochs = 0.0, 0
-                if not math.isfinite(last_loss):
-                    member.status, member.error = "diverged", (
-                        f"train/loss became {last_loss} by epoch {member.epoch} "
-                        f"(optim.lr={member.config.optim.lr} may be too large)")
-                    continue
-                row = {"epoch": float(member.epoch), "train/loss": last_loss, **metrics,
-                       "mixup/active": float(mixing[i])}
-                member.history.append(row)
-                logged.append((member, row))
-                if member.epoch >= member.budget:
-                    member.status = "done"
-        self._prune()
-        return logged
-
-    def run(self, on_log: LogCallback | None = None) -> list[TrialResult]:
-        """Trains every member to the end of its budget (or its divergence)."""
-        while not self.done:
-            for member, metrics in self.advance():
-                if on_log is not None:
-                    on_log(member, metrics)
-        return [m.result(self.device) for m in self.members]
-
-    # -- checkpoints
-
-    def state_dict(self) -> dict[str, Any]:
-        trained = {member.index: group.member_state(j)
-                   for group in self.groups for j, member in enumerate(group.members)}
-        return {"members": [
-            {"config": to_flat(m.config), "epoch": m.epoch, "seconds": m.seconds,
-             "history": [dict(h) for h in m.history], "status": m.status, "error": m.error,
-             "loss_sum": m.loss_sum, "loss_epochs": m.loss_epochs,
-             "generators": {k: g.get_state() for k, g in m.generators.items()},
-             "trained": trained.get(m.index)}  # None once the member has left the pack
-            for m in self.members]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = state["members"]
-        if [s["config"] for s in saved] != [to_flat(m.config) for m in self.members]:
-            raise ValueError("checkpoint was written by a pack of different trial configs")
-        for member, s in zip(self.members, saved, strict=True):
-            member.epoch, member.seconds = int(s["epoch"]), float(s["seconds"])
-            member.history = [dict(h) for h in s["history"]]
-            member.status, member.error = s["status"], s["error"]
-            member.loss_sum, member.loss_epochs = float(s["loss_sum"]), int(s["loss_epochs"])
-            for name, g in member.generators.items():
-                g.set_state(s["generators"][name])
-        for group in self.groups:
-            for j, member in enumerate(group.members):
-                if saved[member.index]["trained"] is not None:
-                    group.load_member_state(j, saved[member.index]["trained"])
-        self._prune()
-
-
-def train_packed(configs: Sequence[TrialConfig], *, device: torch.device | str | None = None,
-                 on_log: LogCallback | None = None, gram: bool | None = None) -> list[TrialResult]:
-    """Trains ``configs`` (each with its own seed) as one pack; results in the same order.
-
-    ``gram`` forces the Gram (True) or direct (False) form; None picks by :func:`use_gram`.
-    """
-    return Pack(configs, device=device, gram=gram).run(on_log)
