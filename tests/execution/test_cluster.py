@@ -281,7 +281,10 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     for trial_id in held:
         reports = [e for e in events if e["type"] == "epoch" and e["trial_id"] == trial_id]
         after = [e for e in reports if e["time"] > killed_at]
-        assert after and all(e["node_id"] != hit["node_id"] for e in after), \
+        # a trial whose new actor is held in setup may be handed to a free actor (reuse_actors)
+        # of another node and finish there before the kill: it went on elsewhere all the same
+        elsewhere = [e for e in reports if e["node_id"] != hit["node_id"]]
+        assert elsewhere and all(e["node_id"] != hit["node_id"] for e in after), \
             f"the held trial {trial_id} did not go on on another node"
         if moment.startswith("mid-"):  # from its state file, not from scratch
             assert after[0]["epoch"] > 20 and [e["epoch"] for e in reports].count(20) == 1

@@ -19,6 +19,7 @@ from dashboards.sweep_data import report_data
 from sweeps import load_sweep
 from sweeps.store.records import RecordLog
 from tests.sweep_helpers import (
+    NO_REPORT,
     SMALL_TRIAL,
     assert_resumed_whole,
     metric_steps,
@@ -252,15 +253,17 @@ def test_optuna_asks_whole_packs_and_a_killed_driver_resumes_the_journal_study(
     assert told == recorded
 
 
-def test_packs_refuse_what_they_cannot_run_with_one_line_naming_the_field(tmp_path: Path) -> None:
-    # minibatch SGD of the patch CNN: neither engine packs it (image models do: the autograd one)
-    images = write_spec(tmp_path, "img", trial={**SMALL_TRIAL, "optim.batch_size": 8},
-                        search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}})
-    out = mixup_sweep("run", str(images), "--storage", "res", "--pack", "4", cwd=tmp_path)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "execution.pack" in out.stderr and "optim.batch_size" in out.stderr
-    assert not (tmp_path / "res" / "img").exists()
-    out = mixup_sweep("run", str(images), "--storage", "res", "--pack", "0", cwd=tmp_path)
+def test_minibatch_patch_cnn_trials_pack_too_and_a_bad_pack_size_is_one_line(
+        tmp_path: Path) -> None:
+    # minibatch SGD of the patch CNN packs in the closed-form engine (batched GEMMs)
+    spec = write_spec(tmp_path, "mini", trial={**SMALL_TRIAL, "optim.batch_size": 8},
+                      search_space={"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]}})
+    out = mixup_sweep("run", str(spec), "--storage", "res", "--pack", "4", NO_REPORT,
+                      cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = RecordLog(tmp_path / "res" / "mini").trials
+    assert len(trials) == 2 and all(r.status == "TERMINATED" and r.pack for r in trials.values())
+    out = mixup_sweep("run", str(spec), "--storage", "res", "--pack", "0", cwd=tmp_path)
     assert out.returncode == 2 and "--pack: must be >= 1" in out.stderr
 
 
