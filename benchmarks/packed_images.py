@@ -33,8 +33,6 @@ MNIST-5k at B = 16.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import dataclasses
 import statistics
 import time
@@ -49,6 +47,7 @@ from mixup_core.data.base import ImageSpec
 from mixup_core.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from mixup_core.schemes import make_label_scheme
 from mixup_core.seeding import Stream, make_generator
+from mixup_core.training import heap
 from mixup_core.training.autograd import AutogradGroup
 from mixup_core.training.member import Member
 
@@ -79,10 +78,8 @@ def random_cifar_like(n: int, seed: int) -> TaskData:
 
 
 def keep_heap() -> None:
-    """glibc malloc: no mmap for large blocks (M_MMAP_MAX = 0), never trim the heap."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    m_trim_threshold, m_mmap_max = -1, -4
-    if not (libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2**31 - 1)):
+    """glibc malloc: no mmap for large blocks, never trim the heap (what CPU pack workers do)."""
+    if not heap.keep_heap():
         raise RuntimeError("mallopt refused the settings (not glibc?)")
 
 
@@ -133,6 +130,19 @@ def compare(label: str, base: TrialConfig, datasets: list[TaskData], *, sizes: l
         del group, trainer
 
 
+def unpacked_only(base: TrialConfig, data: TaskData, device: torch.device, seconds: float) -> None:
+    """Epochs of one unpacked trainer for ``seconds``; prints its images per second. Two of these
+    started at once on one GPU are two half-GPU trials (benchmarks/gpu_check.sh)."""
+    trainer = Trainer(base, device=device, data=data)
+    epoch = synchronised(device, trainer.train_epoch)
+    epoch()  # warm-up
+    images, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        epoch()
+        images += len(data.y_train)
+    print(f"unpacked_images_per_s {images / (time.perf_counter() - start):.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -151,6 +161,9 @@ def main() -> None:
                         help="glibc malloc keeps large blocks in its heap (see the docstring)")
     parser.add_argument("--skip-mnist", action="store_true")
     parser.add_argument("--skip-resnet", action="store_true")
+    parser.add_argument("--unpacked-seconds", type=float, default=None,
+                        help="only train one unpacked preact_resnet18 for this long and print "
+                             "its images per second (two at once: two half-GPU trials)")
     args = parser.parse_args()
     if args.quick:
         args.sizes = [b for b in args.sizes if b <= 8]
@@ -160,6 +173,13 @@ def main() -> None:
         keep_heap()
     device = torch.device(args.device)
     channels = args.resnet_channels or (64 if device.type == "cuda" else 16)
+    resnet = TrialConfig().replace(**{
+        **RECIPE, "data.name": "cifar10", "model.name": "preact_resnet18",
+        "model.channels": channels, "optim.batch_size": 32})
+    if args.unpacked_seconds is not None:
+        unpacked_only(resnet, random_cifar_like(args.resnet_images, 0), device,
+                      args.unpacked_seconds)
+        return
     print(f"plan: B in {args.sizes}, {args.rounds} rounds, "
           f"{'heap kept' if args.keep_heap else 'default malloc'}; small_cnn on digits"
           + ("" if args.skip_mnist else f" and on MNIST-5k ({args.images} images)")
@@ -177,11 +197,8 @@ def main() -> None:
         compare("small_cnn on MNIST-5k", base, mnist, sizes=args.sizes, rounds=args.rounds,
                 device=device)
     if not args.skip_resnet:
-        base = TrialConfig().replace(**{
-            **RECIPE, "data.name": "cifar10", "model.name": "preact_resnet18",
-            "model.channels": channels, "optim.batch_size": 32})
         images = [random_cifar_like(args.resnet_images, seed) for seed in range(SEEDS)]
-        compare(f"preact_resnet18 ({channels} channels) on random 32×32 images", base, images,
+        compare(f"preact_resnet18 ({channels} channels) on random 32×32 images", resnet, images,
                 sizes=args.sizes, rounds=args.rounds, device=device)
 
 

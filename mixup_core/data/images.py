@@ -4,7 +4,8 @@
 into :class:`~mixup_core.data.base.TaskData` whose inputs stay uint8 (n, C, H, W): the trainer
 moves them to its device once and augments and normalises each batch there
 (:mod:`mixup_core.data.device_batches`). Random choices, in this order, come from the DATA
-generator: the ``max_train`` subset, the ``max_test`` subset, then the view's subsets.
+generator: the ``max_train`` subset, the ``max_test`` subset (each stratified by class, so
+split sizes never depend on the seed), then the view's subsets.
 
 The validation split is held out of the (capped) training split before the view: a random
 ``round(data.val_fraction · n_c)`` images of each class c, at least one image of every class
@@ -29,11 +30,22 @@ if TYPE_CHECKING:
     from mixup_core.config import DataConfig
 
 
-def _cap(n: int, limit: int | None, generator: torch.Generator) -> Tensor:
+def _cap(y: Tensor, limit: int | None, generator: torch.Generator) -> Tensor:
+    """Sorted positions of a random ``limit`` of the labels ``y``, stratified: each class keeps
+    its share (largest remainders), so the subset's class counts, and every split size built
+    from them, are the same for every seed (the members of a pack then share their shapes)."""
+    n = len(y)
     everything = torch.arange(n)
     if limit is None or limit >= n:
         return everything
-    return random_subset(everything, limit, generator).sort().values
+    classes, counts = torch.unique(y, return_counts=True)
+    quota = counts.double() * limit / n
+    take = quota.floor().long()
+    order = torch.argsort(quota - take, descending=True, stable=True)
+    take[order[:limit - int(take.sum())]] += 1
+    picked = [random_subset(torch.nonzero(y == c).flatten(), int(k), generator)
+              for c, k in zip(classes.tolist(), take.tolist(), strict=True)]
+    return torch.cat(picked).sort().values
 
 
 def image_spec(source: ImageSource, images: LabelledImages) -> ImageSpec:
@@ -64,8 +76,8 @@ def build_image_task(source: ImageSource, config: DataConfig, generator: torch.G
     """Loads ``source``, applies ``max_train``/``max_test``, holds out the validation split and
     applies ``data.view`` (see the module docstring for the order of the random choices)."""
     images = source.load(config)
-    keep_train = _cap(len(images.y_train), config.max_train, generator)
-    keep_test = _cap(len(images.y_test), config.max_test, generator)
+    keep_train = _cap(images.y_train, config.max_train, generator)
+    keep_test = _cap(images.y_test, config.max_test, generator)
     kept, held = hold_out(images.y_train[keep_train], config.val_fraction, val_generator)
     fit, held = keep_train[kept], keep_train[held]
     y_train, y_test = images.y_train[fit], images.y_test[keep_test]

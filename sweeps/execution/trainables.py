@@ -19,6 +19,7 @@ from ray import tune
 
 from mixup_core.config import from_flat, to_flat
 from mixup_core.training import Pack, TrainingDiverged
+from mixup_core.training.heap import keep_heap
 from sweeps.execution.failpoints import failpoint
 from sweeps.execution.packing import MEMBER_KEY, PACK_KEY, member_states, pack_members
 from sweeps.execution.scheduling import Rungs
@@ -81,6 +82,8 @@ class _StateFileTrainable(tune.Trainable):
         torch.set_num_threads(max(1, int(cpus)))
         gpu_ids = ray.get_gpu_ids()
         self._device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+        if self._device == "cpu":  # a pack's activations, B times a trial's, stay on the heap
+            keep_heap()
         failpoint("setup", node_id=self._node_id, trial_id=self.trial_id)
 
     def _restore(self, apply: Callable[[dict[str, Any]], None]) -> bool:

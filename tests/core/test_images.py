@@ -100,6 +100,21 @@ def test_views_and_caps_draw_from_the_data_seed():
     assert torch.equal(image_data(seed=1).x_test, image_data(seed=2).x_test)
 
 
+@pytest.mark.parametrize("view", ["none", "rare_subclass", "long_tail"])
+def test_capped_split_sizes_do_not_depend_on_the_seed(view):
+    """max_train and max_test keep each class's share, so every seed's splits have one shape
+    (members of one pack with different seeds then share one autograd group)."""
+    shapes = set()
+    for seed in range(5):
+        data = image_data(seed=seed, **{"data.view": view, "data.max_train": 301,
+                                        "data.max_test": 97, "data.rho": 0.1})
+        shapes.add((len(data.y_train), len(data.y_val), len(data.y_test),
+                    int(data.rare_train.sum()), int(data.rare_val.sum())))
+        classes = torch.bincount(data.y_train)
+        assert int(classes.min()) > 0
+    assert len(shapes) == 1, shapes
+
+
 # ---------------------------------------------------------------------------- CIFAR files
 
 
