@@ -3,8 +3,8 @@
     python benchmarks/image_sweep.py [--epochs 2] [--pack 6] [--channels 16] [--max-train 1000]
 
 The issue's sweep: 12 trials × 3 seeds of ``small_cnn`` on MNIST-5k (28×28, minibatch SGD,
-batch 64, momentum 0.9, weight decay 5e-4, random crops; a grid of 4 stop epochs × 3 label
-schemes), through the whole stack (local Ray, MLflow sqlite, records, Parquet), ``--pack 1``
+batch 64, momentum 0.9, weight decay 5e-4, random crops; a grid of 4 α × 3 label schemes),
+through the whole stack (local Ray, MLflow sqlite, records, Parquet), ``--pack 1``
 first (each trial a pack of its 3 seeds), then ``--pack N`` (N trials × 3 seeds per pack), back
 to back in this process on the same Ray runtime. Prints each sweep's wall time and Σ trial
 compute, and the ratio. On a CPU the pack's arithmetic is no faster than the trials' one after
@@ -31,7 +31,7 @@ def write_spec(folder: Path, args: argparse.Namespace) -> Path:
                   "optim": {"epochs": args.epochs, "batch_size": 64, "lr": 0.1, "momentum": 0.9,
                             "weight_decay": 5.0e-4},
                   "mixup": {"alpha": 1.0}, "log_every": 1},
-        "search_space": {"mixup.stop_epoch": {"kind": "grid", "values": [0, None, 1, 2]},
+        "search_space": {"mixup.alpha": {"kind": "grid", "values": [0.2, 0.5, 1.0, 2.0]},
                          "mixup.label_scheme": {"kind": "grid",
                                                 "values": ["same", "independent", "dominant"]}},
         "search": {"algorithm": "grid", "max_concurrent": 2},
