@@ -237,12 +237,7 @@ class ClosedFormGroup:
         if any_mixing:
             mixed = z.view(-1, km).index_select(0, forward).view_as(z)
             z = torch.lerp(mixed, z, lam_z)
-        relu = torch.relu(z)
-        if self.q == 1:
-            act, slope = relu, (z > 0).to(z.dtype)
-        else:
-            slope = relu if self.q == 2 else relu.pow(self.q - 1)  # σ'(z) / q
-            act = slope * relu
+        act, slope = self._activation(z)
         logits = act.view(n, p, b, self.k, self.m).sum(dim=-1).sum(dim=1).transpose(0, 1)
         targets = self.targets.expand(b, n, self.k)  # logits and targets: (B, n, K)
         if any_mixing:
@@ -264,6 +259,14 @@ class ClosedFormGroup:
             member.epoch += 1
         self.last_mixing = mixing
         return loss
+
+    def _activation(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """σ(z) = max(0, z)^q and σ'(z)/q (for q = 1 the step 1[z > 0], not 0^0 = 1)."""
+        relu = torch.relu(z)
+        if self.q == 1:
+            return relu, (z > 0).to(z.dtype)
+        slope = relu if self.q == 2 else relu.pow(self.q - 1)
+        return slope * relu, slope
 
     def _plans(self, size: int, mixing: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
         """Each member's mixing plan of a batch of ``size`` points as (B, size) tensors λ,
@@ -314,12 +317,7 @@ class ClosedFormGroup:
                 z = torch.lerp(z.gather(1, partner.view(b, s, 1, 1).expand_as(z)), z, lam_z)
                 targets = torch.lerp(targets.gather(1, partner.view(b, s, 1).expand_as(targets)),
                                      targets, g.view(b, s, 1))
-            relu = torch.relu(z)
-            if self.q == 1:
-                act, slope = relu, (z > 0).to(z.dtype)
-            else:
-                slope = relu if self.q == 2 else relu.pow(self.q - 1)  # σ'(z) / q
-                act = slope * relu
+            act, slope = self._activation(z)
             logits = act.view(b, s, p, k, m).sum(dim=-1).sum(dim=2)  # (B, s, K)
             log_probs = torch.log_softmax(logits, dim=-1)
             total += -(targets * log_probs).sum(-1).mean(-1)
