@@ -4,7 +4,7 @@
 # Each figure is one line starting "gpu_check:". Prints, in order:
 #   1. the device and the versions of the driver, torch, Ray;
 #   2. the paper's main job packed on CUDA (sweeps/specs/paper_feature_noise.yaml, resources.gpu 1):
-#      wall time of the whole command and the driver's own "sweep took" line;
+#      wall time of the whole command and the driver's own "Sweep ... in N s" line;
 #   3. benchmarks/packed_images.py on CUDA for preact_resnet18 (64 channels, bfloat16 autocast,
 #      channels-last: precision auto on CUDA) for B in {1, 2, 4, 8, 16, 32}, against the unpacked
 #      trainer, and two unpacked trainings started at once on the device (two half-GPU trials);
@@ -32,7 +32,7 @@ $PY -m mixup_cli run sweeps/specs/paper_feature_noise.yaml --storage "$WORK/res"
     --tracking-uri "sqlite:///$WORK/mlflow.db" --set "resources.gpu=$GPU" --no-report \
     > "$WORK/main.out" 2>&1 || { cat "$WORK/main.out"; exit 1; }
 end=$(date +%s.%N)
-say "main job on $DEVICE: $(awk "BEGIN {printf \"%.1f\", $end - $start}") s end to end; $(grep -m1 -o 'sweep took [^;]*' "$WORK/main.out" || grep -m1 'took' "$WORK/main.out")"
+say "main job on $DEVICE: $(awk "BEGIN {printf \"%.1f\", $end - $start}") s end to end; $(grep -m1 "^Sweep '" "$WORK/main.out")"
 
 # 3. packed ResNet-18 against the unpacked trainer, then two unpacked trainings sharing the device
 $PY benchmarks/packed_images.py --device "$DEVICE" --skip-mnist --sizes $SIZES $RESNET \
@@ -54,4 +54,4 @@ MIXUP_DATA_ROOT="$WORK/data" $PY -m mixup_cli run sweeps/specs/cifar10_early_sto
     --pack 4 --set "resources.gpu=$GPU" --storage "$WORK/res" --tracking-uri "sqlite:///$WORK/mlflow.db" \
     --no-report > "$WORK/cifar.out" 2>&1 || { cat "$WORK/cifar.out"; exit 1; }
 end=$(date +%s.%N)
-say "CIFAR spec smoke, 8 trials in 2 packs on $DEVICE: $(awk "BEGIN {printf \"%.1f\", $end - $start}") s; $(grep -m1 -o '[0-9]* of [0-9]* trials[^;]*' "$WORK/cifar.out" || tail -1 "$WORK/cifar.out")"
+say "CIFAR spec smoke, 8 trials in 2 packs on $DEVICE: $(awk "BEGIN {printf \"%.1f\", $end - $start}") s; $(grep -m1 "^Sweep '" "$WORK/cifar.out")"
