@@ -15,7 +15,6 @@ hand-overs, data loads, state files, the driver's per-result work.
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 from pathlib import Path
 
@@ -51,25 +50,17 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, default=1000)
     args = parser.parse_args()
 
-    from sweeps.execution import driver as runner
+    from _sweeps import run_sweep
+
     from sweeps.execution import tuner as ray_backend
-    from sweeps.spec import load_spec
-    from sweeps.store.records import RecordLog
 
     walls: dict[int, float] = {}
     ray_backend.connect(None)
     for pack in (1, args.pack):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            spec_path = write_spec(folder, args)
-            out = runner.start_run(
-                load_spec(spec_path), str(spec_path), storage=folder / "res", name=None,
-                tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", address=None, smoke=False,
-                num_samples=None, max_concurrent=None, pack=pack, stream=io.StringIO())
-            records = list(RecordLog(out.directory).trials.values())
+            out, records = run_sweep(write_spec(folder, args), pack=pack, trials=12)
             compute = sum(r.compute_seconds for r in records)
-            assert len(records) == 12 and all(r.status == "TERMINATED" for r in records), \
-                {r.trial_id: (r.status, r.error) for r in records}
         walls[pack] = out.wall_seconds
         print(f"--pack {pack:>2}: {out.wall_seconds:6.1f} s of sweep; Σ trial compute "
               f"{compute:6.1f} s; {len(records)} trials × 3 seeds", flush=True)

@@ -51,12 +51,10 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=2)
     args = parser.parse_args()
 
-    import io
 
-    from sweeps.execution import driver as runner
+    from _sweeps import run_sweep
+
     from sweeps.execution import tuner as ray_backend
-    from sweeps.spec import load_spec
-    from sweeps.store.records import RecordLog
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -64,11 +62,7 @@ def main() -> None:
         t0 = time.perf_counter()
         ray_backend.connect(None)
         ray_start = time.perf_counter() - t0
-        outcome = runner.start_run(
-            load_spec(spec_path), str(spec_path), storage=folder / "res", name=None,
-            tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", address=None, smoke=False,
-            num_samples=None, max_concurrent=None, stream=io.StringIO())
-        records = RecordLog(outcome.directory).trials.values()
+        outcome, records = run_sweep(spec_path, trials=args.trials)
         compute = sum(r.compute_seconds for r in records)
         ray_backend.shutdown()
     baseline = in_process(args.trials)

@@ -12,7 +12,6 @@ seconds the sweep's end waited for it.
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 from pathlib import Path
 
@@ -41,24 +40,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args()
 
-    from sweeps.execution import driver as runner
+    from _sweeps import run_sweep
+
     from sweeps.execution import tuner as ray_backend
-    from sweeps.spec import load_spec
-    from sweeps.store.records import RecordLog
 
     rates: dict[str, float] = {}
     ray_backend.connect(None)
     for pack in ("auto", 1):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            spec_path = write_spec(folder, args.trials, args.epochs)
-            out = runner.start_run(
-                load_spec(spec_path), str(spec_path), storage=folder / "res", name=None,
-                tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", address=None, smoke=False,
-                num_samples=None, max_concurrent=None, pack=pack, stream=io.StringIO())
-            records = list(RecordLog(out.directory).trials.values())
+            out, records = run_sweep(write_spec(folder, args.trials, args.epochs), pack=pack,
+                                     trials=args.trials)
             compute = sum(r.compute_seconds for r in records)
-            assert len(records) == args.trials and all(r.status == "TERMINATED" for r in records)
         rates[str(pack)] = 3600 * args.trials / out.wall_seconds
         print(f"--pack {pack:>4}: {out.wall_seconds:7.1f} s of sweep, {rates[str(pack)]:8.0f} trials/h; "
               f"Σ compute {compute:6.1f} s; MLflow writer {out.mlflow_seconds:6.1f} s, "
