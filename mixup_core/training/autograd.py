@@ -90,11 +90,12 @@ from mixup_core.data.device_batches import (
     apply_crop_flip,
     sample_crop_flip,
 )
-from mixup_core.mixing import sample_mix_plan, soft_targets
+from mixup_core.mixing import soft_targets
 from mixup_core.models import build_model
 from mixup_core.models.contract import ClosedFormLoss, HasFilters, MixesLinearly
 from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.seeding import Stream, make_generator
+from mixup_core.training.member import mix_plans
 from mixup_core.training.metrics import Metrics, rows, split_columns
 
 if TYPE_CHECKING:
@@ -438,20 +439,7 @@ class AutogradGroup:
         """Each mixing member's Mixup of its batch, drawn from its mix stream as the reference trainer
         draws it; λ = 1 with the identity partner (exactly the clean batch) where it does not."""
         b, n = x.shape[:2]
-        lams, partners, gs = [], [], []
-        for member, mixes in zip(self.members, mixing, strict=True):
-            if mixes:
-                mix = member.config.mixup
-                plan = sample_mix_plan(n, alpha=mix.alpha, scheme=member.scheme, fold=mix.fold,
-                                       generator=member.generators["mix"])
-                lams.append(plan.lam)
-                partners.append(plan.partner)
-                gs.append(plan.label_weight)
-            else:
-                lams.append(torch.ones(n))
-                partners.append(torch.arange(n))
-                gs.append(torch.ones(n))
-        lam, partner, g = (torch.stack(t).to(self.device) for t in (lams, partners, gs))
+        lam, partner, g = mix_plans(self.members, mixing, n, self.device)
         rows = torch.arange(b, device=self.device)[:, None]
         x = torch.lerp(x[rows, partner], x, lam.view(b, n, 1, 1, 1))
         targets = torch.lerp(targets[rows, partner], targets, g.view(b, n, 1))

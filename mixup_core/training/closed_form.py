@@ -38,7 +38,7 @@ from mixup_core.mixing import MixPlan, sample_mix_plan, soft_targets
 from mixup_core.precision import patch_cnn_gemm_dtype
 from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.seeding import Stream, make_generator
-from mixup_core.training.member import Member
+from mixup_core.training.member import Member, mix_plans
 from mixup_core.training.metrics import Metrics, rows, split_columns
 
 
@@ -268,27 +268,6 @@ class ClosedFormGroup:
         slope = relu if self.q == 2 else relu.pow(self.q - 1)
         return slope * relu, slope
 
-    def _plans(self, size: int, mixing: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
-        """Each member's mixing plan of a batch of ``size`` points as (B, size) tensors λ,
-        partner and label weight g, drawn from its mix stream; λ = 1, the identity partner and
-        g = 1 (exactly the clean batch) where it does not mix."""
-        ones, identity = torch.ones(size), torch.arange(size)
-        lams, partners, gs = [], [], []
-        for member, mixes in zip(self.members, mixing, strict=True):
-            if mixes:
-                mix = member.config.mixup
-                plan = sample_mix_plan(size, alpha=mix.alpha, scheme=member.scheme,
-                                       fold=mix.fold, generator=member.generators["mix"])
-                lams.append(plan.lam)
-                partners.append(plan.partner)
-                gs.append(plan.label_weight)
-            else:
-                lams.append(ones)
-                partners.append(identity)
-                gs.append(ones)
-        lam, partner, g = (torch.stack(t).to(self.device) for t in (lams, partners, gs))
-        return lam, partner, g
-
     def _minibatch_epoch(self) -> Tensor:
         """One epoch of minibatch SGD of every member, each on its own minibatches; returns
         each member's mean objective over the epoch's batches (B,).
@@ -312,7 +291,7 @@ class ClosedFormGroup:
             z = self._bmm(x, weight.transpose(1, 2)).view(b, s, p, km)
             targets = self.targets[index]  # (B, s, K)
             if any(mixing):
-                lam, partner, g = self._plans(s, mixing)
+                lam, partner, g = mix_plans(members, mixing, s, self.device)
                 lam_z = lam.view(b, s, 1, 1)
                 z = torch.lerp(z.gather(1, partner.view(b, s, 1, 1).expand_as(z)), z, lam_z)
                 targets = torch.lerp(targets.gather(1, partner.view(b, s, 1).expand_as(targets)),

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mixup_core.config import TrialConfig
+from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import TaskData, build_data
 from mixup_core.models import build_model
 from mixup_core.models.patch_cnn import PatchCNN
@@ -181,7 +181,7 @@ class Pack:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state["members"]
-        if [s["config"] for s in saved] != [m.state_dict()["config"] for m in self.members]:
+        if [s["config"] for s in saved] != [to_flat(m.config) for m in self.members]:
             raise ValueError("checkpoint was written by a pack of different trial configs")
         for member, s in zip(self.members, saved, strict=True):
             member.load_state_dict(s)

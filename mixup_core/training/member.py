@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+from torch import Tensor
 
 from mixup_core.config import TrialConfig, to_flat
+from mixup_core.mixing import sample_mix_plan
 from mixup_core.schemes import LabelScheme
 
 Metrics = dict[str, float]
@@ -96,3 +98,25 @@ class Member:
         self.loss_sum, self.loss_epochs = float(state["loss_sum"]), int(state["loss_epochs"])
         for name, g in self.generators.items():
             g.set_state(state["generators"][name])
+
+
+def mix_plans(members: list[Member], mixing: list[bool], size: int,
+              device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Each member's Mixup plan of a batch of ``size`` points as (B, size) tensors λ, partner
+    and label weight g on ``device``, drawn from its mix stream as the reference trainer draws
+    it; λ = 1, the identity partner and g = 1 (exactly the clean batch) where it does not mix."""
+    lams, partners, gs = [], [], []
+    for member, mixes in zip(members, mixing, strict=True):
+        if mixes:
+            mix = member.config.mixup
+            plan = sample_mix_plan(size, alpha=mix.alpha, scheme=member.scheme, fold=mix.fold,
+                                   generator=member.generators["mix"])
+            lams.append(plan.lam)
+            partners.append(plan.partner)
+            gs.append(plan.label_weight)
+        else:
+            lams.append(torch.ones(size))
+            partners.append(torch.arange(size))
+            gs.append(torch.ones(size))
+    lam, partner, g = (torch.stack(t).to(device) for t in (lams, partners, gs))
+    return lam, partner, g
