@@ -8,7 +8,8 @@
 #   3. benchmarks/packed_images.py on CUDA for preact_resnet18 (64 channels, bfloat16 autocast,
 #      channels-last: precision auto on CUDA) for B in {1, 2, 4, 8, 16, 32}, against the unpacked
 #      trainer, and two unpacked trainings started at once on the device (two half-GPU trials);
-#   4. a 2-pack smoke of the CIFAR spec on CIFAR-format fixture data (tests/image_fixtures.py).
+#   4. a 2-pack smoke of the CIFAR spec on CIFAR-format fixture data (tests/image_fixtures.py);
+#   and, on CUDA, the memory probe's answer for the CIFAR spec (members one GPU holds).
 # GPU_CHECK_DEVICE=cpu runs the same steps on the CPU with tiny sizes (a dry run of this script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,17 @@ $PY -m mixup_cli run sweeps/specs/paper_feature_noise.yaml --storage "$WORK/res"
     > "$WORK/main.out" 2>&1 || { cat "$WORK/main.out"; exit 1; }
 end=$(date +%s.%N)
 say "main job on $DEVICE: $(awk "BEGIN {printf \"%.1f\", $end - $start}") s end to end; $(grep -m1 "^Sweep '" "$WORK/main.out")"
+
+# 2b. the memory probe pack: auto uses on GPUs (members of the CIFAR spec's trials one GPU holds)
+if [ "$DEVICE" = cuda ]; then
+  say "memory probe: $($PY -c "
+import ray
+from sweeps.execution.packing import probe_gpu_members
+from sweeps.spec import load_spec
+ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
+print(probe_gpu_members(load_spec('sweeps/specs/cifar10_early_stop.yaml')), 'preact_resnet18 members on one GPU')
+" 2>/dev/null | tail -1)"
+fi
 
 # 3. packed ResNet-18 against the unpacked trainer, then two unpacked trainings sharing the device
 $PY benchmarks/packed_images.py --device "$DEVICE" --skip-mnist --sizes $SIZES $RESNET \

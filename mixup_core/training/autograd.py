@@ -449,8 +449,9 @@ class AutogradGroup:
         """uint8 images (B, n, C, H, W) of the data sets ``u`` (B,) as the model reads them."""
         return torch.addcmul(self.splits["shift"][u], x.to(torch.float32), self.splits["scale"][u])
 
-    def step(self) -> Tensor:
-        """One epoch of every member; returns each member's mean train loss (B,)."""
+    def step(self, max_batches: int | None = None) -> Tensor:
+        """One epoch of every member; returns each member's mean train loss (B,).
+        ``max_batches`` stops after that many minibatches (the memory probe's single step)."""
         members = self.members
         mixing = [mixup_active(m.config, m.epoch) for m in members]
         settings = torch.tensor(
@@ -460,7 +461,7 @@ class AutogradGroup:
         has_momentum = any(m.config.optim.momentum for m in members)
         has_decay = any(m.config.optim.weight_decay for m in members)
         u = self.data_index
-        batches = self._orders()
+        batches = self._orders()[:max_batches]
         total = torch.zeros(len(members), device=self.device)
         for index in batches:
             x = self.splits["x_train"][u[:, None], index]
@@ -593,4 +594,35 @@ class AutogradGroup:
         self.has_buf[j] = has_buf
 
 
-__all__ = ["LAYOUTS", "AutogradGroup", "autograd_packable", "data_key", "group_key"]
+def measure_member_bytes(config: TrialConfig, device: torch.device | str) -> tuple[int, int]:
+    """(fixed, per member) peak CUDA bytes of ``config``'s image trials in one group: the
+    peaks of one training step of a group of one and of two members (other seeds: their own
+    data sets) on ``device``; a pack of B members needs about fixed + B x per member."""
+    from mixup_core.schemes import make_label_scheme
+    from mixup_core.training.member import Member
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise ValueError("measure_member_bytes measures CUDA memory; give a CUDA device")
+    peaks = []
+    for size in (1, 2):
+        configs = [config.replace(seed=config.seed + i) for i in range(size)]
+        members = [Member(i, c, make_label_scheme(c.mixup.label_scheme, c.mixup.label_param),
+                          {"mix": make_generator(c.seed, Stream.MIX)})
+                   for i, c in enumerate(configs)]
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        start = torch.cuda.memory_allocated(device)
+        group = AutogradGroup(members, device)
+        group.step(max_batches=1)
+        group.evaluate([0])
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - start)
+        del group, members
+    per_member = max(1, peaks[1] - peaks[0])
+    return max(0, peaks[0] - per_member), per_member
+
+
+__all__ = ["LAYOUTS", "AutogradGroup", "autograd_packable", "data_key", "group_key",
+           "measure_member_bytes"]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from sweeps.execution.failpoints import FAILPOINT_ENV, FAILPOINT_HOLD_S, failpoint
     from sweeps.execution.packing import (
         FROM_KEY,
+        GPU_MEMORY_SHARE,
         MAX_IMAGE_MEMBERS,
         MAX_MEMBERS,
         MEMBER_KEY,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         plan_packs,
         plan_split,
         plan_trials,
+        probe_gpu_members,
         sample_value,
     )
     from sweeps.execution.progress import (
@@ -83,6 +85,7 @@ _EXPORTS = {
     "FAILPOINT_ENV": "failpoints",
     "FAILPOINT_HOLD_S": "failpoints",
     "FROM_KEY": "packing",
+    "GPU_MEMORY_SHARE": "packing",
     "GRID_KEY": "trainables",
     "JOIN_TIMEOUT_S": "tuner",
     "LivePanel": "progress",
@@ -128,6 +131,7 @@ _EXPORTS = {
     "plan_packs": "packing",
     "plan_split": "packing",
     "plan_trials": "packing",
+    "probe_gpu_members": "packing",
     "repair_holes": "repair",
     "resume_run": "driver",
     "resume_sweep": "tuner",
@@ -147,6 +151,7 @@ __all__ = [
     "FAILPOINT_ENV",
     "FAILPOINT_HOLD_S",
     "FROM_KEY",
+    "GPU_MEMORY_SHARE",
     "GRID_KEY",
     "JOIN_TIMEOUT_S",
     "MAX_IMAGE_MEMBERS",
@@ -194,6 +199,7 @@ __all__ = [
     "plan_packs",
     "plan_split",
     "plan_trials",
+    "probe_gpu_members",
     "repair_holes",
     "resume_run",
     "resume_sweep",

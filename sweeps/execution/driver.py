@@ -33,7 +33,7 @@ from sweeps.execution import packing, ray_patches
 from sweeps.execution.failpoints import failpoint
 from sweeps.execution.repair import repair_holes
 from sweeps.execution.sink import OPEN_SINKS, DriverSink, SinkFactory
-from sweeps.spec import SweepSpec
+from sweeps.spec import SweepSpec, is_image_trial
 from sweeps.store import provenance
 from sweeps.store.layout import (
     META_FILE,
@@ -75,6 +75,23 @@ class SweepOutcome:
     drain_seconds: float = 0.0
 
 
+def _gpu_members(spec: SweepSpec, cluster: dict[str, Any], stream: TextIO) -> int | None:
+    """How many image-trial members one GPU holds (``pack: auto`` on GPUs), from the memory
+    probe; None (the fixed cap) where it does not apply or fails (one note line)."""
+    if (spec.pack != "auto" or not cluster["gpus"] or spec.resources.gpu <= 0
+            or not is_image_trial(spec.base)):
+        return None
+    try:
+        members = packing.probe_gpu_members(spec)
+    except RuntimeError as err:
+        print(f"note: {err}; packs of image trials hold at most "
+              f"{packing.MAX_IMAGE_MEMBERS} members", file=stream, flush=True)
+        return None
+    print(f"note: one GPU holds {members} members of these image trials (memory probe)",
+          file=stream, flush=True)
+    return members
+
+
 def _drive(spec: SweepSpec, directory: Path, meta: dict[str, Any], *, address: str | None,
            resume: bool, stream: TextIO) -> SweepOutcome:
     from sweeps.execution import tuner  # Ray is imported only when a sweep really runs
@@ -108,7 +125,8 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
         pack = meta.get("pack_size")
         if pack is None:  # fixed when the sweep starts, so that resume rebuilds the same packs
             pack = packing.pack_size(spec, spec.pack, cpus=cluster["cpus"], gpus=cluster["gpus"],
-                                     memory=cluster["memory"])
+                                     memory=cluster["memory"],
+                                     gpu_members=_gpu_members(spec, cluster, stream))
             meta["pack_size"] = pack
             write_meta(directory, meta)
         sink.packed = pack > 1

@@ -30,19 +30,20 @@ from typing import Any
 
 import numpy as np
 
-from mixup_core.training.autograd import autograd_packable
 from mixup_core.training.closed_form import member_bytes
 from sweeps.spec import Dimension, SweepSpec
-from sweeps.spec.plan import unpacked_reason
+from sweeps.spec.plan import is_image_trial, unpacked_reason
 from sweeps.store.records import TrialRecord
 
 #: The Tune config key holding a pack's member trials.
 PACK_KEY = "pack"
 #: At most this many members (trials × seeds) in one pack.
 MAX_MEMBERS = 1024
-#: ``pack: auto`` on GPUs: members per pack of image trials (each its own weights, activations
-#: and data; the one-step memory probe of a CUDA device is not written yet).
+#: ``pack: auto`` on GPUs: members per pack of image trials where the memory probe
+#: (:func:`probe_gpu_members`) could not run.
 MAX_IMAGE_MEMBERS = 24
+#: The memory probe: a pack of image trials may fill this share of its GPU's free memory.
+GPU_MEMORY_SHARE = 0.8
 #: ``pack: auto``: the packs that run at once may hold this share of the cluster's memory.
 MEMORY_SHARE = 0.5
 #: ``pack: auto`` with Optuna: each CPU (GPU) slot trains this many packs one after another, so
@@ -120,15 +121,16 @@ def plan_split(records: Iterable[TrialRecord]) -> list[list[dict[str, Any]]]:
 
 
 def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float,
-              memory: float = 0.0) -> int:
+              memory: float = 0.0, gpu_members: int | None = None) -> int:
     """Trials per pack: ``requested``, or for ``auto`` one pack per free CPU (GPU) slot, within
     :data:`MAX_MEMBERS` members and, when ``memory`` (the cluster's bytes) is known, within
-    :data:`MEMORY_SHARE` of it for the packs that run at once."""
+    :data:`MEMORY_SHARE` of it for the packs that run at once; image trials on GPUs within
+    ``gpu_members`` (:func:`probe_gpu_members`; None: :data:`MAX_IMAGE_MEMBERS`)."""
     if requested != "auto":
         return int(requested)
     if unpacked_reason(spec, gpus=gpus) is not None:
         return 1
-    images = autograd_packable(spec.base) is None
+    images = is_image_trial(spec.base)
     if spec.resources.gpu > 0 and gpus > 0:
         slots = max(1, int(gpus // max(1.0, spec.resources.gpu)))  # a pack takes whole GPUs
     else:
@@ -136,10 +138,47 @@ def pack_size(spec: SweepSpec, requested: int | str, *, cpus: float, gpus: float
     # Optuna learns from finished trials: its packs are sized for OPTUNA_ROUNDS per slot
     rounds = OPTUNA_ROUNDS if spec.search.algorithm == "optuna" else 1
     size = math.ceil(spec.trial_count() / (slots * rounds))
-    members = MAX_IMAGE_MEMBERS if images else MAX_MEMBERS
+    members = MAX_MEMBERS
+    if images:
+        members = gpu_members if gpu_members is not None else MAX_IMAGE_MEMBERS
     if memory > 0 and not images:
         members = min(members, int(MEMORY_SHARE * memory / slots // member_bytes(spec.base)))
     return max(1, min(size, members // len(spec.seeds)))
+
+
+def probe_gpu_members(spec: SweepSpec, *, timeout: float = 300.0) -> int:
+    """Members of ``spec``'s image trials one GPU of the cluster holds: a Ray task on one GPU
+    measures one training step of a group of one and of two members
+    (mixup_core.training.autograd.measure_member_bytes) and the device's free memory
+    (``torch.cuda.mem_get_info``); a pack may fill :data:`GPU_MEMORY_SHARE` of it.
+
+    Raises:
+        RuntimeError: The probe failed or did not finish within ``timeout`` seconds.
+    """
+    import ray
+
+    from mixup_core.config import to_flat
+
+    task = ray.remote(num_gpus=1, num_cpus=0, max_retries=0)(_probe)
+    try:
+        fixed, per_member, free = ray.get(task.remote(to_flat(spec.base)), timeout=timeout)
+    except Exception as err:
+        raise RuntimeError(f"the GPU memory probe failed ({type(err).__name__}: "
+                           f"{str(err).strip().splitlines()[-1] if str(err).strip() else ''})"
+                           ) from None
+    return max(1, int((GPU_MEMORY_SHARE * free - fixed) // per_member))
+
+
+def _probe(flat: dict[str, Any]) -> tuple[int, int, int]:
+    import torch
+
+    from mixup_core.config import from_flat
+    from mixup_core.training.autograd import measure_member_bytes
+
+    config = from_flat({**flat, "device": "cuda"})
+    fixed, per_member = measure_member_bytes(config, "cuda")
+    free, _ = torch.cuda.mem_get_info()
+    return fixed, per_member, int(free)
 
 
 def sample_value(dim: Dimension, rng: np.random.Generator) -> Any:

@@ -160,6 +160,9 @@ def test_auto_packs_image_trials_on_gpus_only_and_a_pack_asks_for_whole_gpus(
                                resources={"cpu": 2, "gpu": 0.5}))
     # 2 GPUs: one pack per whole GPU, 60 trials x 2 seeds capped at MAX_IMAGE_MEMBERS members
     assert pack_size(gpu, "auto", cpus=16, gpus=2) == MAX_IMAGE_MEMBERS // 2
+    # the memory probe's answer (members one GPU holds) caps it instead, when it ran
+    assert pack_size(gpu, "auto", cpus=16, gpus=2, gpu_members=10) == 5
+    assert pack_size(gpu, "auto", cpus=16, gpus=2, gpu_members=400) == 30  # 60 trials / 2 GPUs
 
     def gpus_asked(pack: int) -> float:
         request = make_trainable(gpu, tmp_path, pack=pack).default_resource_request({})
