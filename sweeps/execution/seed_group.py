@@ -8,6 +8,7 @@ logging epoch.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -24,5 +25,7 @@ def aggregate(per_seed: Sequence[Metrics]) -> Metrics:
         values = [m[key] for m in per_seed]
         out[key] = statistics.fmean(values)
         if key != "epoch" and key not in SCHEDULE_METRICS and len(values) > 1:
-            out[key + STD_SUFFIX] = statistics.stdev(values)
+            # NaN (e.g. rare accuracy on data without rare points): statistics.stdev fails
+            out[key + STD_SUFFIX] = (math.nan if any(math.isnan(v) for v in values)
+                                     else statistics.stdev(values))
     return out

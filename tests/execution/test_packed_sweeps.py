@@ -80,6 +80,41 @@ def test_a_packed_grid_gives_the_tables_of_the_unpacked_one(tmp_path: Path) -> N
     assert ranked["single"] == ranked["packed"]
 
 
+def test_a_packed_image_grid_gives_the_tables_of_the_unpacked_one(tmp_path: Path) -> None:
+    """The autograd engine through the whole stack: small_cnn trials packed three to a Ray
+    trial (one grouped computation of 3 trials x 2 seeds) record what one trial per Ray trial
+    records (float32; minibatch SGD with momentum, weight decay, crops and Mixup)."""
+    images = {"data": {"name": "digits", "max_train": 300, "max_test": 100, "augment": True},
+              "model": {"name": "small_cnn", "channels": 8}, "precision": "float32",
+              "optim": {"epochs": 2, "batch_size": 64, "lr": 0.1, "momentum": 0.9,
+                        "weight_decay": 5.0e-4}, "log_every": 1}
+    grid = {"mixup.alpha": {"kind": "grid", "values": [0.0, 1.0]},
+            "mixup.label_scheme": {"kind": "grid", "values": ["same", "independent"]}}
+    spec = write_spec(tmp_path, "img", search_space=grid, seeds=[0, 1], trial=images,
+                      search={"algorithm": "grid", "max_concurrent": 2},
+                      objective={"metric": "val/acc", "mode": "max"})  # no view: nothing rare
+    for name, pack in (("single", "1"), ("packed", "3")):
+        out = mixup_sweep("run", str(spec), "--storage", "res", "--name", name, "--pack", pack,
+                          NO_REPORT, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    keys = ["config/mixup.alpha", "config/mixup.label_scheme"]
+
+    def by_config(folder: str) -> pd.DataFrame:
+        trials = pd.read_parquet(tmp_path / "res" / folder / "trials.parquet")
+        return trials.assign(**{k: trials[k].astype(object).map(str) for k in keys}
+                             ).set_index(keys).sort_index()
+
+    single, packed = by_config("single"), by_config("packed")
+    assert len(single) == len(packed) == 3  # α = 0 merges the label schemes
+    assert single["pack"].isna().all() and packed["pack"].nunique() == 1
+    metrics = [c for c in single.columns if c.startswith(("best/", "last/"))]
+    assert "last/test/acc" in metrics
+    for column in metrics:
+        for a, b in zip(single[column], packed[column], strict=True):
+            assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-4, (column, a, b)
+    assert (single["best_epoch"] == packed["best_epoch"]).all()
+
+
 def test_a_diverging_trial_of_a_pack_errors_alone(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "nan", seeds=[0, 1],
                       # 1000, the largest rate a config accepts: nan by epoch 10

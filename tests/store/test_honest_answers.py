@@ -145,6 +145,9 @@ def test_seeds_are_summarised_by_the_sample_std_and_one_seed_has_no_spread() -> 
     assert out["val/acc_std"] == pytest.approx(statistics.stdev([0.5, 0.7, 0.9]))  # 0.2
     assert out["val/acc_std"] == pytest.approx(0.2)  # the population std would read 0.163
     assert "val/acc_std" not in aggregate(per_seed[:1])
+    # a metric a split cannot have (rare accuracy without rare points) is NaN, spread too
+    nan = aggregate([{"epoch": 1.0, "test/acc_rare": math.nan}] * 2)
+    assert math.isnan(nan["test/acc_rare"]) and math.isnan(nan["test/acc_rare_std"])
     assert spread.format_spread(0.5, None, 1) == "0.500"
     assert spread.format_spread(0.5, 0.0, 1) == "0.500"  # never "± 0" for one seed
 
