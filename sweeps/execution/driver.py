@@ -50,7 +50,7 @@ from sweeps.store.lock import LOCK_FILE, DriverLock
 from sweeps.store.parquet_io import write_tables
 from sweeps.store.records import FINAL_STATUSES, RECORDS_FILE, RecordLog
 from sweeps.sweep import Sweep
-from sweeps.tracking import SweepTracker, bounded_http, tracking_unusable
+from sweeps.tracking import SweepTracker, bounded_http, prewarm, tracking_unusable
 from sweeps.tracking.sync import replay_trial, trial_tags
 
 # ---------------------------------------------------------------------------- run / resume
@@ -362,7 +362,10 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
                          "pass --name NEW_NAME or another --storage")
     from sweeps.execution import tuner
 
+    warming = prewarm(tracking_uri)  # MLflow's start-up runs while Ray starts
     tuner.connect(address)  # a cluster that cannot be joined: one line, before anything is written
+    if warming.is_alive():
+        warming.join()
     directory.mkdir(exist_ok=True)
     lock = DriverLock(directory, name=sweep_name)
     try:
