@@ -42,6 +42,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[500, 2000, 10000])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--algorithms", nargs="+", default=["random", "optuna"],
+                        choices=["random", "optuna"])
     args = parser.parse_args()
 
     from _sweeps import run_sweep
@@ -53,7 +55,7 @@ def main() -> None:
     print(f"{'search':>7} {'trials':>7} {'wall s':>8} {'wall/1k':>8} {'writer/1k':>10} "
           f"{'driver CPU/1k':>14}", flush=True)
     for trials in args.trials:
-        for algorithm in ("random", "optuna"):
+        for algorithm in args.algorithms:
             with tempfile.TemporaryDirectory() as tmp:
                 cpu = os.times()
                 out, _ = run_sweep(write_spec(Path(tmp), algorithm, trials, args.epochs),
@@ -66,7 +68,7 @@ def main() -> None:
                   f"{out.wall_seconds / k:>8.1f} {out.mlflow_seconds / k:>10.2f} "
                   f"{driver_cpu / k:>14.2f}", flush=True)
     ray_backend.shutdown()
-    for trials in args.trials:
+    for trials in args.trials if len(args.algorithms) == 2 else ():
         print(f"optuna / random at {trials}: "
               f"{walls['optuna', trials] / walls['random', trials]:.2f}x")
 
