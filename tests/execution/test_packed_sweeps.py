@@ -245,6 +245,46 @@ def test_asha_judges_every_member_of_a_pack_at_each_rung(tmp_path: Path) -> None
     assert json.loads((tmp_path / "res" / "asha" / "asha_rungs.json").read_text())["0"]
 
 
+def test_an_image_member_cut_by_asha_leaves_its_pack_without_disturbing_the_others(
+        tmp_path: Path) -> None:
+    """small_cnn trials packed four to a Ray trial under ASHA: the cuts are ASHA's rule replayed
+    over the records, and every trial that trains on records what it records in the same pack
+    without ASHA (its pack-mates' departure does not move its numbers)."""
+    from sweeps.execution.scheduling import Rungs
+
+    images = {"data": {"name": "digits", "max_train": 300, "max_test": 100},
+              "model": {"name": "small_cnn", "channels": 8}, "precision": "float32",
+              "optim": {"epochs": 4, "batch_size": 64, "momentum": 0.9}, "log_every": 1}
+    space = {"optim.lr": {"kind": "grid", "values": [0.1, 0.05, 0.01, 0.001]}}  # worst last
+    objective = {"metric": "val/loss", "mode": "min"}
+    for name, scheduler in (("asha", {"kind": "asha", "grace_period": 1, "reduction_factor": 2}),
+                            ("fifo", {"kind": "fifo"})):
+        spec = write_spec(tmp_path, name, search_space=space, seeds=[0], trial=images,
+                          objective=objective, scheduler=scheduler)
+        out = mixup_sweep("run", str(spec), "--storage", "res", "--pack", "4", NO_REPORT,
+                          cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    cut = RecordLog(tmp_path / "res" / "asha").trials
+    whole = {r.config["optim.lr"]: r for r in RecordLog(tmp_path / "res" / "fifo").trials.values()}
+    rungs = Rungs(grace_period=1, max_t=4, reduction_factor=2, mode="min")
+    expected: dict[str, int] = {}
+    for epoch in (1, 2, 3, 4):
+        for trial_id in sorted(cut):
+            record = cut[trial_id]
+            if trial_id not in expected and epoch in record.epochs and epoch < 4 and rungs.judge(
+                    trial_id, epoch, record.epochs[epoch]["val/loss"], None):
+                expected[trial_id] = epoch
+    stopped = {t: r.last_epoch for t, r in cut.items() if r.status == "STOPPED"}
+    assert stopped == expected and 1 <= len(stopped) < 4, (stopped, expected)
+    for record in cut.values():
+        alone = whole[record.config["optim.lr"]]
+        for epoch, metrics in record.epochs.items():
+            for key, value in metrics.items():
+                other = alone.epochs[epoch][key]
+                assert (math.isnan(value) and math.isnan(other)) or abs(value - other) <= 1e-4, \
+                    (record.config["optim.lr"], epoch, key, value, other)
+
+
 def _journal_trials(path: Path, name: str) -> list[Any]:
     import optuna
     from optuna.storages import JournalStorage
