@@ -225,9 +225,42 @@ MOMENTS = {
     "mid-pack": ("step", {"min_epoch": 300}),  # a pack of two trials (--pack 2), training
     # the same pack with no retries left: it is split, its trials go on in two packs of one
     "mid-pack-no-retries": ("step", {"min_epoch": 300}),
+    # a pack of two small_cnn trials (the autograd engine), training on real digits
+    "mid-image-pack": ("step", {"min_epoch": 3}),
 }
 NODE_LOSS_TRIAL = {**LONG_TRIAL, "optim.epochs": 600}
 NODE_LOSS_EPOCHS = list(range(20, 601, 20))
+IMAGE_TRIAL = {"data": {"name": "digits", "view": "rare_subclass", "rho": 0.2, "max_train": 300,
+                        "max_test": 100, "augment": True},
+               "model": {"name": "small_cnn", "channels": 8}, "precision": "float32",
+               "optim": {"epochs": 6, "batch_size": 64, "lr": 0.1, "momentum": 0.9,
+                         "weight_decay": 5.0e-4}, "log_every": 1}
+IMAGE_EPOCHS = list(range(1, 7))
+
+
+def assert_resumed_like_uninterrupted(spec: Path, records: dict, held: list[str]) -> None:
+    """The held trials, killed with their node and resumed elsewhere from their state file,
+    recorded what the same configs record trained in one go in this process (float32)."""
+    from mixup_core.config import from_flat, to_flat
+    from mixup_core.training import Pack
+    from sweeps.execution.seed_group import aggregate
+    from sweeps.spec import load_spec
+
+    loaded = load_spec(spec)
+    base = to_flat(loaded.base)
+    for trial_id in held:
+        config = from_flat({**base, **records[trial_id].config})
+        logged: dict[int, list] = {}
+
+        def log(member, metrics, logged=logged):
+            logged.setdefault(member.epoch, []).append(metrics)
+
+        Pack([config.replace(seed=s) for s in loaded.seeds]).run(log)
+        assert sorted(logged) == sorted(records[trial_id].epochs)
+        for epoch, per_seed in logged.items():
+            want, got = aggregate(per_seed), records[trial_id].epochs[epoch]
+            for key in ("train/loss", "val/acc", "test/acc", "test/acc_rare"):
+                assert got[key] == pytest.approx(want[key], abs=1e-4), (trial_id, epoch, key)
 
 
 def wait_for_json(path: Path, *, timeout: float) -> dict:
@@ -243,12 +276,15 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     (failpoints / f"{failpoint}.armed").write_text(json.dumps(condition))
     name = f"nodeloss-{moment}"
     split = moment == "mid-pack-no-retries"
-    spec = write_spec(tmp_path, name, trial=NODE_LOSS_TRIAL, search_space={
+    image = moment == "mid-image-pack"
+    epochs = IMAGE_EPOCHS if image else NODE_LOSS_EPOCHS
+    spec = write_spec(tmp_path, name, trial=IMAGE_TRIAL if image else NODE_LOSS_TRIAL,
+                      search_space={
         "mixup.alpha": {"kind": "grid", "values": [0.0, 0.5, 1.0, 2.0]}},
         search={"algorithm": "grid", "max_concurrent": 2}, seeds=[0, 1],
         execution={"retries": 0 if split else 2})
     records_path = tmp_path / "res" / name / "records.jsonl"
-    packed = moment.startswith("mid-pack")
+    packed = moment.startswith("mid-pack") or image
     driver = start_on(cluster, spec, tmp_path, "--pack", "2" if packed else "1",
                       env={FAILPOINT_ENV: str(failpoints)})
     hit = wait_for_json(failpoints / f"{failpoint}.hit", timeout=300)
@@ -273,7 +309,7 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
     records = RecordLog(tmp_path / "res" / name).trials
     assert len(records) == 4 and all(r.status == "TERMINATED" for r in records.values()), \
         {r.trial_id: (r.status, r.error) for r in records.values()}
-    assert all(sorted(r.epochs) == NODE_LOSS_EPOCHS for r in records.values())
+    assert all(sorted(r.epochs) == epochs for r in records.values())
     # the held Tune trial: one trial, or a pack whose member trials are "<pack id>-jj"
     held = [t for t in records if t == hit["trial_id"] or t.startswith(hit["trial_id"] + "-")]
     assert len(held) == (2 if packed else 1) and (not packed or all(
@@ -287,8 +323,11 @@ def test_a_worker_node_that_dies_loses_no_trial(cluster, tmp_path, moment):
         assert elsewhere and all(e["node_id"] != hit["node_id"] for e in after), \
             f"the held trial {trial_id} did not go on on another node"
         if moment.startswith("mid-"):  # from its state file, not from scratch
-            assert after[0]["epoch"] > 20 and [e["epoch"] for e in reports].count(20) == 1
-    values = assert_complete_in_mlflow(str(cluster.tracking_uri), name, 4, epochs=NODE_LOSS_EPOCHS)
+            first = epochs[0]
+            assert after[0]["epoch"] > first and [e["epoch"] for e in reports].count(first) == 1
+    if image:
+        assert_resumed_like_uninterrupted(spec, records, held)
+    values = assert_complete_in_mlflow(str(cluster.tracking_uri), name, 4, epochs=epochs)
     record_fault(f"worker node killed {moment}", f"{victim.role}: {len(killed)} processes "
                  f"(SIGKILL), holding trial {hit['trial_id']} at epoch {hit['epoch']} in "
                  f"{failpoint}", records_path, values)
