@@ -15,15 +15,20 @@ from types import MappingProxyType
 from typing import Literal
 
 __all__ = [
-    "DATASET_NAMES", "IMAGE_DATASET_NAMES", "LABEL_SCHEME_NAMES", "LABEL_SCHEME_PARAMS",
-    "METRIC_NAMES", "MODEL_INPUTS", "MODEL_NAMES", "InputKind", "LabelParam",
+    "DATASET_NAMES", "GENERATED_IMAGE_DATASET_NAMES", "IMAGE_DATASET_NAMES", "LABEL_SCHEME_NAMES",
+    "LABEL_SCHEME_PARAMS", "METRIC_NAMES", "MODEL_INPUTS", "MODEL_NAMES", "VIEW_METRIC_NAMES", "InputKind",
+    "LabelParam",
 ]
 
 #: Real image data sets, as registered in ``mixup_core.data.IMAGE_SOURCES``.
 IMAGE_DATASET_NAMES: tuple[str, ...] = ("cifar10", "cifar100", "digits", "mnist5k")
+#: Image data sets generated from real pixels rather than loaded (``mixup_core.data.planted``):
+#: the paper's feature-noise model with scikit-learn digit glyphs planted on MNIST canvases.
+GENERATED_IMAGE_DATASET_NAMES: tuple[str, ...] = ("planted_glyphs",)
 #: Every data set, as registered in ``mixup_core.data.DATASETS``: the feature-noise patch task
 #: and the image data sets.
-DATASET_NAMES: tuple[str, ...] = tuple(sorted(("feature_noise", *IMAGE_DATASET_NAMES)))
+DATASET_NAMES: tuple[str, ...] = tuple(sorted(("feature_noise", *IMAGE_DATASET_NAMES,
+                                               *GENERATED_IMAGE_DATASET_NAMES)))
 
 #: What a model reads: the feature-noise task's (n, P, d) patches or (n, C, H, W) images.
 InputKind = Literal["patches", "images"]
@@ -62,4 +67,11 @@ METRIC_NAMES = (
     "test/loss", "test/acc", "test/acc_common", "test/acc_rare",
     "features/common_alignment", "features/rare_alignment", "features/noise_memorization",
     "mixup/active",
+)
+#: Metrics that only some data report (NaN or absent elsewhere): the share of rare errors that
+#: predict the class of the point's feature noise, and the probes of the mechanism
+#: (``docs/science.md``, "Real images").
+VIEW_METRIC_NAMES = (
+    "val/rare_err_noise", "test/rare_err_noise",
+    "probe/rare_glyph", "probe/memorise", "probe/ridge_rare",
 )

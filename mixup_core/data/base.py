@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,6 +44,11 @@ class TaskData:
         common_features, rare_features: (K, d) feature vectors, when the task has them.
         train_noise: the noise part of every training patch, shape of ``x_train``, when known.
         image: normalisation and augmentation of image data; None for the patch task.
+        noise_train, noise_val, noise_test: the class whose feature noise each point carries
+            (-1: none), when the data has feature noise; ``*/rare_err_noise`` is the share of
+            rare errors that predict it.
+        probes: named probe sets, name -> (inputs, labels), evaluated like a split at every
+            logged epoch (``probe/<name>``: the accuracy on it); see :mod:`mixup_core.data.planted`.
     """
 
     x_train: Tensor
@@ -60,6 +65,10 @@ class TaskData:
     rare_features: Tensor | None = None
     train_noise: Tensor | None = None
     image: ImageSpec | None = None
+    noise_train: Tensor | None = None
+    noise_val: Tensor | None = None
+    noise_test: Tensor | None = None
+    probes: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> TaskData:
         moved: dict[str, Any] = {
@@ -67,4 +76,6 @@ class TaskData:
             for f in dataclasses.fields(self)
             if isinstance(value := getattr(self, f.name), Tensor)
         }
+        moved["probes"] = {name: (x.to(device), y.to(device))
+                           for name, (x, y) in self.probes.items()}
         return dataclasses.replace(self, **moved)

@@ -5,7 +5,8 @@ into :class:`~mixup_core.data.base.TaskData` whose inputs stay uint8 (n, C, H, W
 moves them to its device once and augments and normalises each batch there
 (:mod:`mixup_core.data.device_batches`). Random choices, in this order, come from the DATA
 generator: the ``max_train`` subset, the ``max_test`` subset (each stratified by class, so
-split sizes never depend on the seed), then the view's subsets.
+split sizes never depend on the seed), then the view's subsets, then the draws of a view that
+changes pixels (:mod:`mixup_core.data.pixel_views`) for the training and the test split.
 
 The validation split is held out of the (capped) training split before the view: a random
 ``round(data.val_fraction · n_c)`` images of each class c, at least one image of every class
@@ -24,6 +25,7 @@ from torch import Tensor
 
 from mixup_core.data.base import ImageSpec, TaskData
 from mixup_core.data.image_sources import ImageSource, LabelledImages, channel_stats
+from mixup_core.data.pixel_views import COLOUR_FLIP, Split, colored, multi_view, overlay, partner_cycle
 from mixup_core.data.views import evaluation_index, keep_count, plan_view, random_subset
 
 if TYPE_CHECKING:
@@ -89,16 +91,45 @@ def build_image_task(source: ImageSource, config: DataConfig, generator: torch.G
     val = held[evaluation_index(config.view, images.y_train[held], num_classes=num_classes,
                                 generator=val_generator)]
     y_train, y_test, y_val = images.y_train[train], images.y_test[test], images.y_train[val]
+    splits = {
+        "train": Split(images.x_train[train], plan.label_map[y_train], plan.rare_class[y_train]),
+        "test": Split(images.x_test[test], plan.label_map[y_test], plan.rare_class[y_test]),
+        "val": Split(images.x_train[val], plan.label_map[y_val], plan.rare_class[y_val]),
+    }
+    splits, num_classes = _pixel_view(config, splits, plan.num_classes, generator, val_generator)
+    spec = image_spec(source, images)
+    if splits["train"].x.shape[1] != images.x_train.shape[1]:  # the view changed the channels
+        spec = ImageSpec(*channel_stats(splits["train"].x), crop_padding=spec.crop_padding,
+                         flip=spec.flip)
+    train_, test_, val_ = splits["train"], splits["test"], splits["val"]
     return TaskData(
-        x_train=images.x_train[train], y_train=plan.label_map[y_train],
-        rare_train=plan.rare_class[y_train],
-        x_test=images.x_test[test], y_test=plan.label_map[y_test],
-        rare_test=plan.rare_class[y_test],
-        x_val=images.x_train[val], y_val=plan.label_map[y_val],
-        rare_val=plan.rare_class[y_val],
-        num_classes=plan.num_classes,
-        image=image_spec(source, images),
+        x_train=train_.x, y_train=train_.y, rare_train=train_.rare,
+        x_test=test_.x, y_test=test_.y, rare_test=test_.rare,
+        x_val=val_.x, y_val=val_.y, rare_val=val_.rare,
+        num_classes=num_classes, image=spec,
+        noise_train=train_.noise, noise_val=val_.noise, noise_test=test_.noise,
     )
+
+
+def _pixel_view(config: DataConfig, splits: dict[str, Split], num_classes: int,
+                generator: torch.Generator, val_generator: torch.Generator,
+                ) -> tuple[dict[str, Split], int]:
+    """The pixel-changing part of ``data.view`` (:mod:`mixup_core.data.pixel_views`): the
+    training and test splits drawn from ``generator``, the validation split from
+    ``val_generator``."""
+    draws = {"train": generator, "test": generator, "val": val_generator}
+    if config.overlay > 0:
+        return {name: overlay(split, config.overlay, num_classes, draws[name])
+                for name, split in splits.items()}, num_classes
+    if config.view == "multi_view":
+        partner = partner_cycle(num_classes, generator)
+        return {name: multi_view(split, partner, config.second_view, draws[name],
+                                 training=name == "train")
+                for name, split in splits.items()}, num_classes
+    if config.view == "colored":
+        return {name: colored(split, COLOUR_FLIP[name], draws[name])
+                for name, split in splits.items()}, 2
+    return splits, num_classes
 
 
 def image_builder(

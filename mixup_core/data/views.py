@@ -14,6 +14,8 @@ validation split (:func:`evaluation_index`), which come from its VAL generator.
   number of classes the last one is left out.
 * ``long_tail``: the labels stay; the tail, classes ``c >= ceil(C/2)`` (5..9 of 10), keeps
   ``round(rho · n_c)`` of its training images and counts as rare. The test set stays whole.
+* ``multi_view``, ``colored``: every image, as ``none``; their work is on the pixels
+  (:mod:`mixup_core.data.pixel_views`), as is ``data.overlay`` on ``rare_subclass``.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def plan_view(
     generator: torch.Generator,
 ) -> ViewPlan:
     """The :class:`ViewPlan` of ``view`` (``none``, ``rare_subclass`` or ``long_tail``)."""
-    if view == "none":
+    if view in ("none", "multi_view", "colored"):  # those two change pixels, not the index
         return full_view(y_train, y_test, num_classes=num_classes)
     if view == "rare_subclass":
         return rare_subclass_view(y_train, y_test, num_classes=num_classes, rho=rho,

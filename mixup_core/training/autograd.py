@@ -96,7 +96,7 @@ from mixup_core.models.contract import ClosedFormLoss, HasFilters, MixesLinearly
 from mixup_core.schedule import learning_rate, mixup_active
 from mixup_core.seeding import Stream, make_generator
 from mixup_core.training.member import mix_plans
-from mixup_core.training.metrics import Metrics, rows, split_columns
+from mixup_core.training.metrics import Metrics, accuracy, ridge_transfer, rows, split_columns
 
 if TYPE_CHECKING:
     from mixup_core.training.member import Member
@@ -127,7 +127,8 @@ def group_key(config: TrialConfig) -> tuple[Any, ...]:
 def data_key(data: TaskData) -> tuple[Any, ...]:
     """The shapes (and classes) of ``data`` that members of one group must share."""
     return (tuple(data.x_train.shape), tuple(data.x_val.shape), tuple(data.x_test.shape),
-            data.num_classes, data.image)
+            data.num_classes, data.image, data.noise_test is not None,
+            tuple((name, tuple(x.shape)) for name, (x, _) in sorted(data.probes.items())))
 
 
 # -- the grouped layout: the model's own forward on channel-fused modules
@@ -322,6 +323,13 @@ class AutogradGroup:
             f"{part}_{split}": stack([getattr(d, f"{part}_{split}") for d in data])
             for split in ("train", "val", "test") for part in ("x", "y", "rare")}
         self.splits["targets"] = soft_targets(self.splits["y_train"], k)  # (U, n, K)
+        if data[0].noise_test is not None:  # feature-noise classes, for */rare_err_noise
+            for split in ("val", "test"):
+                self.splits[f"noise_{split}"] = stack([getattr(d, f"noise_{split}") for d in data])
+        self.probes = {name: (stack([d.probes[name][0] for d in data]),
+                              stack([d.probes[name][1] for d in data]))
+                       for name in sorted(data[0].probes)}
+        self.num_classes = k
         normalisers = [Normalise(d.image, self.device) for d in data if d.image is not None]
         self.splits["scale"] = stack([nz.scale for nz in normalisers])
         self.splits["shift"] = stack([nz.shift for nz in normalisers])
@@ -529,11 +537,54 @@ class AutogradGroup:
         subset = None if which == list(range(len(self.members))) else index
         u = self.data_index[index]
         columns: dict[str, Tensor] = {}
+        features: dict[str, Tensor] = {}
         for split in ("train", "val", "test"):
-            logits = self._eval_logits(self.splits[f"x_{split}"], u, subset)
+            with self._capture_features() as captured:
+                logits = self._eval_logits(self.splits[f"x_{split}"], u, subset)
+            if captured:
+                features[split] = torch.cat(captured, dim=1)
+            noise = self.splits.get(f"noise_{split}")
             columns |= split_columns(split, logits, self.splits[f"y_{split}"][u],
-                                     self.splits[f"rare_{split}"][u])
+                                     self.splits[f"rare_{split}"][u],
+                                     None if noise is None else noise[u])
+        for name, (x, y) in self.probes.items():
+            columns[f"probe/{name}"] = (accuracy(self._eval_logits(x, u, subset), y[u])
+                                        if x.shape[1] else torch.full((len(u),), math.nan))
+        if "train" in features and bool(self.splits["rare_train"].any()):
+            columns["probe/ridge_rare"] = ridge_transfer(
+                features["train"], self.splits["y_train"][u], self.splits["rare_train"][u],
+                features["test"], self.splits["y_test"][u], self.splits["rare_test"][u],
+                self.num_classes)
         return rows(columns)
+
+    @contextlib.contextmanager
+    def _capture_features(self) -> Any:
+        """Collects the penultimate features (B', n, d) of every forward in the block: the input
+        of the model's last Linear layer, in the grouped layout (none in ``vmap``)."""
+        captured: list[Tensor] = []
+        head = self._head()
+        if head is None:
+            yield captured
+            return
+
+        inputs = int(head.weight.shape[2])
+
+        def hook(module: nn.Module, args: tuple[Tensor, ...]) -> None:
+            x = args[0].detach().float()
+            b = x.shape[1] // inputs
+            captured.append(x.view(x.shape[0], b, -1).transpose(0, 1))
+
+        handle = head.register_forward_pre_hook(hook)
+        try:
+            yield captured
+        finally:
+            handle.remove()
+
+    def _head(self) -> _GroupedLinear | None:
+        if self.fused is None:
+            return None
+        linears = [m for m in self.fused.modules() if isinstance(m, _GroupedLinear)]
+        return linears[-1] if linears else None
 
     def _eval_logits(self, x: Tensor, u: Tensor, which: Tensor | None) -> Tensor:
         """Logits (B', N, K) of the members ``which`` (all: None) on the stored images ``x``
