@@ -1,12 +1,18 @@
-"""Curves over epochs: rare vs common test accuracy, and the feature-alignment trajectories.
+"""Curves over epochs: rare vs common test accuracy, the feature-alignment trajectories and,
+on image data, the probes' trajectories.
 
-Both answer "which settings learn the rare feature, and when": the accuracy panels show the
-outcome on rare- and common-feature test points, the alignment panels the mechanism (how much
-of each feature the filters have picked up, ``max_r <w_{k,r}, feature_k>``).
+All answer "which settings learn the rare feature, and when": the accuracy panels show the
+outcome on rare- and common-feature test points (the feature-noise task and image data alike),
+the alignment panels the mechanism (how much of each feature the filters have picked up,
+``max_r <w_{k,r}, feature_k>``; the feature-noise task only, whose features are known), and the
+probe panels the same mechanism read off image data (``mixup_core.data.planted``): the rare
+glyph alone, the rare training images with their glyph erased, a ridge readout of the
+penultimate features on rare points, and where rare test errors go.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,14 +44,20 @@ def _draw(ax: Axes, data: SweepData, layout: facets.Layout, row: Any, col: Any,
     for index, group in enumerate(groups):
         colour = facets.colour_of(group, layout, colours, index)
         label = facets.line_label(group, layout)
+        drawn = False
         for metric, style in metrics:
             curve = data.curve(group, metric)
             if curve.empty:
                 continue
             width = 2.0 if group.kind == "ERM" else 1.4
-            ax.plot(curve["epoch"], curve["mean"], color=colour, ls=style, lw=width)
+            # label: the legend entry, gid: the metric (the legend itself is built in _finish)
+            ax.plot(curve["epoch"], curve["mean"], color=colour, ls=style, lw=width,
+                    label=label, gid=metric)
             ax.fill_between(curve["epoch"], curve["mean"] - curve["std"],
                             curve["mean"] + curve["std"], color=colour, alpha=0.12, lw=0)
+            drawn = True
+        if not drawn:  # nothing recorded for this group here: no switch-off mark, no entry
+            continue
         stop = group.value(L.STOP)
         if group.kind == "switched-off" and isinstance(stop, (int, float)):
             ax.axvline(stop, color=colour, ls=":", lw=1.0)
@@ -162,3 +174,102 @@ def alignment_curves(data: SweepData) -> Section:
     if dropped:
         caption += f" {dropped // len(metrics)} lower-ranked configurations are left out."
     return Section(slug, title, caption, fig)
+
+
+#: The probe figure's slug; the report draws it only where the sweep recorded a probe.
+PROBE_SLUG = "probe_trajectories"
+PROBE_TITLE = "Probe trajectories over epochs"
+#: What each probe panel shows, for the caption.
+PROBE_CAPTIONS = {
+    L.RARE_GLYPH_PROBE: "the rare-glyph probe, accuracy on clean rare glyphs on an empty canvas "
+                        "(has the network learned the rare feature itself?)",
+    L.MEMORISE_PROBE: "the memorisation probe, the share of rare training images with their "
+                      "glyph erased still given their label (their canvases were memorised)",
+    L.RIDGE_RARE_PROBE: "ridge transfer, a ridge readout of the penultimate features fit on "
+                        "the rare training points and scored on the rare test points",
+    L.RARE_ERR_NOISE: "the share of wrongly classified rare test points given the class of "
+                      "their feature noise",
+}
+
+
+def has_probes(data: SweepData) -> bool:
+    """Whether any trial of the sweep recorded a finite value of a probe metric."""
+    return bool(data.groups) and any(data.has_metric(m) for m in L.PROBES)
+
+
+def _probe_panels(data: SweepData, layout: facets.Layout, cols: Sequence[Any]
+                  ) -> tuple[list[str], set[tuple[str, Any]]]:
+    """The probe metrics with a value in some panel of the figure, in panel order, and the
+    (metric, column) panels that have one: a metric all NaN, or recorded only by configurations
+    the figure does not show, gets no row."""
+    filled = set()
+    for col in cols:
+        groups = facets.panel_groups(data, layout, None, col)[0]
+        for metric in L.PROBES:
+            if data.has_metric(metric) and any(not data.curve(g, metric).empty for g in groups):
+                filled.add((metric, col))
+    metrics = [m for m in L.PROBES if any((m, col) in filled for col in cols)]
+    return metrics, filled
+
+
+def probe_curves(data: SweepData) -> Section:
+    """(d) The probes over epochs (image data): one row per probe metric the sweep recorded,
+    one column per label scheme, one line per switch-off epoch (ERM black).
+
+    A note in place of the figure where no trial recorded a finite value of one of
+    ``labels.PROBES``; the report then leaves the section out (the feature-noise task).
+    """
+    slug, title = PROBE_SLUG, PROBE_TITLE
+    absent = skipped(slug, title, "No probe metrics (probe/*, test/rare_err_noise) in this "
+                     "sweep: image data with planted rare features report them.")
+    if not has_probes(data):
+        return absent
+    layout = facets.choose_layout(data, hue=(L.STOP, L.ALPHA), cols=(L.SCHEME,))
+    cols = facets.facet_values(data, layout.cols)
+    metrics, filled = _probe_panels(data, layout, cols)
+    if not metrics:
+        return absent
+    fig, axes = _grid(metrics, cols)
+    colours = facets.hue_colours(data, layout)
+    dropped: dict[int, int] = {}  # per column: every row of a column shows the same groups
+    legend: Legend = {}
+    for i, metric in enumerate(metrics):
+        for j, col in enumerate(cols):
+            ax = axes[i][j]
+            if (metric, col) in filled:
+                dropped[j] = _draw(ax, data, layout, None, col, [(metric, "-")], colours, legend)
+            else:
+                ax.text(0.5, 0.5, "not recorded here", transform=ax.transAxes, ha="center",
+                        va="center", color="grey", fontsize=9)
+            ax.set_title(facets.panel_title(layout, None, col), fontsize=9)
+            ax.set_ylim(-0.03, 1.03)
+            ax.grid(alpha=0.3)
+            if i == len(metrics) - 1:
+                ax.set_xlabel("epoch")
+            if j == 0:
+                ax.set_ylabel("\n".join(textwrap.wrap(L.metric_name(metric), 30)), fontsize=8)
+    _finish(fig, layout, legend, [])
+    fig.suptitle(f"{title}: ERM vs Mixup vs switched-off Mixup ({_seeds_text(data)})",
+                 fontsize=11)
+    caption = _probe_caption(data, layout, metrics, sum(dropped.values()))
+    return Section(slug, title, caption, fig)
+
+
+def _probe_caption(data: SweepData, layout: facets.Layout, metrics: Sequence[str],
+                   dropped: int) -> str:
+    if len(metrics) == 1:
+        shown = f"Shown: {PROBE_CAPTIONS[metrics[0]]}."
+    else:
+        shown = "Rows, top to bottom: " + "; ".join(PROBE_CAPTIONS[m] for m in metrics) + "."
+    parts = [shown,
+             f"Bands: {_seeds_text(data)}. ERM (black) is repeated in every panel as the "
+             "reference; dotted vertical lines mark each run's switch-off epoch.",
+             "The paper's account on pixels: ERM fits the rare training images by memorising "
+             "them rather than by learning the rare glyph; Mixup learns the rare glyph early, "
+             "and switching it off after that window keeps it."]
+    if layout.pinned:
+        parts.append(f"Other settings held at the best configuration's: {layout.pinned_text()}.")
+    if dropped:
+        parts.append(f"{dropped} lower-ranked configurations are left out "
+                     f"(at most {facets.MAX_LINES} per panel).")
+    return " ".join(parts)

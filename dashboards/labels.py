@@ -15,6 +15,13 @@ COMMON = "test/acc_common"
 ACC = "test/acc"
 RARE_ALIGNMENT = "features/rare_alignment"
 COMMON_ALIGNMENT = "features/common_alignment"
+RARE_GLYPH_PROBE = "probe/rare_glyph"
+MEMORISE_PROBE = "probe/memorise"
+RIDGE_RARE_PROBE = "probe/ridge_rare"
+RARE_ERR_NOISE = "test/rare_err_noise"
+#: The probes of the mechanism that image data report (``mixup_core.catalog.VIEW_METRIC_NAMES``),
+#: in the order of their panels.
+PROBES = (RARE_GLYPH_PROBE, MEMORISE_PROBE, RIDGE_RARE_PROBE, RARE_ERR_NOISE)
 
 ALPHA = "mixup.alpha"
 SCHEME = "mixup.label_scheme"
@@ -37,6 +44,11 @@ METRIC_NAMES = {
     COMMON_ALIGNMENT: "common-feature alignment",
     "features/noise_memorization": "noise memorisation",
     "mixup/active": "Mixup active",
+    RARE_GLYPH_PROBE: "rare-glyph probe (clean rare glyph on an empty canvas)",
+    MEMORISE_PROBE: "memorisation probe (rare training images, glyph erased)",
+    RIDGE_RARE_PROBE: "ridge transfer on rare points (penultimate features)",
+    RARE_ERR_NOISE: "share of rare test errors on the feature-noise class",
+    "val/rare_err_noise": "share of rare validation errors on the feature-noise class",
 }
 
 KEY_NAMES = {

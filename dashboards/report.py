@@ -14,6 +14,9 @@ Figures (``<out>/<slug>.png``):
 * ``accuracy_curves``: rare- vs common-feature test accuracy over epochs per configuration;
 * ``rare_accuracy_heatmap``: rare-feature test accuracy over α × switch-off epoch, per scheme;
 * ``feature_alignment``: rare and common feature alignment, ERM vs Mixup vs switched-off Mixup;
+* ``probe_trajectories``: the probes of image data over epochs (rare glyph, memorisation, ridge
+  transfer on rare points, rare errors on the feature-noise class), one line per switch-off
+  epoch; drawn only where the sweep recorded one of them, and left out without a note elsewhere;
 * ``parameter_importance``: importance of each searched parameter, with n and bootstrap
   intervals (PED-ANOVA where its top 10% is sound, else fANOVA);
 * ``pareto_front``: common- vs rare-feature test accuracy with the Pareto front (left out,
@@ -66,6 +69,33 @@ FIGURE_SLUGS = ("key_means", "accuracy_curves", "rare_accuracy_heatmap", "search
                 "search_history", "feature_alignment", "parameter_importance", "pareto_front")
 
 
+@dataclass(frozen=True)
+class OptionalFigure:
+    """A figure only some sweeps record the metrics of (the probes of image data).
+
+    Where ``applies`` is false, or the figure comes back without one, it is left out of the
+    page and of :attr:`ReportPaths.notes`: it is not a figure the sweep lacks, but one it
+    never asked for.
+
+    Attributes:
+        after: The slug of the figure it follows in the page.
+        slug: Its own slug (its PNG is ``<slug>.png``).
+        make: Draws it.
+        applies: Whether the sweep recorded anything it shows (cheap: no drawing).
+    """
+
+    after: str
+    slug: str
+    make: Callable[[SweepData], Section]
+    applies: Callable[[SweepData], bool]
+
+
+OPTIONAL_FIGURES: tuple[OptionalFigure, ...] = (
+    OptionalFigure("feature_alignment", fig_curves.PROBE_SLUG, fig_curves.probe_curves,
+                   fig_curves.has_probes),
+)
+
+
 class ReportNotLogged(RuntimeError):
     """The report could not be logged to MLflow; ``str()`` is one line naming the cause."""
 
@@ -115,9 +145,15 @@ def write_report(data: SweepData, out: str | Path, importance: str = "auto",
     method = "ped-anova" if importance == "auto" else importance
     steps: list[tuple[str, Callable[[], Section]]] = [
         ("the answer", lambda: answer.answer_section(data))]
-    steps += [(slug.replace("_", " "), functools.partial(make, data, method)
-               if make is fig_importance.parameter_importance else functools.partial(make, data))
-              for slug, make in zip(FIGURE_SLUGS, FIGURES, strict=True)]
+    for slug, make in zip(FIGURE_SLUGS, FIGURES, strict=True):
+        steps.append((slug.replace("_", " "), functools.partial(make, data, method)
+                      if make is fig_importance.parameter_importance
+                      else functools.partial(make, data)))
+        steps += [(extra.slug.replace("_", " "), functools.partial(extra.make, data))
+                  for extra in OPTIONAL_FIGURES if extra.after == slug and extra.applies(data)]
+    optional = {extra.slug for extra in OPTIONAL_FIGURES}
+    for stale in optional:  # drawn again below where the sweep has it
+        (folder / f"{stale}.png").unlink(missing_ok=True)
     steps.append(("the best-configs table", lambda: best_table.best_configs(data, csv)))
     pngs: dict[str, Path] = {}
     notes = []
@@ -126,8 +162,10 @@ def write_report(data: SweepData, out: str | Path, importance: str = "auto",
         if progress is not None:
             progress(number, len(steps) + 1, what)
         section = make_section()
-        sections.append(section)
         target = folder / f"{section.slug}.png"
+        if section.figure is None and section.slug in optional:
+            continue  # not this sweep's figure: no section, no note
+        sections.append(section)
         if section.figure is not None:
             section.figure.savefig(target, dpi=DPI, facecolor="white")
             pngs[section.slug] = target

@@ -23,7 +23,7 @@ from typing import Any, NoReturn, cast, get_args, get_type_hints
 
 import yaml
 
-from mixup_core.catalog import METRIC_NAMES
+from mixup_core.catalog import METRIC_NAMES, VIEW_METRIC_NAMES
 from mixup_core.config import ConfigError, TrialConfig, flat_keys, from_flat, to_flat
 from sweeps.errors import SpecError
 from sweeps.spec import yaml_numbers
@@ -521,7 +521,8 @@ DEFAULT_OBJECTIVE = "val/acc_rare"
 
 def _parse_objective(r: _Reader, value: object, at: str = "objective") -> Objective:
     raw = r.section(value, at, ("metric", "mode"))
-    metrics = [*METRIC_NAMES, *(f"{name}_std" for name in METRIC_NAMES)]
+    names = (*METRIC_NAMES, *VIEW_METRIC_NAMES)
+    metrics = [*names, *(f"{name}_std" for name in names)]
     return Objective(
         metric=r.choice(raw.get("metric", DEFAULT_OBJECTIVE), f"{at}.metric", metrics),
         mode=cast(Mode, r.choice(raw.get("mode", "max"), f"{at}.mode", get_args(Mode))),
