@@ -177,3 +177,31 @@ def test_bad_view_keys_are_one_line_naming_the_key(flat, key):
     with pytest.raises(ConfigError) as caught:
         from_flat({"model.name": "small_cnn", **flat})
     assert str(caught.value).startswith(key) and "\n" not in str(caught.value)
+
+
+def test_probes_and_noise_errors_are_reported_per_member_and_packed_as_alone():
+    """Every view metric of a member of a pack equals its value trained alone (float32)."""
+    from mixup_core.training import Pack
+
+    base = {**PLANTED, "data.n_train": 40, "data.n_val": 20, "data.n_test": 20,
+            "data.rho": 0.25, "data.num_classes": 3, "data.feature_noise": 0.5,
+            "model.channels": 4, "optim.epochs": 2, "optim.batch_size": 16, "log_every": 1,
+            "precision": "float32"}
+    configs = [from_flat({**base, "mixup.alpha": alpha}).replace(seed=seed)
+               for alpha, seed in ((0.0, 0), (1.0, 1))]
+
+    def run(pack: list) -> dict:
+        logged: dict = {}
+        Pack(pack).run(lambda m, metrics: logged.__setitem__((m.index, m.epoch), metrics))
+        return logged
+
+    together = run(configs)
+    names = ("test/rare_err_noise", "val/rare_err_noise", "probe/rare_glyph", "probe/memorise",
+             "probe/ridge_rare")
+    for index, config in enumerate(configs):
+        alone = run([config])
+        for epoch in (1, 2):
+            got, want = together[(index, epoch)], alone[(0, epoch)]
+            for name in names:
+                assert got[name] == pytest.approx(want[name], abs=1e-4, nan_ok=True), name
+            assert 0 <= got["probe/rare_glyph"] <= 1 and 0 <= got["probe/ridge_rare"] <= 1

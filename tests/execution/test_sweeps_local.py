@@ -181,3 +181,6 @@ def test_every_checked_in_spec_plans_and_runs_in_smoke_mode(spec, tmp_path):
     assert out.returncode == 0, out.stderr
     trials = RecordLog(next((tmp_path / "res").iterdir())).trials.values()
     assert trials and all(r.status in ("TERMINATED", "STOPPED") for r in trials)
+    if "name: planted_glyphs" in spec.read_text():  # the mechanism's probes reach the records
+        assert all("probe/rare_glyph" in m and "probe/memorise" in m
+                   for r in trials for m in r.epochs.values())
