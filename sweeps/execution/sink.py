@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mixup_core.catalog import METRIC_NAMES
+from mixup_core.catalog import METRIC_NAMES, VIEW_METRIC_NAMES
 from mixup_core.config import from_flat, to_flat, trains_as
 from sweeps.execution.packing import PACK_LOST
 from sweeps.execution.progress import make_display
@@ -29,7 +29,8 @@ from sweeps.store.records import FINAL_STATUSES, RecordLog, TrialRecord
 from sweeps.tracking import SweepTracker, TrialWrite, run_name
 from sweeps.tracking.sync import replay_trial, trial_summary, trial_tags
 
-REPORTED = {"epoch", *METRIC_NAMES, *(m + STD_SUFFIX for m in METRIC_NAMES)}
+REPORTED = {"epoch", *METRIC_NAMES, *VIEW_METRIC_NAMES,
+            *(m + STD_SUFFIX for m in (*METRIC_NAMES, *VIEW_METRIC_NAMES))}
 
 
 def _training_key(flat: dict[str, Any]) -> str:
