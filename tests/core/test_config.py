@@ -15,6 +15,7 @@ DOCUMENTED_KEYS = [
     "data.n_test", "data.n_val", "data.feature_norm", "data.feature_noise", "data.noise_std",
     "data.noise_on_feature_patches", "data.test_rare_fraction", "data.root", "data.download",
     "data.view", "data.augment", "data.max_train", "data.max_test", "data.val_fraction",
+    "data.overlay", "data.second_view", "data.canvas",
     "model.name", "model.width", "model.power", "model.init_std", "model.channels",
     "optim.lr", "optim.epochs", "optim.batch_size", "optim.momentum", "optim.weight_decay",
     "optim.schedule",
