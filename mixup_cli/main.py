@@ -104,8 +104,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the sweep's name (its folder under --storage)")
     _add_storage(p)
     p.add_argument("--address", help="Ray cluster address (default: the one it ran on)")
+    p.add_argument("--allow-changed-plugins", action="store_true",
+                   help="resume even when a plugin's code changed since the sweep started")
     _add_report(p)
     p.set_defaults(handler=_cmd_resume)
+
+    p = sub.add_parser("plugins", help="list the registered label schemes, models, data sets "
+                       "and metrics, and where each came from",
+                       **_command_help("mixup-sweep plugins examples/plugins/spec.yaml"))
+    p.add_argument("spec", metavar="SPEC", nargs="?",
+                   help="also load the plugins this sweep spec names")
+    p.set_defaults(handler=_cmd_plugins)
 
     p = sub.add_parser("best", help="the best configs of a sweep",
                        **_command_help("mixup-sweep best paper_feature_noise "
@@ -345,6 +354,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mixup_cli import sweep_commands
 
     return sweep_commands.run(args)
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from mixup_core import plugins
+
+    plugins.load_installed()
+    if args.spec:
+        from sweeps.spec import load_spec
+
+        load_spec(args.spec)
+    print(plugins.format_listing())
+    return 0
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:

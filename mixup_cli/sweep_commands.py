@@ -112,7 +112,8 @@ def resume(args: argparse.Namespace) -> int:
     if address:
         join_env(address)
     try:
-        outcome = resume_run(args.name, storage=args.storage, address=args.address)
+        outcome = resume_run(args.name, storage=args.storage, address=args.address,
+                             allow_changed_plugins=args.allow_changed_plugins)
     except SweepInterrupted as err:
         return _interrupted(args, err)
     return _summarise(outcome, report=not args.no_report)

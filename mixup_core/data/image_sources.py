@@ -38,6 +38,9 @@ class LabelledImages:
         x_train, x_test: uint8 images, shape (n, C, H, W), on the CPU.
         y_train, y_test: int64 class indices, shape (n,).
         classes: the class names, index = class.
+        rare_train, rare_test: optional subgroup flags (True: a rare point), for data sets that
+            know their own rare subgroups; with ``data.view: none`` they become the trial's
+            rare flags (``*/acc_rare``). None: no subgroups, rare metrics absent (NaN).
     """
 
     x_train: Tensor
@@ -45,6 +48,8 @@ class LabelledImages:
     x_test: Tensor
     y_test: Tensor
     classes: tuple[str, ...]
+    rare_train: Tensor | None = None
+    rare_test: Tensor | None = None
 
 
 ImageLoader = Callable[["DataConfig"], LabelledImages]

@@ -91,10 +91,16 @@ def build_image_task(source: ImageSource, config: DataConfig, generator: torch.G
     val = held[evaluation_index(config.view, images.y_train[held], num_classes=num_classes,
                                 generator=val_generator)]
     y_train, y_test, y_val = images.y_train[train], images.y_test[test], images.y_train[val]
+    rare_train, rare_test, rare_val = (plan.rare_class[y_train], plan.rare_class[y_test],
+                                       plan.rare_class[y_val])
+    if config.view == "none" and images.rare_train is not None and images.rare_test is not None:
+        # the data set's own subgroups (a plugin's data set, mixup_core.plugins.dataset)
+        rare_train, rare_val = images.rare_train[train], images.rare_train[val]
+        rare_test = images.rare_test[test]
     splits = {
-        "train": Split(images.x_train[train], plan.label_map[y_train], plan.rare_class[y_train]),
-        "test": Split(images.x_test[test], plan.label_map[y_test], plan.rare_class[y_test]),
-        "val": Split(images.x_train[val], plan.label_map[y_val], plan.rare_class[y_val]),
+        "train": Split(images.x_train[train], plan.label_map[y_train], rare_train),
+        "test": Split(images.x_test[test], plan.label_map[y_test], rare_test),
+        "val": Split(images.x_train[val], plan.label_map[y_val], rare_val),
     }
     splits, num_classes = _pixel_view(config, splits, plan.num_classes, generator, val_generator)
     spec = image_spec(source, images)

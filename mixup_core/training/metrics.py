@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mixup_core import plugins
+
 Metrics = dict[str, float]
 
 
@@ -38,6 +40,7 @@ def split_columns(split: str, logits: Tensor, y: Tensor, rare: Tensor,
         wrong = rare_mask * (1 - correct)
         to_noise = (predicted == noise.expand(b, n)).float() * wrong
         columns[f"{split}/rare_err_noise"] = to_noise.sum(dim=1) / wrong.sum(dim=1)
+    columns |= plugins.metric_columns(split, logits, y, rare.expand(b, n))
     return columns
 
 

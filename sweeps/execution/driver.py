@@ -34,6 +34,7 @@ from sweeps.execution.failpoints import failpoint
 from sweeps.execution.repair import repair_holes
 from sweeps.execution.sink import OPEN_SINKS, DriverSink, SinkFactory
 from sweeps.spec import SweepSpec, is_image_trial
+from mixup_core import plugin_specs
 from sweeps.store import provenance
 from sweeps.store.layout import (
     META_FILE,
@@ -118,7 +119,7 @@ def _drive_tracked(spec: SweepSpec, directory: Path, meta: dict[str, Any], tuner
     interrupted = False
     on_term: Any = None
     try:
-        cluster = tuner.connect(address or meta.get("address"))
+        cluster = tuner.connect(address or meta.get("address"), py_modules=shipped(spec))
         # SIGTERM stops the sweep as Ctrl-C does: Ray Tune ends its loop at the next step (set
         # here, after Ray installed its own handler, which would abort the process)
         on_term = _term_as_interrupt()
@@ -354,6 +355,11 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     meta["trials_planned"] = resolved.trial_count()
     meta["objectives"] = [{"metric": o.metric, "mode": o.mode} for o in resolved.all_objectives]
     check_available(resolved.base.data)  # missing data: one line, before anything is written
+    if resolved.plugins or plugin_specs.installed():  # a plugin model's output shape, one line
+        from mixup_core import plugins
+
+        for note in plugins.preflight(resolved.base.replace(seed=resolved.seeds[0])):
+            print(note, file=sys.stderr, flush=True)
     directory = writable_storage(storage) / sweep_name
     if (directory / META_FILE).exists():
         raise _exists(sweep_name, directory)
@@ -363,7 +369,8 @@ def start_run(spec: SweepSpec, spec_path: str, *, storage: str | Path, name: str
     from sweeps.execution import tuner
 
     warming = prewarm(tracking_uri)  # MLflow's start-up runs while Ray starts
-    tuner.connect(address)  # a cluster that cannot be joined: one line, before anything is written
+    # a cluster that cannot be joined: one line, before anything is written
+    tuner.connect(address, py_modules=shipped(resolved))
     if warming.is_alive():
         warming.join()
     directory.mkdir(exist_ok=True)
@@ -401,8 +408,25 @@ def _exists(name: str, directory: Path) -> UsageError:
                       f"`mixup-sweep resume {name}` or pass --name NEW_NAME")
 
 
+def shipped(spec: SweepSpec) -> list[str]:
+    """The spec's local plugin files and folders, which Ray ships to every node."""
+    return [entry for entry in spec.plugins if plugin_specs.is_path(entry)]
+
+
+def check_plugins(meta: dict[str, Any], *, allow_changed: bool) -> None:
+    """Raises UsageError (one line) when a plugin the sweep started with has other code now."""
+    recorded = (meta.get("provenance") or {}).get("plugins") or []
+    if not recorded or allow_changed:
+        return
+    from mixup_core import plugins
+
+    if lines := plugins.changed(recorded):
+        raise UsageError(f"resume {meta.get('name')!r}: {lines[0]}; its trials would mix two "
+                         f"versions of the code (--allow-changed-plugins resumes anyway)")
+
+
 def resume_run(name: str, *, storage: str | Path, address: str | None = None,
-               stream: TextIO = sys.stdout) -> SweepOutcome:
+               stream: TextIO = sys.stdout, allow_changed_plugins: bool = False) -> SweepOutcome:
     """``mixup-sweep resume``: continue an interrupted sweep from Tune's state and checkpoints."""
     ray_patches.check_ray()
     from sweeps.execution import tuner
@@ -412,7 +436,9 @@ def resume_run(name: str, *, storage: str | Path, address: str | None = None,
     lock = DriverLock(directory, name=name)
     try:
         spec = stored_spec(meta)
-        tuner.connect(address or meta.get("address"))  # before sweep.json is written again
+        check_plugins(meta, allow_changed=allow_changed_plugins)
+        # before sweep.json is written again
+        tuner.connect(address or meta.get("address"), py_modules=shipped(spec))
         if not tune_state_saved(directory):  # its driver died before Tune saved its state
             print(_start_afresh(directory, name), file=stream, flush=True)
         log = RecordLog(directory)  # a torn line's epoch, restored before the trials go on

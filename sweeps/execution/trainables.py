@@ -17,6 +17,7 @@ import ray
 import torch
 from ray import tune
 
+from mixup_core import plugin_specs
 from mixup_core.config import from_flat, to_flat
 from mixup_core.training import Pack, TrainingDiverged
 from mixup_core.training.heap import keep_heap
@@ -157,7 +158,8 @@ class PackTrainable(_StateFileTrainable):
 
     def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
               seeds: list[int], states: str, rungs: str | None = None,
-              metric: str = "") -> None:
+              metric: str = "", plugins: tuple[str, ...] = ()) -> None:
+        load_plugins(plugins)  # before any config names what they register
         self._base, self._seeds, self._states = base, seeds, Path(states)
         # ASHA (scheduler.kind asha): the sweep's rung recorder judges each member trial
         self._rungs = ray.get_actor(rungs) if rungs else None
@@ -309,8 +311,8 @@ class SweepTrainable(PackTrainable):
     """
 
     def setup(self, config: dict[str, Any], *, base: dict[str, Any],  # type: ignore[override]
-              seeds: list[int], states: str) -> None:
-        super().setup(config, base=base, seeds=seeds, states=states)
+              seeds: list[int], states: str, plugins: tuple[str, ...] = ()) -> None:
+        super().setup(config, base=base, seeds=seeds, states=states, plugins=plugins)
 
     def _build(self, params: dict[str, Any]) -> None:
         super()._build({PACK_KEY: [{**trial_params(params), MEMBER_KEY: self.trial_id}]})
@@ -328,6 +330,21 @@ class SweepTrainable(PackTrainable):
         return report
 
 
+def plugin_modules(spec: SweepSpec) -> tuple[str, ...]:
+    """The names a trial process imports the spec's plugins by: a local file or folder arrives
+    there through Ray's runtime environment (``py_modules``) under its own name."""
+    return tuple(plugin_specs.module_name(entry) for entry in spec.plugins)
+
+
+def load_plugins(names: tuple[str, ...]) -> None:
+    """Imports a trial process's plugins (and the installed entry points) once."""
+    if names or plugin_specs.installed():
+        from mixup_core import plugins
+
+        plugins.load_installed()
+        plugins.load(list(names))
+
+
 def make_trainable(spec: SweepSpec, sweep_dir: Path, pack: int = 1) -> Any:
     base = {k: v for k, v in to_flat(spec.base).items() if k not in spec.search_space}
     if base.get("data.root") and not Path(base["data.root"]).is_absolute():
@@ -336,10 +353,11 @@ def make_trainable(spec: SweepSpec, sweep_dir: Path, pack: int = 1) -> Any:
     if pack > 1:
         rungs = _start_rung_recorder(spec, sweep_dir) if spec.scheduler.kind == "asha" else None
         trainable = tune.with_parameters(PackTrainable, base=base, seeds=list(spec.seeds),
-                                         states=states, rungs=rungs, metric=spec.objective.metric)
+                                         states=states, rungs=rungs, metric=spec.objective.metric,
+                                         plugins=plugin_modules(spec))
     else:
         trainable = tune.with_parameters(SweepTrainable, base=base, seeds=list(spec.seeds),
-                                         states=states)
+                                         states=states, plugins=plugin_modules(spec))
     gpu = spec.resources.gpu
     if pack > 1 and 0 < gpu < 1:
         gpu = 1.0  # a pack fills its device: whole GPUs (fractions stay valid for pack: 1)

@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -428,12 +428,15 @@ class _Forwarder(tune.Callback):
 JOIN_TIMEOUT_S = 10.0
 
 
-def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, Any]:
+def connect(address: str | None, *, num_cpus: int | None = None,
+            py_modules: Sequence[str] = ()) -> dict[str, Any]:
     """Starts a private local Ray on 127.0.0.1 (no dashboard), or joins the cluster at ``address``.
 
     Without an address the runtime is this process's own, whatever ``RAY_ADDRESS`` or Ray's
     current-cluster file name (``address="local"``); ``auto`` joins the running cluster on
-    purpose. A head that cannot be reached fails within ``JOIN_TIMEOUT_S`` with a UsageError
+    purpose. ``py_modules`` (local plugin files and folders, :mod:`mixup_core.plugins`) travel
+    to every node in Ray's runtime environment, importable there by their names.
+    A head that cannot be reached fails within ``JOIN_TIMEOUT_S`` with a UsageError
     (Ray itself would retry for minutes).
     """
     if not ray.is_initialized():
@@ -447,6 +450,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, An
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": level,
                                   "configure_logging": True,
                                   "runtime_env": {"env_vars": env_vars}}
+        if py_modules:
+            common["runtime_env"]["py_modules"] = list(py_modules)
         if address:
             _reachable(address)
             try:

@@ -23,7 +23,8 @@ from typing import Any, NoReturn, cast, get_args, get_type_hints
 
 import yaml
 
-from mixup_core.catalog import METRIC_NAMES, VIEW_METRIC_NAMES
+from mixup_core import plugin_specs
+from mixup_core.catalog import objective_metrics
 from mixup_core.config import ConfigError, TrialConfig, flat_keys, from_flat, to_flat
 from sweeps.errors import SpecError
 from sweeps.spec import yaml_numbers
@@ -43,8 +44,8 @@ from sweeps.spec.model import (
 )
 from sweeps.spec.names import name_problem
 
-_TOP_KEYS = ("name", "description", "trial", "search_space", "search", "objective", "scheduler",
-             "resources", "seeds", "smoke", "execution")
+_TOP_KEYS = ("name", "description", "plugins", "trial", "search_space", "search", "objective",
+             "scheduler", "resources", "seeds", "smoke", "execution")
 
 _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "choice": ("values",), "grid": ("values",), "uniform": ("low", "high"),
@@ -175,6 +176,7 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
     if problem := name_problem(name):
         r.fail("name", f"{problem}, got {_show(name)}")
     description = r.string(raw.get("description", ""), "description")
+    plugins = _parse_plugins(r, raw.get("plugins"), Path(source).parent)
 
     trial = r.trial_overrides(raw.get("trial"), "trial")
     base = r.build(trial, section="trial", given=trial)
@@ -196,13 +198,35 @@ def parse_spec(data: object, *, source: str) -> SweepSpec:
         resources=_parse_resources(r, raw.get("resources")),
         seeds=_parse_seeds(r, raw.get("seeds"), base), smoke=smoke,
         pack=execution[0], retries=execution[1],
-        objectives=objectives if len(objectives) > 1 else (),
+        objectives=objectives if len(objectives) > 1 else (), plugins=plugins,
     )
     if len(objectives) > 1 and spec.scheduler.kind != "fifo":
         r.fail("scheduler.kind", f"asha judges one objective; use fifo with a list of "
                                  f"objectives, got {spec.scheduler.kind}")
     _check_budget(r, spec)
     return spec
+
+
+def _parse_plugins(r: _Reader, value: object, base: Path) -> tuple[str, ...]:
+    """``plugins``: module names, or paths of .py files or folders relative to the spec's folder
+    (kept absolute); each is imported now, with every installed ``mixup_sweeps.plugins`` entry
+    point, so the trial keys below may name what they register."""
+    if value is None:
+        value = []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        r.fail("plugins", f"must be a list of module names or paths, got {_show(value)}")
+    assert isinstance(value, list)
+    entries = [str(plugin_specs.resolve(v, base)) if plugin_specs.is_path(v) else v
+               for v in value]
+    if entries or plugin_specs.installed():
+        from mixup_core import plugins as plugin_api  # imports torch: only when there are plugins
+
+        try:
+            plugin_api.load_installed()
+            plugin_api.load(entries)
+        except plugin_api.PluginError as err:
+            r.fail("plugins", str(err).removeprefix("plugins: "))
+    return tuple(entries)
 
 
 def parse_pack(r: _Reader, value: object, key: str = "execution.pack") -> int | str:
@@ -521,8 +545,7 @@ DEFAULT_OBJECTIVE = "val/acc_rare"
 
 def _parse_objective(r: _Reader, value: object, at: str = "objective") -> Objective:
     raw = r.section(value, at, ("metric", "mode"))
-    names = (*METRIC_NAMES, *VIEW_METRIC_NAMES)
-    metrics = [*names, *(f"{name}_std" for name in names)]
+    metrics = objective_metrics()
     return Objective(
         metric=r.choice(raw.get("metric", DEFAULT_OBJECTIVE), f"{at}.metric", metrics),
         mode=cast(Mode, r.choice(raw.get("mode", "max"), f"{at}.mode", get_args(Mode))),

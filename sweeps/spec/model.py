@@ -123,6 +123,9 @@ class SweepSpec:
     #: Every objective when ``objective`` is a list (Optuna's multi-objective search); the
     #: first is ``objective``, which ranks trials and picks each trial's best epoch.
     objectives: tuple[Objective, ...] = ()
+    #: ``plugins``: module names and absolute paths of local plugin files or folders
+    #: (:mod:`mixup_core.plugins`), loaded by the driver and by every trial process.
+    plugins: tuple[str, ...] = ()
 
     @property
     def all_objectives(self) -> tuple[Objective, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,19 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def loaded_plugins() -> list[dict[str, str]]:
+    """Each plugin this process loaded (:mod:`mixup_core.plugins`): name, version (package
+    version or source hash), origin and location; none when no plugin API was imported."""
+    api = sys.modules.get("mixup_core.plugins")
+    if api is None:
+        return []
+    return [info.as_dict() for _, info in sorted(api.LOADED.items())]
+
+
 def collect() -> dict[str, Any]:
-    """This process's provenance: ``{"git_commit", "versions", "host"}``."""
+    """This process's provenance: ``{"git_commit", "versions", "host", "plugins"}``."""
     return {"git_commit": git_commit(), "versions": package_versions(),
-            "host": socket.gethostname()}
+            "host": socket.gethostname(), "plugins": loaded_plugins()}
 
 
 def as_tags(provenance: dict[str, Any] | None) -> dict[str, str]:
@@ -51,4 +61,7 @@ def as_tags(provenance: dict[str, Any] | None) -> dict[str, str]:
             f"{TAG_PREFIX}host": str(provenance.get("host", "unknown"))}
     for dist, version in (provenance.get("versions") or {}).items():
         tags[f"{TAG_PREFIX}version.{dist}"] = str(version)
+    for plugin in provenance.get("plugins") or []:
+        tags[f"{TAG_PREFIX}plugin.{plugin.get('name')}"] = \
+            f"{plugin.get('version')} ({plugin.get('origin')})"
     return tags

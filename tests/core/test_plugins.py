@@ -1,0 +1,150 @@
+"""Plugins (mixup_core.plugins): the example plugin's entries behave like built-ins, a plugin
+scheme trains packed exactly like the same function built in, and every broken plugin is one
+line naming it, exit 2, before anything starts."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixup_core import plugins
+from mixup_core.config import from_flat
+from mixup_core.schemes import LABEL_SCHEMES, Power
+from mixup_core.training import Pack
+from tests.sweep_helpers import CLI, cli_env
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "plugins"
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env=cli_env())
+
+
+def test_the_plugins_command_lists_built_ins_and_the_example_with_their_origins(tmp_path):
+    out = run_cli("plugins", str(EXAMPLE / "spec.yaml"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = {tuple(line.split()[:3]) for line in out.stdout.splitlines() if line.startswith("  ")}
+    assert ("label", "scheme", "sigmoid") in rows and ("label", "scheme", "same") in rows
+    lines = out.stdout.splitlines()
+    sigmoid = next(line for line in lines if " sigmoid " in line)
+    assert "mixup_ext (" in sigmoid and "mixup_ext.py:" in sigmoid
+    same = next(line for line in lines if " same " in line)
+    assert "mixup_core.schemes" in same
+    assert any(" digits_faint " in line and "mixup_ext" in line for line in lines)
+    assert any(" brier " in line and line.strip().startswith("metric") for line in lines)
+    loaded = lines[lines.index("Plugins loaded:") + 1]
+    assert loaded.split()[0] == "mixup_ext" and loaded.split()[1].startswith("sha256:")
+
+
+def _power_formula(lam, *, param, resample):
+    a, b = lam ** param, (1 - lam) ** param
+    return a / (a + b)
+
+
+def test_a_plugin_scheme_trains_packed_exactly_like_the_same_function_built_in():
+    name = "power_as_plugin"
+    if name not in LABEL_SCHEMES:
+        plugins.label_scheme(name, param="p", default=2.0, range=(0.0, 100.0))(_power_formula)
+    assert LABEL_SCHEMES.get("power") is Power
+    base = {"data.dim": 60, "data.n_train": 40, "data.n_val": 40, "data.n_test": 40,
+            "optim.epochs": 30, "log_every": 10, "optim.lr": 0.5}
+    configs = [from_flat({**base, "mixup.label_scheme": scheme, "mixup.label_param": p,
+                          "seed": seed})
+               for scheme in ("power", name) for p in (1.5, 3.0) for seed in (0, 1)]
+    results = Pack(configs).run()
+    half = len(configs) // 2
+    for built_in, plugin in zip(results[:half], results[half:], strict=True):
+        assert built_in.history == plugin.history  # every logged metric, exactly
+
+
+def _write(folder: Path, name: str, body: str) -> Path:
+    plugin = folder / f"{name}.py"
+    plugin.write_text("import torch\nfrom mixup_core import plugins\n" + textwrap.dedent(body))
+    spec = folder / f"{name}.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: {name}
+        plugins: [./{name}.py]
+        trial:
+          data: {{name: digits, max_train: 200, max_test: 100}}
+          model: {{name: small_cnn, channels: 4}}
+          optim: {{epochs: 1, batch_size: 64}}
+        """))
+    return spec
+
+
+#: A broken plugin, the spec lines that use it, and what its one error line must contain.
+BROKEN = {
+    "import_fails": ("raise RuntimeError('no GPU driver here')\n", "",
+                     "'./import_fails.py' failed to import: RuntimeError: no GPU driver here"),
+    "out_of_range": ("""
+        @plugins.label_scheme("twice")
+        def twice(lam, *, param, resample):
+            return 2 * lam
+        """, "", "label scheme 'twice': g must stay in [0, 1]; the probe batch gave g = 1.2"),
+    "not_vectorised": ("""
+        @plugins.label_scheme("scalar")
+        def scalar(lam, *, param, resample):
+            return 1.0 if float(lam) > 0.5 else 0.0
+        """, "", "label scheme 'scalar' is not vectorised: on a probe batch of 66 λ values it "
+                 "raised"),
+    "duplicate": ("""
+        @plugins.label_scheme("same")
+        def same(lam, *, param, resample):
+            return lam
+        """, "", "label scheme 'same' is registered twice: by mixup_core (built-in) and by "
+                 "duplicate ("),
+    "bad_model": ("""
+        @plugins.model("seven_logits")
+        def seven(config, data, generator):
+            return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 7))
+        """, "  model.name: seven_logits\n",
+                  "model 'seven_logits' gives outputs of shape (2, 7) for 2 inputs; data set "
+                  "'digits' needs (2, 10), one logit per class"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_broken_plugin_is_one_line_naming_it_exit_2_nothing_started(tmp_path, case):
+    body, trial_extra, expected = BROKEN[case]
+    spec = _write(tmp_path, case, body)
+    if trial_extra:
+        spec.write_text(spec.read_text().replace("  model: {name: small_cnn, channels: 4}\n",
+                                                  trial_extra))
+    out = run_cli("run", str(spec), "--storage", "res", "--no-report", cwd=tmp_path)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], out.stderr
+    assert not (tmp_path / "res" / case / "records.jsonl").exists()
+
+
+def test_a_plugin_data_set_without_subgroups_is_one_note_not_an_error(tmp_path):
+    spec = _write(tmp_path, "no_groups", """
+        from mixup_core.data.image_sources import load_digits_images
+
+        @plugins.dataset("digits_plain")
+        def plain(config):
+            return load_digits_images(config)
+        """)
+    spec.write_text(spec.read_text().replace("name: digits,", "name: digits_plain,"))
+    out = run_cli("run", str(spec), "--storage", "res", "--no-report", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    notes = [line for line in out.stderr.splitlines() if "subgroup" in line]
+    assert notes == ["note: data set 'digits_plain' gives no subgroup labels (rare_train, "
+                     "rare_test): */acc_rare and */acc_common are absent"]
+
+
+def test_a_metric_name_with_a_slash_is_refused():
+    with pytest.raises(plugins.PluginError, match="has no '/'"):
+        plugins.metric("test/brier")
+
+
+def test_probe_batch_catches_a_scheme_that_returns_the_wrong_shape():
+    with pytest.raises(plugins.PluginError, match="is not vectorised: 66 λ values gave"):
+        plugins.label_scheme("first_only")(lambda lam, *, param, resample: lam[:1])
+    assert "first_only" not in LABEL_SCHEMES
