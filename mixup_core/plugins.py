@@ -162,8 +162,10 @@ def label_scheme(name: str, *, param: str | None = None, default: float | None =
             "label_weights": lambda self, lam, resample: fn(lam, param=self.param,
                                                             resample=resample),
         })
-        for value in ([None] if param is None else sorted({default, *(
-                v for v in range if math.isfinite(v))})):
+        probes: list[float | None] = [None]
+        if default is not None:
+            probes = sorted({float(default), *(v for v in range if math.isfinite(v))})
+        for value in probes:
             _probe_scheme(name, scheme_cls(value))
         LABEL_SCHEMES.register(name)(scheme_cls)
         catalog.add_label_scheme(name, None if param is None or default is None

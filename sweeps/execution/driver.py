@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from mixup_core import plugin_specs
 from mixup_core.config import TrialConfig, to_flat
 from mixup_core.data import check_available
 from sweeps.errors import (
@@ -34,7 +35,6 @@ from sweeps.execution.failpoints import failpoint
 from sweeps.execution.repair import repair_holes
 from sweeps.execution.sink import OPEN_SINKS, DriverSink, SinkFactory
 from sweeps.spec import SweepSpec, is_image_trial
-from mixup_core import plugin_specs
 from sweeps.store import provenance
 from sweeps.store.layout import (
     META_FILE,

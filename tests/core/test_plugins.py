@@ -43,8 +43,9 @@ def test_the_plugins_command_lists_built_ins_and_the_example_with_their_origins(
 
 
 def _power_formula(lam, *, param, resample):
-    a, b = lam ** param, (1 - lam) ** param
-    return a / (a + b)
+    """The built-in `power` scheme's function (mixup_core.schemes.Power), as a plugin."""
+    log_ratio = torch.log(lam.clamp_min(1e-30)) - torch.log((1 - lam).clamp_min(1e-30))
+    return torch.sigmoid(param * log_ratio)
 
 
 def test_a_plugin_scheme_trains_packed_exactly_like_the_same_function_built_in():
@@ -81,12 +82,12 @@ def _write(folder: Path, name: str, body: str) -> Path:
 #: A broken plugin, the spec lines that use it, and what its one error line must contain.
 BROKEN = {
     "import_fails": ("raise RuntimeError('no GPU driver here')\n", "",
-                     "'./import_fails.py' failed to import: RuntimeError: no GPU driver here"),
+                     "/import_fails.py' failed to import: RuntimeError: no GPU driver here"),
     "out_of_range": ("""
         @plugins.label_scheme("twice")
         def twice(lam, *, param, resample):
             return 2 * lam
-        """, "", "label scheme 'twice': g must stay in [0, 1]; the probe batch gave g = 1.2"),
+        """, "", "label scheme 'twice': g must stay in [0, 1]; the probe batch gave g = 1.062 at λ = 0.5312"),
     "not_vectorised": ("""
         @plugins.label_scheme("scalar")
         def scalar(lam, *, param, resample):
