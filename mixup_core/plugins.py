@@ -164,7 +164,7 @@ def label_scheme(name: str, *, param: str | None = None, default: float | None =
         })
         probes: list[float | None] = [None]
         if default is not None:
-            probes = sorted({float(default), *(v for v in range if math.isfinite(v))})
+            probes = [*sorted({float(default), *(v for v in range if math.isfinite(v))})]
         for value in probes:
             _probe_scheme(name, scheme_cls(value))
         LABEL_SCHEMES.register(name)(scheme_cls)

@@ -14,11 +14,12 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mixup_core.catalog import METRIC_NAMES, VIEW_METRIC_NAMES
+from mixup_core.catalog import objective_metrics
 from mixup_core.config import from_flat, to_flat, trains_as
 from sweeps.execution.packing import PACK_LOST
 from sweeps.execution.progress import make_display
@@ -29,8 +30,16 @@ from sweeps.store.records import FINAL_STATUSES, RecordLog, TrialRecord
 from sweeps.tracking import SweepTracker, TrialWrite, run_name
 from sweeps.tracking.sync import replay_trial, trial_summary, trial_tags
 
-REPORTED = {"epoch", *METRIC_NAMES, *VIEW_METRIC_NAMES,
-            *(m + STD_SUFFIX for m in (*METRIC_NAMES, *VIEW_METRIC_NAMES))}
+
+class _Reported(Container[str]):
+    """The keys of a trial's report that the records keep: the epoch, every trial and view
+    metric, the plugins' metrics (registered while the sweep runs), each with its ``_std``."""
+
+    def __contains__(self, key: object) -> bool:
+        return key == "epoch" or key in set(objective_metrics())
+
+
+REPORTED = _Reported()
 
 
 def _training_key(flat: dict[str, Any]) -> str:

@@ -347,3 +347,27 @@ def test_cluster_down_stops_exactly_the_processes_it_started(tmp_path):
         assert bystander.poll() is None
     finally:
         bystander.kill()
+
+
+def test_a_plugin_reaches_worker_nodes_that_do_not_have_it(cluster, tmp_path):
+    """The example plugin (a local file the workers' Python cannot import) is shipped by Ray's
+    runtime environment: its sweep trains on the worker nodes, packed, with its scheme, data set
+    and metric, and every trial records the plugin's version."""
+    import shutil
+    import sys
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "plugins"
+    shutil.copytree(example, tmp_path / "plugins")
+    nowhere = subprocess.run([sys.executable, "-c", "import mixup_ext"], cwd=tmp_path,
+                             capture_output=True, text=True, env=cluster_env(cluster))
+    assert nowhere.returncode != 0 and "No module named 'mixup_ext'" in nowhere.stderr
+    out = run_on(cluster, tmp_path / "plugins" / "spec.yaml", tmp_path)
+    assert out.returncode == 0, out.stderr
+    records = RecordLog(tmp_path / "res" / "plugin_example").trials
+    assert len(records) == 3 and all(r.status == "TERMINATED" for r in records.values())
+    roles = {local.worker_of(cluster, r.node_id).role for r in records.values()}
+    assert roles and all(role.startswith("worker") for role in roles), roles  # the head: 0 CPUs
+    for record in records.values():
+        assert all("val/brier" in m for m in record.epochs.values())
+        assert [p["name"] for p in record.provenance["plugins"]] == ["mixup_ext"]
+    assert "sigmoid" in {r.config["mixup.label_scheme"] for r in records.values()}
