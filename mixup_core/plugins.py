@@ -180,7 +180,11 @@ def label_scheme(name: str, *, param: str | None = None, default: float | None =
 
 def model(name: str, *, inputs: InputKind = "images") -> Callable[[ModelBuilder], ModelBuilder]:
     """Registers ``builder(model_config, data, generator) -> nn.Module`` as the model ``name``,
-    reading ``inputs`` (``images``: (n, C, H, W); ``patches``: the feature-noise task's)."""
+    reading images (n, C, H, W); it trains in the autograd engine, packed by ``torch.func``
+    (the paper's patch task trains in the closed-form engine, for its own model only)."""
+    if inputs != "images":
+        raise PluginError(f"plugins: model {name!r}: plugin models read images; the patch task "
+                          f"trains its closed-form model (patch_cnn) only")
 
     def add(builder: ModelBuilder) -> ModelBuilder:
         entry = _claim("model", name, builder, MODELS)
@@ -405,7 +409,29 @@ def preflight(config: TrialConfig) -> list[str]:
             raise PluginError(f"plugins: model {model_name!r} gives outputs of shape {shape} for "
                               f"{len(x)} inputs; data set {data_name!r} needs ({len(x)}, "
                               f"{data.num_classes}), one logit per class")
+        _check_packs(config)
     return notes
+
+
+def _check_packs(config: TrialConfig) -> None:
+    """One minibatch step and one evaluation of a pack of two seeds of ``config``: a plugin
+    model trains packed (``torch.func`` over stacked weights), so its forward must be
+    functional; one PluginError line where it is not."""
+    from mixup_core.training import Pack
+    from mixup_core.training.autograd import AutogradGroup
+
+    try:
+        group = Pack([config.replace(seed=config.seed), config.replace(seed=config.seed + 1)]
+                     ).groups[0]
+        assert isinstance(group, AutogradGroup)
+        group.step(max_batches=1)
+        group.evaluate([0, 1])
+    except Exception as err:
+        lines = str(err).strip().splitlines() or [""]
+        raise PluginError(f"plugins: model {config.model.name!r} does not train packed "
+                          f"(torch.func over the members' stacked weights): "
+                          f"{type(err).__name__}: {lines[0][:200]}; its forward must be "
+                          f"functional (no state kept in Python between calls)") from None
 
 
 def format_listing() -> str:

@@ -103,6 +103,24 @@ BROKEN = {
             return lam
         """, "", "label scheme 'same' is registered twice: by mixup_core (built-in) and by "
                  "duplicate ("),
+    "stateful_model": ("""
+        class Gate(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.linear = torch.nn.Linear(64, 10)
+
+            def forward(self, x):
+                x = x.flatten(1)
+                if x.mean().item() > 1e9:  # data-dependent Python control flow
+                    x = -x
+                return self.linear(x)
+
+        @plugins.model("gated")
+        def gated(config, data, generator):
+            return Gate()
+        """, "  model.name: gated\n",
+                       "model 'gated' does not train packed (torch.func over the members' stacked "
+                       "weights): RuntimeError: "),
     "bad_model": ("""
         @plugins.model("seven_logits")
         def seven(config, data, generator):
@@ -154,3 +172,58 @@ def test_probe_batch_catches_a_scheme_that_returns_the_wrong_shape():
     with pytest.raises(plugins.PluginError, match="is not vectorised: 66 λ values gave"):
         plugins.label_scheme("first_only")(lambda lam, *, param, resample: lam[:1])
     assert "first_only" not in LABEL_SCHEMES
+
+
+def test_a_functional_plugin_model_trains_packed_as_alone():
+    name = "tiny_mlp"
+    if ("model", name) not in plugins.ENTRIES:
+        @plugins.model(name)
+        def tiny(config, data, generator):
+            net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, data.num_classes))
+            with torch.no_grad():
+                net[1].weight.copy_(torch.randn(net[1].weight.shape, generator=generator) * 0.05)
+                net[1].bias.zero_()
+            return net
+    configs = [from_flat({"data.name": "digits", "data.max_train": 200, "data.max_test": 100,
+                          "model.name": name, "optim.epochs": 2, "optim.batch_size": 32,
+                          "log_every": 1, "precision": "float32", "seed": seed,
+                          "optim.lr": lr}) for seed, lr in ((0, 0.1), (1, 0.05))]
+    assert plugins.preflight(configs[0]) == []  # output shape and a packed step: fine
+    together = Pack(configs).run()
+    for config, packed in zip(configs, together, strict=True):
+        [alone] = Pack([config]).run()
+        for got, want in zip(packed.history, alone.history, strict=True):
+            assert got.keys() == want.keys()
+            for key in want:
+                assert got[key] == pytest.approx(want[key], abs=1e-5, nan_ok=True), key
+
+
+def test_an_installed_entry_point_plugin_loads_without_being_named(tmp_path):
+    site = tmp_path / "site"
+    (site / "epdemo-1.0.dist-info").mkdir(parents=True)
+    (site / "epdemo-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: epdemo\nVersion: 1.0\n")
+    (site / "epdemo-1.0.dist-info" / "entry_points.txt").write_text(
+        "[mixup_sweeps.plugins]\nepdemo = epdemo\n")
+    (site / "epdemo.py").write_text(textwrap.dedent("""\
+        import torch
+        from mixup_core import plugins
+
+        @plugins.label_scheme("ep_half")
+        def half(lam, *, param, resample):
+            return torch.full_like(lam, 0.5)
+        """))
+    spec = tmp_path / "ep.yaml"
+    spec.write_text("name: ep\ntrial: {mixup: {label_scheme: ep_half}}\n")
+    env = {**cli_env(), "PYTHONPATH": f"{site}:{cli_env().get('PYTHONPATH', '')}"}
+    listing = subprocess.run([*CLI, "plugins"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120, env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert any(" ep_half " in line and "epdemo" in line for line in listing.stdout.splitlines())
+    assert "  epdemo  1.0  entry point: mixup_sweeps.plugins:epdemo" in listing.stdout
+    plan = subprocess.run([*CLI, "plan", str(spec)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert plan.returncode == 0 and "ep_half" in plan.stdout, plan.stderr
+    without = subprocess.run([*CLI, "plan", str(spec)], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120, env=cli_env())
+    assert without.returncode == 2 and "unknown label scheme" in without.stderr
