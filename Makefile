@@ -39,7 +39,7 @@ postgresql:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
 test: lint chromium postgresql
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20
 
 report: install chromium
 	$(VENV)/bin/mixup-sweep report paper_feature_noise
