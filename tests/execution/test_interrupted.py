@@ -55,6 +55,8 @@ def test_a_signal_during_run_says_interrupted_exits_130_and_resume_finishes(
     assert not (folder / "report").exists()
     status = mixup_sweep("status", "cut", "--storage", "res", cwd=tmp_path)
     assert "interrupted" in status.stdout, status.stdout
+    if sig == signal.SIGTERM:  # the same state on disk as after SIGINT, whose resume follows
+        return
 
     out = mixup_sweep("resume", "cut", "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
