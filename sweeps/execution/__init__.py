@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 from sweeps.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
-    from sweeps.execution.driver import SweepOutcome, resume_run, start_run, sync, trial_param_keys
+    from sweeps.execution.driver import (
+        SweepOutcome,
+        check_plugins,
+        resume_run,
+        shipped,
+        start_run,
+        sync,
+        trial_param_keys,
+    )
     from sweeps.execution.failpoints import FAILPOINT_ENV, FAILPOINT_HOLD_S, failpoint
     from sweeps.execution.packing import (
         FROM_KEY,
@@ -57,7 +65,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         WARNING_KEY,
         PackTrainable,
         SweepTrainable,
+        load_plugins,
         make_trainable,
+        plugin_modules,
         trial_params,
     )
     from sweeps.execution.tuner import (
@@ -114,11 +124,13 @@ _EXPORTS = {
     "WARNING_KEY": "trainables",
     "aggregate": "seed_group",
     "can_resume": "tuner",
+    "check_plugins": "driver",
     "check_ray": "ray_patches",
     "connect": "tuner",
     "failpoint": "failpoints",
     "install": "ray_patches",
     "installed_ray": "ray_patches",
+    "load_plugins": "trainables",
     "make_display": "progress",
     "make_trainable": "trainables",
     "may_cut": "scheduling",
@@ -131,6 +143,7 @@ _EXPORTS = {
     "plan_packs": "packing",
     "plan_split": "packing",
     "plan_trials": "packing",
+    "plugin_modules": "trainables",
     "probe_gpu_members": "packing",
     "repair_holes": "repair",
     "resume_run": "driver",
@@ -138,6 +151,7 @@ _EXPORTS = {
     "run_packs": "tuner",
     "run_sweep": "tuner",
     "sample_value": "packing",
+    "shipped": "driver",
     "shutdown": "tuner",
     "start_run": "driver",
     "sync": "driver",
@@ -182,11 +196,13 @@ __all__ = [
     "SwitchOffAwareASHA",
     "aggregate",
     "can_resume",
+    "check_plugins",
     "check_ray",
     "connect",
     "failpoint",
     "install",
     "installed_ray",
+    "load_plugins",
     "make_display",
     "make_trainable",
     "may_cut",
@@ -199,6 +215,7 @@ __all__ = [
     "plan_packs",
     "plan_split",
     "plan_trials",
+    "plugin_modules",
     "probe_gpu_members",
     "repair_holes",
     "resume_run",
@@ -206,6 +223,7 @@ __all__ = [
     "run_packs",
     "run_sweep",
     "sample_value",
+    "shipped",
     "shutdown",
     "start_run",
     "sync",

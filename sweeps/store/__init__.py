@@ -80,6 +80,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         as_tags,
         collect,
         git_commit,
+        loaded_plugins,
         package_versions,
     )
     from sweeps.store.records import RECORDS_FILE, RecordLog, TrialRecord
@@ -191,6 +192,7 @@ _EXPORTS = {
     "is_selection_on_test": "tables",
     "level_records": "key_summary",
     "list_sweeps": "layout",
+    "loaded_plugins": "provenance",
     "marginals": "tables",
     "metric_range": "spread",
     "no_interval_note": "spread",
@@ -292,6 +294,7 @@ __all__ = [
     "is_selection_on_test",
     "level_records",
     "list_sweeps",
+    "loaded_plugins",
     "marginals",
     "metric_range",
     "no_interval_note",

@@ -35,7 +35,7 @@ def test_a_start_record_carries_its_provenance_through_a_reload(tmp_path):
     log.close()
     record = RecordLog(tmp_path).trials["t0"]
     assert record.provenance is not None
-    assert set(record.provenance) == {"git_commit", "versions", "host"}
+    assert set(record.provenance) == {"git_commit", "versions", "host", "plugins"}
     assert provenance.as_tags(record.provenance)["mixup_sweeps.version.ray"] != "absent"
 
 
