@@ -51,6 +51,7 @@ from mixup_core.data.images import image_builder
 from mixup_core.errors import ConfigError
 from mixup_core.models import MODEL_INPUTS, MODELS, ModelBuilder
 from mixup_core.plugin_specs import ENTRY_POINT_GROUP, is_path, module_name, resolve
+from mixup_core.registry import Registry
 from mixup_core.schemes import LABEL_SCHEMES, LabelScheme
 
 BUILT_IN = "mixup_core (built-in)"
@@ -106,7 +107,13 @@ def _claim(kind: str, name: str, fn: Any, existing: Iterable[str]) -> Entry:
     entry = Entry(kind, name, module, where)
     old = ENTRIES.get((kind, name))
     if old is not None or name in existing:
-        before = f"{old.plugin} ({old.where})" if old else BUILT_IN
+        if old is None:  # a built-in: named by where it is defined
+            built_in = existing.get(name) if isinstance(existing, (Registry, dict)) else None
+            if kind == "data set" and name in IMAGE_SOURCES:
+                built_in = IMAGE_SOURCES.get(name).load
+            old_module, old_where = _where(built_in) if built_in is not None else (BUILT_IN, "?")
+            old = Entry(kind, name, old_module, old_where)
+        before = f"{old.plugin} ({old.where})"
         raise PluginError(f"plugins: {kind} {name!r} is registered twice: by {before} and by "
                           f"{module} ({where})")
     return entry
@@ -427,10 +434,10 @@ def _check_packs(config: TrialConfig) -> None:
         group.step(max_batches=1)
         group.evaluate([0, 1])
     except Exception as err:
-        lines = str(err).strip().splitlines() or [""]
+        first = (str(err).strip().splitlines() or [""])[0].split(". ")[0]
         raise PluginError(f"plugins: model {config.model.name!r} does not train packed "
                           f"(torch.func over the members' stacked weights): "
-                          f"{type(err).__name__}: {lines[0][:200]}; its forward must be "
+                          f"{type(err).__name__}: {first[:200]}; its forward must be "
                           f"functional (no state kept in Python between calls)") from None
 
 

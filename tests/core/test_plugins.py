@@ -101,8 +101,7 @@ BROKEN = {
         @plugins.label_scheme("same")
         def same(lam, *, param, resample):
             return lam
-        """, "", "label scheme 'same' is registered twice: by mixup_core (built-in) and by "
-                 "duplicate ("),
+        """, "", "label scheme 'same' is registered twice: by mixup_core.schemes ("),
     "stateful_model": ("""
         class Gate(torch.nn.Module):
             def __init__(self):
@@ -120,7 +119,8 @@ BROKEN = {
             return Gate()
         """, "  model.name: gated\n",
                        "model 'gated' does not train packed (torch.func over the members' stacked "
-                       "weights): RuntimeError: "),
+                       "weights): RuntimeError: vmap: It looks like you're calling .item() on a "
+                       "Tensor; its forward must be functional"),
     "bad_model": ("""
         @plugins.model("seven_logits")
         def seven(config, data, generator):
