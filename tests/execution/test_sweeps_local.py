@@ -178,7 +178,10 @@ def test_every_checked_in_spec_plans_and_runs_in_smoke_mode(spec, tmp_path):
     assert "Trials:" in format_plan(load_spec(spec))  # `plan` in process (its CLI: elsewhere)
     out = mixup_sweep("run", str(spec.resolve()), "--smoke", "--storage", "res", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    trials = RecordLog(next((tmp_path / "res").iterdir())).trials.values()
+    # a smoke run takes its own name: the spec's name stays free for the real sweep
+    name = load_spec(spec).name
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [f"{name}-smoke"]
+    trials = RecordLog(tmp_path / "res" / f"{name}-smoke").trials.values()
     assert trials and all(r.status in ("TERMINATED", "STOPPED") for r in trials)
     if "name: planted_glyphs" in spec.read_text():  # the mechanism's probes reach the records
         assert all("probe/rare_glyph" in m and "probe/memorise" in m

@@ -1,4 +1,5 @@
-"""Managing sweeps from the command line: ``list``, ``status``, ``delete`` and ``--smoke`` names."""
+"""Managing sweeps from the command line: ``list``, ``status`` and ``delete`` (``--smoke`` names:
+tests/execution/test_sweeps_local.py, the checked-in specs' smoke runs)."""
 
 from __future__ import annotations
 
@@ -78,16 +79,6 @@ def test_list_status_and_delete_a_finished_and_a_running_sweep(tmp_path: Path) -
     listed = mixup_sweep("list", "--storage", "res", "--json", cwd=tmp_path)
     assert [s["name"] for s in json.loads(listed.stdout)] == ["live"]
     assert json.loads(listed.stdout)[0]["status"] == "interrupted"  # its driver was killed
-
-
-def test_a_smoke_run_takes_its_own_name(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "main", search_space=SPACE, seeds=[0, 1])
-    out = mixup_sweep("run", str(spec), "--storage", "res", "--smoke", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert (tmp_path / "res" / "main-smoke").is_dir() and not (tmp_path / "res" / "main").exists()
-    out = mixup_sweep("run", str(spec), "--storage", "res", cwd=tmp_path)  # the real one still runs
-    assert out.returncode == 0, out.stderr
-    assert len(RecordLog(tmp_path / "res" / "main").trials) == 2
 
 
 def test_version_and_help_answer_without_importing_the_stack(tmp_path: Path) -> None:
