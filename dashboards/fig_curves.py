@@ -78,6 +78,22 @@ def _grid(rows: Sequence[Any], cols: Sequence[Any]) -> tuple[Figure, Any]:
     return fig, axes
 
 
+def _frame(ax: Axes, layout: facets.Layout, row: Any, col: Any, *, bottom: bool,
+           ylabel: str | None, unit: bool = True, label_size: float | None = None) -> None:
+    """A panel's title, grid, y range ([0, 1] for accuracies), and its axis labels where it sits
+    on the bottom row (epoch) or the first column (``ylabel``)."""
+    ax.set_title(facets.panel_title(layout, row, col), fontsize=9)
+    if unit:
+        ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    if bottom:
+        ax.set_xlabel("epoch")
+    if ylabel is not None:
+        text = ax.set_ylabel(ylabel)
+        if label_size is not None:
+            text.set_fontsize(label_size)
+
+
 def _finish(fig: Figure, layout: facets.Layout, legend: Legend,
             styles: Sequence[tuple[str, str]]) -> None:
     entries = sorted(legend.items(), key=lambda item: item[1][0])
@@ -110,13 +126,9 @@ def accuracy_curves(data: SweepData) -> Section:
         for j, col in enumerate(cols):
             ax = axes[i][j]
             dropped += _draw(ax, data, layout, row, col, styles, colours, legend)
-            ax.set_title(facets.panel_title(layout, row, col), fontsize=9)
-            ax.set_ylim(-0.03, 1.03)
-            ax.grid(alpha=0.3)
-            if i == len(rows) - 1:
-                ax.set_xlabel("epoch")
-            if j == 0:
-                ax.set_ylabel("test accuracy" if len(styles) > 1 else L.metric_name(styles[0][0]))
+            ylabel = "test accuracy" if len(styles) > 1 else L.metric_name(styles[0][0])
+            _frame(ax, layout, row, col, bottom=i == len(rows) - 1,
+                   ylabel=ylabel if j == 0 else None)
     _finish(fig, layout, legend, styles)
     fig.suptitle(f"{title} ({_seeds_text(data)})", fontsize=11)
     return Section(slug, title, _accuracy_caption(data, layout, styles, dropped) + fallback, fig)
@@ -155,12 +167,8 @@ def alignment_curves(data: SweepData) -> Section:
         for j, col in enumerate(cols):
             ax = axes[i][j]
             dropped += _draw(ax, data, layout, None, col, [(metric, "-")], colours, legend)
-            ax.set_title(facets.panel_title(layout, None, col), fontsize=9)
-            ax.grid(alpha=0.3)
-            if i == len(metrics) - 1:
-                ax.set_xlabel("epoch")
-            if j == 0:
-                ax.set_ylabel(L.metric_name(metric))
+            _frame(ax, layout, None, col, bottom=i == len(metrics) - 1, unit=False,
+                   ylabel=L.metric_name(metric) if j == 0 else None)
     _finish(fig, layout, legend, [])
     fig.suptitle(f"{title}: ERM vs Mixup vs switched-off Mixup ({_seeds_text(data)})", fontsize=11)
     caption = ("How much of each class's rare (top) and common (bottom) feature the filters have "
@@ -241,13 +249,8 @@ def probe_curves(data: SweepData) -> Section:
             else:
                 ax.text(0.5, 0.5, "not recorded here", transform=ax.transAxes, ha="center",
                         va="center", color="grey", fontsize=9)
-            ax.set_title(facets.panel_title(layout, None, col), fontsize=9)
-            ax.set_ylim(-0.03, 1.03)
-            ax.grid(alpha=0.3)
-            if i == len(metrics) - 1:
-                ax.set_xlabel("epoch")
-            if j == 0:
-                ax.set_ylabel("\n".join(textwrap.wrap(L.metric_name(metric), 30)), fontsize=8)
+            _frame(ax, layout, None, col, bottom=i == len(metrics) - 1, label_size=8,
+                   ylabel="\n".join(textwrap.wrap(L.metric_name(metric), 30)) if j == 0 else None)
     _finish(fig, layout, legend, [])
     fig.suptitle(f"{title}: ERM vs Mixup vs switched-off Mixup ({_seeds_text(data)})",
                  fontsize=11)

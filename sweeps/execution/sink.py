@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mixup_core.catalog import objective_metrics
+from mixup_core.catalog import PLUGIN_METRIC_NAMES, objective_metrics
 from mixup_core.config import from_flat, to_flat, trains_as
 from sweeps.execution.packing import PACK_LOST
 from sweeps.execution.progress import make_display
@@ -35,8 +35,15 @@ class _Reported(Container[str]):
     """The keys of a trial's report that the records keep: the epoch, every trial and view
     metric, the plugins' metrics (registered while the sweep runs), each with its ``_std``."""
 
+    def __init__(self) -> None:
+        self._known: frozenset[str] = frozenset()
+        self._plugins = -1  # how many plugin metrics ``_known`` was built with
+
     def __contains__(self, key: object) -> bool:
-        return key == "epoch" or key in set(objective_metrics())
+        if len(PLUGIN_METRIC_NAMES) != self._plugins:  # a plugin registered a metric since
+            self._plugins = len(PLUGIN_METRIC_NAMES)
+            self._known = frozenset(["epoch", *objective_metrics()])
+        return key in self._known
 
 
 REPORTED = _Reported()
