@@ -107,6 +107,22 @@ def _finish(fig: Figure, layout: facets.Layout, legend: Legend,
                title_fontsize=9, frameon=False)
 
 
+def _bands(data: SweepData) -> str:
+    return (f"Bands: {_seeds_text(data)}. ERM (black) is repeated in every panel as the "
+            "reference; dotted vertical lines mark each run's switch-off epoch.")
+
+
+def _held_and_dropped(layout: facets.Layout, dropped: int) -> list[str]:
+    """The caption's last sentences: the settings held fixed, the configurations left out."""
+    parts = []
+    if layout.pinned:
+        parts.append(f"Other settings held at the best configuration's: {layout.pinned_text()}.")
+    if dropped:
+        parts.append(f"{dropped} lower-ranked configurations are left out "
+                     f"(at most {facets.MAX_LINES} per panel).")
+    return parts
+
+
 def accuracy_curves(data: SweepData) -> Section:
     """(a) Rare- vs common-feature test accuracy over epochs, one panel per group facet."""
     slug, title = "accuracy_curves", "Rare- vs common-feature test accuracy over epochs"
@@ -139,16 +155,10 @@ def _accuracy_caption(data: SweepData, layout: facets.Layout, styles: Sequence[t
     parts = []
     if len(styles) > 1:
         parts.append("Solid: rare-feature test accuracy; dashed: common-feature test accuracy.")
-    parts.append(f"Bands: {_seeds_text(data)}. ERM (black) is repeated in every panel as the "
-                 "reference; dotted vertical lines mark each run's switch-off epoch.")
+    parts.append(_bands(data))
     parts.append("Rare-feature accuracy near chance with common-feature accuracy near 1 is "
                  "the paper's ERM failure: the rare feature was not learned.")
-    if layout.pinned:
-        parts.append(f"Other settings held at the best configuration's: {layout.pinned_text()}.")
-    if dropped:
-        parts.append(f"{dropped} lower-ranked configurations are left out "
-                     f"(at most {facets.MAX_LINES} per panel).")
-    return " ".join(parts)
+    return " ".join([*parts, *_held_and_dropped(layout, dropped)])
 
 
 def alignment_curves(data: SweepData) -> Section:
@@ -265,14 +275,8 @@ def _probe_caption(data: SweepData, layout: facets.Layout, metrics: Sequence[str
     else:
         shown = "Rows, top to bottom: " + "; ".join(PROBE_CAPTIONS[m] for m in metrics) + "."
     parts = [shown,
-             f"Bands: {_seeds_text(data)}. ERM (black) is repeated in every panel as the "
-             "reference; dotted vertical lines mark each run's switch-off epoch.",
+             _bands(data),
              "The paper's account on pixels: ERM fits the rare training images by memorising "
              "them rather than by learning the rare glyph; Mixup learns the rare glyph early, "
              "and switching it off after that window keeps it."]
-    if layout.pinned:
-        parts.append(f"Other settings held at the best configuration's: {layout.pinned_text()}.")
-    if dropped:
-        parts.append(f"{dropped} lower-ranked configurations are left out "
-                     f"(at most {facets.MAX_LINES} per panel).")
-    return " ".join(parts)
+    return " ".join([*parts, *_held_and_dropped(layout, dropped)])
