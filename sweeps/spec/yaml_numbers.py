@@ -28,13 +28,13 @@ class NumberSafeLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             try:
                 duplicate = key in seen
+                seen.add(key)  # a set key passes `in` (as a frozenset) but not add
             except TypeError:  # an unhashable key: the base class explains it
                 break
             if duplicate:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark,
                     f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
